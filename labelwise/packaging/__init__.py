@@ -1,0 +1,123 @@
+"""Packaging: classifier specs, versioned artifacts, backends and the classifier itself.
+
+The core of labelwise; it imports none of the other areas.
+"""
+
+from ._artifact import (
+    ClassifierArtifact,
+    Lineage,
+    delete_artifact,
+    export_artifact,
+    import_artifact,
+    list_artifacts,
+    load_artifact,
+    package,
+)
+from ._backends import (
+    BACKENDS,
+    AzureOpenAIBackend,
+    ClassifierBackend,
+    Completion,
+    CompletionRequest,
+    LabelToken,
+    OpenAIBackend,
+    OpenAICompatibleBackend,
+    create_backend,
+    register_backend,
+    translate_provider_errors,
+)
+from ._classifier import Classifier
+from ._errors import (
+    ArtifactError,
+    ArtifactIntegrityError,
+    ArtifactNotFound,
+    BackendAuthError,
+    BackendBadRequest,
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    LabelwiseError,
+    MalformedResponse,
+    MissingVariables,
+    ProbabilitiesUnavailable,
+    RateLimited,
+    SpecError,
+)
+from ._labels import LabelParser, ParsedLabel
+from ._local import LocalBackend, LocalServer, LocalServerConfig, labelwise_home, local_server
+from ._prompts import Template
+from ._retry import RetryPolicy, call_with_retries
+from ._scoring import Prediction, Scorer
+from ._spec import (
+    BackendSpec,
+    ClassifierSpec,
+    DecodingSpec,
+    Example,
+    FewShot,
+    FineTuned,
+    FineTuneProvenance,
+    Hyperparameters,
+    TaskSpec,
+    ZeroShot,
+)
+from ._tag import ArtifactTag
+
+__all__ = [
+    "BACKENDS",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFound",
+    "ArtifactTag",
+    "AzureOpenAIBackend",
+    "BackendAuthError",
+    "BackendBadRequest",
+    "BackendError",
+    "BackendSpec",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "Classifier",
+    "ClassifierArtifact",
+    "ClassifierBackend",
+    "ClassifierSpec",
+    "Completion",
+    "CompletionRequest",
+    "DecodingSpec",
+    "Example",
+    "FewShot",
+    "FineTuneProvenance",
+    "FineTuned",
+    "Hyperparameters",
+    "LabelParser",
+    "LabelToken",
+    "LabelwiseError",
+    "Lineage",
+    "LocalBackend",
+    "LocalServer",
+    "LocalServerConfig",
+    "MalformedResponse",
+    "MissingVariables",
+    "OpenAIBackend",
+    "OpenAICompatibleBackend",
+    "ParsedLabel",
+    "Prediction",
+    "ProbabilitiesUnavailable",
+    "RateLimited",
+    "RetryPolicy",
+    "Scorer",
+    "SpecError",
+    "TaskSpec",
+    "Template",
+    "ZeroShot",
+    "call_with_retries",
+    "create_backend",
+    "delete_artifact",
+    "export_artifact",
+    "import_artifact",
+    "labelwise_home",
+    "list_artifacts",
+    "load_artifact",
+    "local_server",
+    "package",
+    "register_backend",
+    "translate_provider_errors",
+]

@@ -1,0 +1,332 @@
+"""Classifier artifacts in BentoML's model store.
+
+An artifact is a folder of canonical files (``spec.json``, ``examples.jsonl``,
+``label_tokens.json``) plus ``manifest.json`` with the SHA-256 of each. The version is the first
+16 hex digits of the content hash over those files, so packaging the same thing twice gives the
+same version and changing one example gives a new one. ``lineage.json`` (creation time, source,
+git commit) is outside the hash: it describes how the content was made, not what it does.
+Loading re-hashes every file and refuses an artifact whose files, file list or version disagree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ._backends import LabelToken, create_backend
+from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound, SpecError
+from ._scoring import check_label_tokens
+from ._spec import ClassifierSpec, FewShot
+from ._tag import ArtifactTag
+
+__all__ = [
+    "ClassifierArtifact",
+    "Lineage",
+    "delete_artifact",
+    "export_artifact",
+    "import_artifact",
+    "list_artifacts",
+    "load_artifact",
+    "package",
+]
+
+FORMAT_VERSION = 1
+VERSION_LENGTH = 16
+MANIFEST = "manifest.json"
+LINEAGE = "lineage.json"
+# The store writes its own model.yaml beside our files.
+_STORE_FILES = {MANIFEST, LINEAGE, "model.yaml"}
+_STORE_LABEL = "labelwise"
+
+
+class Lineage(BaseModel):
+    """How an artifact was made. Not part of the content hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    created_at: str
+    labelwise_version: str
+    source: str | None = None
+    git_commit: str | None = None
+
+
+def _dumps(value: Any) -> bytes:
+    return (json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2) + "\n").encode()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def content_hash(file_hashes: dict[str, str]) -> str:
+    """One hash over the names and hashes of the content files."""
+    return _sha256(_dumps(sorted(file_hashes.items())))
+
+
+class ClassifierArtifact:
+    """A validated, versioned classifier: its spec plus what packaging measured."""
+
+    def __init__(
+        self,
+        *,
+        spec: ClassifierSpec,
+        label_tokens: dict[str, LabelToken] | None = None,
+        lineage: Lineage | None = None,
+        tag: ArtifactTag | None = None,
+    ) -> None:
+        self.spec = spec
+        self.label_tokens = label_tokens
+        self.lineage = lineage
+        self._tag = tag
+
+    def content_files(self) -> dict[str, bytes]:
+        """The canonical files whose hash is the version."""
+        spec = self.spec.model_dump(mode="json", exclude={"technique": {"examples"}})
+        files = {"spec.json": _dumps({"format": FORMAT_VERSION, "spec": spec})}
+        if isinstance(self.spec.technique, FewShot):
+            files["examples.jsonl"] = "".join(
+                json.dumps(e.model_dump(), sort_keys=True, ensure_ascii=False) + "\n"
+                for e in self.spec.technique.examples
+            ).encode()
+        if self.label_tokens is not None:
+            files["label_tokens.json"] = _dumps(
+                {label: {"token_id": t.token_id, "piece": t.piece} for label, t in self.label_tokens.items()}
+            )
+        return files
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash({name: _sha256(data) for name, data in self.content_files().items()})
+
+    @property
+    def tag(self) -> ArtifactTag:
+        return self._tag or ArtifactTag(self.spec.name, self.content_hash[:VERSION_LENGTH])
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, tag: ArtifactTag | None = None) -> ClassifierArtifact:
+        """Load and verify an artifact folder; raise ``ArtifactIntegrityError`` if tampered."""
+        path = Path(path)
+        where = f"artifact {tag or path}"
+        try:
+            manifest = json.loads((path / MANIFEST).read_bytes())
+            expected: dict[str, str] = dict(manifest["files"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactIntegrityError(f"{where} has no readable {MANIFEST}: {exc}") from None
+        present = {p.name for p in path.iterdir()} - _STORE_FILES
+        if present != set(expected):
+            raise ArtifactIntegrityError(
+                f"{where} holds files {sorted(present)} but its manifest lists {sorted(expected)}; "
+                "refusing to load it"
+            )
+        files = {name: (path / name).read_bytes() for name in expected}
+        changed = sorted(name for name, data in files.items() if _sha256(data) != expected[name])
+        if changed:
+            raise ArtifactIntegrityError(
+                f"{where} was modified after packaging: {', '.join(changed)} no longer match "
+                "their hashes; re-package it from its spec"
+            )
+        digest = content_hash(expected)
+        if manifest.get("content_hash") != digest or (
+            tag is not None and tag.version != digest[:VERSION_LENGTH]
+        ):
+            raise ArtifactIntegrityError(
+                f"{where}: its version does not match the hash of its content; refusing to load it"
+            )
+        artifact = cls._from_files(files, where=where)
+        lineage = None
+        if (path / LINEAGE).exists():
+            lineage = Lineage.model_validate_json((path / LINEAGE).read_bytes())
+        return cls(spec=artifact.spec, label_tokens=artifact.label_tokens, lineage=lineage, tag=tag)
+
+    @classmethod
+    def _from_files(cls, files: dict[str, bytes], *, where: str) -> ClassifierArtifact:
+        document = json.loads(files["spec.json"])
+        if document.get("format") != FORMAT_VERSION:
+            raise ArtifactError(
+                f"{where} has format {document.get('format')}; this labelwise reads {FORMAT_VERSION}"
+            )
+        spec_data = document["spec"]
+        if "examples.jsonl" in files:
+            spec_data["technique"]["examples"] = [
+                json.loads(line) for line in files["examples.jsonl"].decode().splitlines() if line
+            ]
+        spec = ClassifierSpec.from_dict(spec_data, source=where)
+        label_tokens = None
+        if "label_tokens.json" in files:
+            raw = json.loads(files["label_tokens.json"])
+            label_tokens = {label: LabelToken(**token) for label, token in raw.items()}
+        return cls(spec=spec, label_tokens=label_tokens)
+
+    def write(self, path: Path) -> None:
+        """Write the content files, the manifest and the lineage into ``path``."""
+        files = self.content_files()
+        hashes = {name: _sha256(data) for name, data in files.items()}
+        for name, data in files.items():
+            (path / name).write_bytes(data)
+        (path / MANIFEST).write_bytes(
+            _dumps({"format": FORMAT_VERSION, "files": hashes, "content_hash": content_hash(hashes)})
+        )
+        if self.lineage is not None:
+            (path / LINEAGE).write_bytes(self.lineage.model_dump_json(indent=2).encode())
+
+    def __repr__(self) -> str:
+        return f"ClassifierArtifact(tag={str(self.tag)!r}, technique={self.spec.technique.kind!r})"
+
+
+def _git_commit(directory: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _labelwise_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labelwise")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def _label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
+    if spec.scoring != "logprobs":
+        return None
+    backend = create_backend(spec.backend, model=spec.model_name, scoring=spec.scoring)
+    try:
+        return check_label_tokens(await backend.label_tokens(spec.task.labels))
+    finally:
+        await backend.aclose()
+
+
+def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifact, bool]:
+    """Validate a spec and store it as an artifact.
+
+    Returns the artifact and whether it was created (``False`` when the same content was
+    already in the store, which then holds no second copy).
+    """
+    import bentoml
+
+    if isinstance(spec_or_path, ClassifierSpec):
+        spec, source = spec_or_path, None
+    else:
+        source = Path(spec_or_path)
+        spec = ClassifierSpec.from_yaml(source)
+    label_tokens = asyncio.run(_label_tokens(spec))
+    artifact = ClassifierArtifact(
+        spec=spec,
+        label_tokens=label_tokens,
+        lineage=Lineage(
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            labelwise_version=_labelwise_version(),
+            source=str(source) if source else None,
+            git_commit=_git_commit(source.parent) if source else None,
+        ),
+    )
+    tag = artifact.tag
+    try:
+        existing = load_artifact(tag)
+    except ArtifactNotFound:
+        pass
+    else:
+        return existing, False
+    with bentoml.models.create(
+        str(tag),
+        labels={
+            _STORE_LABEL: "classifier",
+            "technique": spec.technique.kind,
+            "scoring": spec.scoring,
+            "provider": spec.backend.provider,
+        },
+        metadata={"content_hash": artifact.content_hash, "model": spec.model_name},
+    ) as model:
+        artifact.write(Path(model.path))
+    return load_artifact(tag), True
+
+
+def _store_model(tag: ArtifactTag) -> Any:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        model = bentoml.models.get(str(tag))
+    except NotFound:
+        raise ArtifactNotFound(
+            f"no artifact {tag} in the model store; `labelwise models list` shows what is there"
+        ) from None
+    if model.info.labels.get(_STORE_LABEL) != "classifier":
+        raise ArtifactNotFound(f"{tag} is in the model store but is not a labelwise classifier")
+    return model
+
+
+def load_artifact(tag: str | ArtifactTag) -> ClassifierArtifact:
+    """Load and verify an artifact; ``name`` or ``name:latest`` resolves to the newest version."""
+    tag = ArtifactTag.from_str(tag) if isinstance(tag, str) else tag
+    model = _store_model(tag)
+    resolved = ArtifactTag(model.tag.name, model.tag.version)
+    return ClassifierArtifact.from_path(model.path, tag=resolved)
+
+
+def list_artifacts(name: str | None = None) -> Iterator[tuple[ArtifactTag, datetime]]:
+    """Tags and creation times of the stored classifiers, newest first."""
+    import bentoml
+
+    models = [m for m in bentoml.models.list(name) if m.info.labels.get(_STORE_LABEL) == "classifier"]
+    models.sort(key=lambda m: m.info.creation_time, reverse=True)
+    for model in models:
+        yield ArtifactTag(model.tag.name, model.tag.version), model.info.creation_time
+
+
+def delete_artifact(tag: str | ArtifactTag) -> ArtifactTag:
+    import bentoml
+
+    tag = ArtifactTag.from_str(tag) if isinstance(tag, str) else tag
+    model = _store_model(tag)
+    resolved = ArtifactTag(model.tag.name, model.tag.version)
+    bentoml.models.delete(str(resolved))
+    return resolved
+
+
+def export_artifact(tag: str | ArtifactTag, destination: str | Path) -> Path:
+    """Write one ``.bentomodel`` file (into ``destination`` if it is a folder)."""
+    import bentoml
+
+    artifact = load_artifact(tag)  # refuse to export a tampered artifact
+    destination = Path(destination)
+    if destination.is_dir():
+        destination = destination / f"{artifact.tag.name}-{artifact.tag.version}.bentomodel"
+    return Path(bentoml.models.export_model(str(artifact.tag), str(destination)))
+
+
+def import_artifact(path: str | Path) -> tuple[ClassifierArtifact, bool]:
+    """Import a ``.bentomodel`` file; an artifact that fails verification is removed again."""
+    import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path} is not a file")
+    try:
+        model = bentoml.models.import_model(str(path))
+    except BentoMLException as exc:
+        if "already exists" in str(exc):
+            raise ArtifactError(f"{path}: that version is already in the store ({exc})") from None
+        raise ArtifactError(f"cannot import {path}: {exc}") from None
+    tag = ArtifactTag(model.tag.name, model.tag.version)
+    try:
+        return load_artifact(tag), True
+    except (ArtifactError, SpecError):
+        bentoml.models.delete(str(tag))
+        raise

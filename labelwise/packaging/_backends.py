@@ -1,0 +1,416 @@
+"""Backends: how a prompt reaches a model. All of them speak through the ``openai`` SDK.
+
+A backend implements one method, ``complete``. The built-in ones share it and differ only in
+how they build their ``AsyncOpenAI`` client; they register in ``BACKENDS`` exactly as a
+third-party backend would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import openai
+
+from ._errors import (
+    BackendAuthError,
+    BackendBadRequest,
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    MalformedResponse,
+    RateLimited,
+    SpecError,
+)
+from ._spec import BackendSpec, ScoringMode
+
+__all__ = [
+    "BACKENDS",
+    "AzureOpenAIBackend",
+    "ClassifierBackend",
+    "Completion",
+    "CompletionRequest",
+    "LabelToken",
+    "OpenAIBackend",
+    "OpenAICompatibleBackend",
+    "create_backend",
+    "register_backend",
+    "translate_provider_errors",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """One prompt and the decoding settings to complete it with."""
+
+    prompt: str
+    system: str | None = None
+    max_tokens: int = 8
+    temperature: float = 0.0
+    top_p: float | None = None
+    seed: int | None = None
+    stop: Sequence[str] = ()
+    top_logprobs: int | None = None
+    """Ask for this many alternatives of the first generated token."""
+    logit_bias: dict[int, float] | None = None
+    label_enum: Sequence[str] | None = None
+    """Constrain the output to the JSON object ``{"label": <one of these>}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    top_logprobs: list[tuple[str, float]] | None = None
+    """Alternatives for the first generated token, as (token text, log probability)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelToken:
+    """The first token of a label as the model's tokenizer writes it."""
+
+    token_id: int
+    piece: str
+
+
+class ClassifierBackend(ABC):
+    """Base class of backends. Subclasses implement ``complete``; everything else is shared."""
+
+    backend_id: ClassVar[str]
+    supports_logprobs: ClassVar[bool] = True
+    supports_json_schema: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        *,
+        model: str,
+        scoring: ScoringMode = "generate",
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.scoring = scoring
+        self.http_client = http_client
+
+    @abstractmethod
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Send one request to the model; raise a ``BackendError`` subclass on failure."""
+
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+        """Each label's tokens, for logprobs scoring. Backends that can tokenize override it."""
+        raise SpecError(
+            f"provider {self.spec.provider} cannot tokenize labels, so scoring: logprobs cannot "
+            "be checked for it; use scoring: generate or json_schema"
+        )
+
+    async def prepare(self) -> None:  # noqa: B027 (optional hook)
+        """Get ready to serve (connect, start a server) so that the first call is not slower."""
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook, nothing to release by default)
+        """Release connections. The backend stays usable: a later call reconnects."""
+
+
+BACKENDS: dict[str, type[ClassifierBackend]] = {}
+
+
+def register_backend(cls: type[ClassifierBackend]) -> type[ClassifierBackend]:
+    """Class decorator: make ``cls`` the backend for ``provider: <cls.backend_id>``."""
+    BACKENDS[cls.backend_id] = cls
+    return cls
+
+
+def create_backend(
+    spec: BackendSpec,
+    *,
+    model: str,
+    scoring: ScoringMode = "generate",
+    http_client: httpx.AsyncClient | None = None,
+) -> ClassifierBackend:
+    try:
+        backend_cls = BACKENDS[spec.provider]
+    except KeyError:
+        raise SpecError(
+            f"no backend registered for provider {spec.provider!r}; known: {', '.join(sorted(BACKENDS))}"
+        ) from None
+    return backend_cls(spec, model=model, scoring=scoring, http_client=http_client)
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if response is None:
+        return None
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+@contextmanager
+def translate_provider_errors(provider: str) -> Iterator[None]:
+    """Turn ``openai`` SDK exceptions into labelwise ``BackendError``\\ s (the one boundary)."""
+    try:
+        yield
+    except openai.RateLimitError as exc:
+        after = _retry_after(exc.response)
+        hint = f"; retry after {after:.1f} s" if after is not None else ""
+        raise RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=after) from exc
+    except openai.APITimeoutError as exc:
+        raise BackendTimeout(f"{provider} did not answer within the timeout") from exc
+    except openai.APIConnectionError as exc:
+        raise BackendUnavailable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
+    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+        raise BackendAuthError(
+            f"{provider} refused the credentials (HTTP {exc.status_code}): check the API key "
+            "in the environment variable named by backend.api_key_env"
+        ) from exc
+    except openai.APIResponseValidationError as exc:
+        raise MalformedResponse(f"{provider} answered with a body that cannot be read: {exc}") from exc
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        if status == 408:
+            raise BackendTimeout(f"{provider} timed out the request (HTTP 408)") from exc
+        if status >= 500:
+            raise BackendUnavailable(f"{provider} failed with HTTP {status}: {exc.message}") from exc
+        raise BackendBadRequest(f"{provider} rejected the request (HTTP {status}): {exc.message}") from exc
+    except openai.OpenAIError as exc:
+        raise BackendError(f"{provider} call failed: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(f"{provider} answered with a body that is not JSON") from exc
+
+
+class OpenAIBackend(ClassifierBackend):
+    """OpenAI's API. Subclasses change only how the client is made."""
+
+    backend_id = "openai"
+    # How the provider takes a JSON schema: OpenAI's json_schema response format, or
+    # llama.cpp's {"type": "json_object", "schema": ...} and GBNF grammars.
+    json_schema_style: ClassVar[str] = "openai"
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        *,
+        model: str,
+        scoring: ScoringMode = "generate",
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(spec, model=model, scoring=scoring, http_client=http_client)
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _api_key(self) -> str:
+        name = self.spec.key_env
+        key = os.environ.get(name) if name else None
+        if key:
+            return key
+        if self.spec.provider in ("openai", "azure_openai"):
+            raise BackendAuthError(
+                f"no API key: set the environment variable {name} (named by backend.api_key_env)"
+            )
+        return "unused"  # the SDK insists on a key; keyless servers ignore it
+
+    def _client_options(self) -> dict[str, Any]:
+        # Retries are ours (call_with_retries), so the SDK must not retry as well.
+        return {"timeout": self.spec.timeout_s, "max_retries": 0, "http_client": self.http_client}
+
+    async def _make_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self._api_key(), base_url=self.spec.base_url, **self._client_options()
+        )
+
+    async def prepare(self) -> None:
+        await self._get_client()
+
+    async def _get_client(self) -> openai.AsyncOpenAI:
+        # An httpx pool belongs to the event loop that opened it; `classify` may run each call
+        # in a new loop, so a client is made per loop.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = await self._make_client()
+            self._client_loop = loop
+        return self._client
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        client = await self._get_client()
+        with translate_provider_errors(self.spec.provider):
+            if self.spec.api_kind == "chat":
+                messages = [{"role": "system", "content": request.system}] if request.system else []
+                messages.append({"role": "user", "content": request.prompt})
+                chat = await client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    **self._chat_params(request),  # type: ignore[arg-type]
+                )
+                return _read_response(chat, self.spec.provider, chat=True)
+            prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+            completion = await client.completions.create(
+                model=self.model, prompt=prompt, **self._completion_params(request)
+            )
+            return _read_response(completion, self.spec.provider, chat=False)
+
+    def _common_params(self, request: CompletionRequest) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
+        if request.seed is not None:
+            params["seed"] = request.seed
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.logit_bias:
+            params["logit_bias"] = {str(k): v for k, v in request.logit_bias.items()}
+        return params
+
+    def _chat_params(self, request: CompletionRequest) -> dict[str, Any]:
+        params = self._common_params(request)
+        if request.top_logprobs:
+            params.update(logprobs=True, top_logprobs=request.top_logprobs)
+        if request.label_enum is not None:
+            schema = label_json_schema(request.label_enum)
+            if self.json_schema_style == "openai":
+                params["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "classification", "strict": True, "schema": schema},
+                }
+            else:
+                params["response_format"] = {"type": "json_object", "schema": schema}
+        return params
+
+    def _completion_params(self, request: CompletionRequest) -> dict[str, Any]:
+        params = self._common_params(request)
+        if request.top_logprobs:
+            params["logprobs"] = request.top_logprobs
+        if request.label_enum is not None:
+            if self.json_schema_style != "llama_cpp":
+                raise SpecError(f"scoring: json_schema needs api: chat for provider {self.spec.provider}")
+            params["extra_body"] = {"grammar": label_grammar(request.label_enum)}
+        return params
+
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+        import tiktoken
+
+        base = self.model.removeprefix("ft:").split(":")[0]
+        try:
+            encoding = tiktoken.encoding_for_model(base)
+        except KeyError:
+            encoding = tiktoken.get_encoding("o200k_base")
+        except Exception as exc:  # tiktoken downloads its tables on first use
+            raise SpecError(
+                f"cannot load the tokenizer for {base} to check logprobs label tokens ({exc}); "
+                "package with network access once, or set TIKTOKEN_CACHE_DIR"
+            ) from exc
+        return {
+            label: [LabelToken(t, encoding.decode([t])) for t in encoding.encode(label)] for label in labels
+        }
+
+    async def aclose(self) -> None:
+        if self._client is not None and self.http_client is None:
+            try:
+                await self._client.close()
+            except RuntimeError:
+                pass  # its event loop is already closed; the pool went with it
+        self._client = None
+        self._client_loop = None
+
+
+register_backend(OpenAIBackend)
+
+
+@register_backend
+class AzureOpenAIBackend(OpenAIBackend):
+    """Azure OpenAI: ``model`` is the deployment name, ``base_url`` the resource endpoint."""
+
+    backend_id = "azure_openai"
+
+    async def _make_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncAzureOpenAI(
+            api_key=self._api_key(),
+            azure_endpoint=str(self.spec.base_url),
+            api_version=self.spec.api_version,
+            **self._client_options(),
+        )
+
+
+@register_backend
+class OpenAICompatibleBackend(OpenAIBackend):
+    """Any server that speaks OpenAI's API at ``base_url`` (vLLM, Ollama, llama.cpp, TGI)."""
+
+    backend_id = "openai_compatible"
+
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+        return await ClassifierBackend.label_tokens(self, labels)
+
+
+def label_json_schema(labels: Sequence[str]) -> dict[str, Any]:
+    """The JSON schema of ``{"label": <one of labels>}``."""
+    return {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+
+
+def label_grammar(labels: Sequence[str]) -> str:
+    """A GBNF grammar for exactly ``{"label": "<label>"}``, for llama.cpp's completions API.
+
+    No optional whitespace: a grammar that allows it lets a small model emit spaces until
+    ``max_tokens`` runs out.
+    """
+
+    def literal(text: str) -> str:
+        return json.dumps(text)  # a JSON string literal is a valid GBNF string literal
+
+    choices = " | ".join(literal(json.dumps(label)) for label in labels)
+    opening = literal('{"label": ')
+    return f"root ::= {opening} label {literal('}')}\nlabel ::= {choices}\n"
+
+
+def _read_response(response: Any, provider: str, *, chat: bool) -> Completion:
+    """Read text, first-token alternatives and usage from a chat or a completions answer."""
+    try:
+        if not response.choices:
+            raise MalformedResponse(f"{provider} answered without choices")
+        choice = response.choices[0]
+        top: list[tuple[str, float]] | None = None
+        if chat:
+            text = choice.message.content
+            if choice.logprobs is not None and choice.logprobs.content:
+                alternatives = choice.logprobs.content[0].top_logprobs
+                top = [(alt.token, float(alt.logprob)) for alt in alternatives]
+        else:
+            text = choice.text
+            if choice.logprobs is not None and choice.logprobs.top_logprobs:
+                first: dict[str, float] = choice.logprobs.top_logprobs[0] or {}
+                top = [(token, float(lp)) for token, lp in first.items()]
+        usage = response.usage
+        return Completion(
+            text=str(text or ""),
+            model=str(response.model),
+            prompt_tokens=int(usage.prompt_tokens) if usage else 0,
+            completion_tokens=int(usage.completion_tokens) if usage else 0,
+            top_logprobs=top,
+        )
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise MalformedResponse(f"{provider} answered with an unexpected body: {exc!r}") from exc

@@ -1,0 +1,185 @@
+"""``Classifier``: a loaded artifact with the scikit-learn shape."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import random
+import time
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+import httpx
+import numpy as np
+
+from ._artifact import ClassifierArtifact, load_artifact
+from ._backends import ClassifierBackend, create_backend
+from ._errors import ProbabilitiesUnavailable
+from ._retry import RetryPolicy, call_with_retries
+from ._scoring import Prediction, Scorer
+from ._tag import ArtifactTag
+
+__all__ = ["Classifier"]
+
+T = TypeVar("T")
+
+
+def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller is inside an event loop (notebooks)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _as_texts(texts: Iterable[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts, not a single string: classify(['some text'])")
+    return [str(t) for t in texts]
+
+
+class Classifier:
+    """An LLM-based text classifier loaded from an artifact.
+
+    Parameters
+    ----------
+    artifact : ClassifierArtifact
+        The packaged classifier.
+    backend : ClassifierBackend, default=None
+        Where completions come from; by default the one the artifact's spec names.
+    http_client : httpx.AsyncClient, default=None
+        Handed to the SDK client of the default backend (tests inject faults through it).
+    max_concurrency : int, default=8
+        How many requests ``aclassify`` keeps in flight at once.
+    random_state : int, default=None
+        Seeds the jitter of retry backoff.
+
+    Examples
+    --------
+    >>> clf = Classifier.load("yelp-few-shot:latest")          # doctest: +SKIP
+    >>> clf.predict(["The food was cold and the waiter was rude."])  # doctest: +SKIP
+    array(['1'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        *,
+        artifact: ClassifierArtifact,
+        backend: ClassifierBackend | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_concurrency: int = 8,
+        random_state: int | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.backend = backend
+        self.http_client = http_client
+        self.max_concurrency = max_concurrency
+        self.random_state = random_state
+
+    @classmethod
+    def load(cls, tag: str | ArtifactTag, **params: Any) -> Classifier:
+        """Load an artifact from the store (verifying its hash) and wrap it."""
+        return cls(artifact=load_artifact(tag), **params)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.artifact.spec.task.labels, dtype=object)
+
+    @property
+    def tag_(self) -> ArtifactTag:
+        return self.artifact.tag
+
+    @property
+    def backend_(self) -> ClassifierBackend:
+        if self.backend is None:
+            spec = self.artifact.spec
+            self.backend = create_backend(
+                spec.backend,
+                model=spec.model_name,
+                scoring=spec.scoring,
+                http_client=self.http_client,
+            )
+        return self.backend
+
+    @functools.cached_property
+    def scorer_(self) -> Scorer:
+        return Scorer(self.artifact.spec, label_tokens=self.artifact.label_tokens)
+
+    async def aclassify(self, texts: Iterable[str]) -> list[Prediction]:
+        """Classify texts concurrently (at most ``max_concurrency`` requests in flight).
+
+        Raises the first ``BackendError`` that persists after retries.
+        """
+        texts = _as_texts(texts)
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        rng = random.Random(self.random_state)
+        await self.backend_.prepare()
+
+        async def one(text: str) -> Prediction:
+            async with semaphore:
+                return await self._classify_one(text, rng)
+
+        return list(await asyncio.gather(*(one(t) for t in texts)))
+
+    async def _classify_one(self, text: str, rng: random.Random) -> Prediction:
+        tag = str(self.tag_)
+        if not text.strip():
+            return Prediction(label=None, reason="empty text", artifact_tag=tag)
+        backend_spec = self.artifact.spec.backend
+        policy = RetryPolicy(
+            backend_spec.max_retries, backend_spec.backoff_initial_s, backend_spec.backoff_max_s
+        )
+        request = self.scorer_.request(text)
+        started = time.perf_counter()
+        completion = await call_with_retries(lambda: self.backend_.complete(request), policy, rng=rng)
+        latency = time.perf_counter() - started
+        outcome = self.scorer_.outcome(completion)
+        return Prediction(
+            label=outcome.label,
+            probabilities=outcome.probabilities,
+            reason=outcome.reason,
+            raw_output=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_s=latency,
+            artifact_tag=tag,
+            model=completion.model,
+        )
+
+    def classify(self, texts: Iterable[str]) -> list[Prediction]:
+        """Synchronous ``aclassify``."""
+        texts = _as_texts(texts)
+
+        async def run() -> list[Prediction]:
+            try:
+                return await self.aclassify(texts)
+            finally:
+                await self.backend_.aclose()
+
+        return _run_sync(run())
+
+    def predict(self, texts: Iterable[str]) -> np.ndarray:
+        """Labels, shape (n_samples,); ``None`` where the output could not be read."""
+        return np.asarray([p.label for p in self.classify(texts)], dtype=object)
+
+    def predict_proba(self, texts: Iterable[str]) -> np.ndarray:
+        """Probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
+
+        Only for ``scoring: logprobs``; rows whose output could not be read are NaN.
+        """
+        if self.artifact.spec.scoring != "logprobs":
+            raise ProbabilitiesUnavailable(
+                f"{self.tag_} uses scoring: {self.artifact.spec.scoring}, which gives no "
+                "probabilities; package it with scoring: logprobs"
+            )
+        rows = [
+            [p.probabilities[c] for c in self.classes_] if p.probabilities else [np.nan] * len(self.classes_)
+            for p in self.classify(texts)
+        ]
+        return np.asarray(rows, dtype=float).reshape(len(rows), len(self.classes_))
+
+    def __repr__(self) -> str:
+        return f"Classifier(artifact={self.artifact!r}, max_concurrency={self.max_concurrency})"

@@ -1,0 +1,114 @@
+"""Exceptions raised by labelwise.
+
+The hierarchy::
+
+    LabelwiseError
+    ├── SpecError (ValueError)                a classifier spec is invalid
+    ├── MissingVariables (KeyError)           a template was rendered without a variable
+    ├── ArtifactError
+    │   ├── ArtifactNotFound (KeyError)       no artifact with that tag in the store
+    │   └── ArtifactIntegrityError            stored files do not match their content hash
+    ├── ProbabilitiesUnavailable (AttributeError)
+    │                                         the scoring mode gives no probabilities
+    └── BackendError                          a provider call failed
+        ├── RateLimited                       HTTP 429; carries ``retry_after``
+        ├── BackendTimeout                    no answer within the timeout
+        ├── BackendUnavailable                connection refused, 5xx, local server down
+        ├── BackendBadRequest                 the provider rejected the request (4xx)
+        ├── BackendAuthError                  missing or rejected credentials
+        └── MalformedResponse                 the provider answered something unreadable
+
+Retry rules work on these types only: provider SDK exceptions are translated once, in
+``_backends.translate_provider_errors``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFound",
+    "BackendAuthError",
+    "BackendBadRequest",
+    "BackendError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "LabelwiseError",
+    "MalformedResponse",
+    "MissingVariables",
+    "ProbabilitiesUnavailable",
+    "RateLimited",
+    "SpecError",
+]
+
+
+class LabelwiseError(Exception):
+    """Base class of every error labelwise raises on purpose."""
+
+    def __str__(self) -> str:
+        # KeyError subclasses would otherwise print their message with quotes.
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class SpecError(LabelwiseError, ValueError):
+    """Raised when a classifier spec fails validation; the message names each bad field."""
+
+
+class MissingVariables(LabelwiseError, KeyError):
+    """Raised when a template is rendered without a value for one of its variables."""
+
+
+class ArtifactError(LabelwiseError):
+    """Raised when an artifact cannot be stored, found or loaded."""
+
+
+class ArtifactNotFound(ArtifactError, KeyError):
+    """Raised when no artifact with the given tag is in the store."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """Raised when an artifact's files do not match the content hash it was stored with."""
+
+
+class ProbabilitiesUnavailable(LabelwiseError, AttributeError):
+    """Raised by ``predict_proba`` when the artifact's scoring mode gives no probabilities."""
+
+
+class BackendError(LabelwiseError):
+    """Raised when a call to the model provider fails."""
+
+    retryable: bool = False
+
+
+class RateLimited(BackendError):
+    """Raised when the provider answers HTTP 429."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BackendTimeout(BackendError):
+    """Raised when the provider does not answer within the configured timeout."""
+
+    retryable = True
+
+
+class BackendUnavailable(BackendError):
+    """Raised when the provider cannot be reached or answers with a server error."""
+
+    retryable = True
+
+
+class BackendBadRequest(BackendError):
+    """Raised when the provider rejects the request itself (HTTP 4xx other than 401/403/429)."""
+
+
+class BackendAuthError(BackendError):
+    """Raised when credentials are missing or the provider rejects them."""
+
+
+class MalformedResponse(BackendError):
+    """Raised when the provider's answer cannot be read (bad JSON, missing fields)."""

@@ -1,0 +1,65 @@
+"""Turning a model's free-text answer into a label, or into a reason why not.
+
+The parser never guesses: an answer that names no label, or names several without one
+standing first, gives ``None`` and a reason.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+__all__ = ["LabelParser", "ParsedLabel", "normalize"]
+
+_EDGE_PUNCTUATION = " \t\r\n\"'`*_.,;:!?()[]{}<>«»“”‘’"
+
+
+def normalize(text: str) -> str:
+    """Case-fold, collapse whitespace and strip quotes and punctuation from both ends."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split()).strip(_EDGE_PUNCTUATION)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedLabel:
+    label: str | None
+    reason: str | None = None
+
+
+class LabelParser:
+    """Maps completions to labels through the label names and their synonyms."""
+
+    def __init__(self, labels: Sequence[str], synonyms: Mapping[str, str] | None = None) -> None:
+        self.labels = list(labels)
+        self._by_key: dict[str, str] = {normalize(label): label for label in self.labels}
+        for synonym, label in (synonyms or {}).items():
+            self._by_key.setdefault(normalize(synonym), label)
+        # Longest first, so "five stars" wins over "five" when both are keys.
+        self._keys = sorted(self._by_key, key=len, reverse=True)
+        self._word = {key: re.compile(rf"(?<![\w]){re.escape(key)}(?![\w])") for key in self._keys}
+
+    def parse(self, output: str) -> ParsedLabel:
+        text = normalize(output)
+        if not text:
+            return ParsedLabel(None, "empty output")
+        if text in self._by_key:
+            return ParsedLabel(self._by_key[text])
+        for key in self._keys:
+            if self._word[key].match(text):
+                return ParsedLabel(self._by_key[key])
+        found = sorted(
+            {self._by_key[key] for key in self._keys if self._word[key].search(text)},
+            key=self.labels.index,
+        )
+        if len(found) == 1:
+            return ParsedLabel(found[0])
+        if not found:
+            return ParsedLabel(None, f"no label in output {_preview(output)}")
+        return ParsedLabel(None, f"ambiguous output {_preview(output)} names {', '.join(found)}")
+
+
+def _preview(output: str, limit: int = 80) -> str:
+    flat = " ".join(output.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")

