@@ -1,0 +1,122 @@
+"""Shared fixtures: an isolated model store, a clean environment and an injectable fake backend."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# BentoML reads BENTOML_HOME once, on first use: point it at a throwaway store before any import.
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="labelwise-tests-"))
+os.environ["BENTOML_HOME"] = str(_SESSION_DIR / "bentoml")
+os.environ["LABELWISE_HOME"] = str(_SESSION_DIR / "labelwise")
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_SESSION_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from labelwise.packaging import (  # noqa: E402
+    BackendSpec,
+    ClassifierBackend,
+    ClassifierSpec,
+    Completion,
+    CompletionRequest,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+YELP_CSV = REPO.parent / "shared" / "data" / "yelp.csv"
+# Rows of yelp.csv that the example few-shot prompt uses; samples for tests avoid them.
+EXAMPLE_ROWS = {22, 37, 136, 171, 172}
+_PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a real provider key or a proxy."""
+    for name in _PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def yelp_sample(n: int, *, seed: int = 0, max_chars: int | None = None) -> pd.DataFrame:
+    """A seeded sample of the Yelp reviews that leaves out the example prompt's rows."""
+    frame = pd.read_csv(YELP_CSV).drop(index=list(EXAMPLE_ROWS))
+    if max_chars is not None:
+        frame = frame[frame["text"].str.len() <= max_chars]
+    return frame.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def spec_dict(**overrides: object) -> dict[str, object]:
+    """A valid zero-shot spec as a dict; keyword arguments replace top-level keys."""
+    spec: dict[str, object] = {
+        "name": "sentiment",
+        "task": {"labels": ["negative", "neutral", "positive"]},
+        "technique": {"kind": "zero_shot", "template": "Classify as {labels}.\nText: {text}\nLabel:"},
+        "backend": {"provider": "openai", "model": "gpt-4o-mini"},
+    }
+    spec.update(overrides)
+    return spec
+
+
+class FakeBackend(ClassifierBackend):
+    """Answers from a queue of completions and records every request (like llm's MockModel)."""
+
+    backend_id = "fake"
+
+    def __init__(self, *, labels: Sequence[str] = ()) -> None:
+        super().__init__(BackendSpec(), model="fake-model")
+        self.queue: deque[Completion | Exception] = deque()
+        self.history: list[CompletionRequest] = []
+        self.default_text = labels[0] if labels else ""
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def enqueue(self, *items: Completion | Exception | str) -> None:
+        for item in items:
+            self.queue.append(Completion(text=item, model=self.model) if isinstance(item, str) else item)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        import asyncio
+
+        self.history.append(request)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)  # lets concurrent requests overlap
+            item = self.queue.popleft() if self.queue else Completion(self.default_text, self.model)
+        finally:
+            self.in_flight -= 1
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+@pytest.fixture
+def fake_backend() -> Iterator[FakeBackend]:
+    yield FakeBackend(labels=["negative", "neutral", "positive"])
+
+
+@pytest.fixture
+def zero_shot_spec() -> ClassifierSpec:
+    return ClassifierSpec.from_dict(spec_dict())
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
