@@ -1,10 +1,10 @@
 """labelwise: ship text classifiers built on large language models."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 try:
-    __version__ = version("labelwise")
-except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = _metadata.version("labelwise")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = ["__version__"]

@@ -46,7 +46,7 @@ local_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=T
 app.add_typer(models_app, name="models")
 app.add_typer(local_app, name="local")
 
-console = Console()
+console = Console(soft_wrap=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -125,7 +125,7 @@ def models_export(
     out: Annotated[Path, typer.Option("--out", help="A .bentomodel file or a folder.")] = Path("."),
 ) -> None:
     """Write an artifact to one .bentomodel file."""
-    console.print(str(export_artifact(tag, out)))
+    typer.echo(str(export_artifact(tag, out)))
 
 
 @models_app.command("import")
@@ -251,7 +251,9 @@ def main() -> None:
     try:
         app()
     except LabelwiseError as exc:
-        Console(stderr=True).print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error: ", "red"), str(exc)), highlight=False
+        )
         sys.exit(2)
 
 

@@ -282,8 +282,13 @@ def load_artifact(tag: str | ArtifactTag) -> ClassifierArtifact:
 def list_artifacts(name: str | None = None) -> Iterator[tuple[ArtifactTag, datetime]]:
     """Tags and creation times of the stored classifiers, newest first."""
     import bentoml
+    from bentoml.exceptions import NotFound
 
-    models = [m for m in bentoml.models.list(name) if m.info.labels.get(_STORE_LABEL) == "classifier"]
+    try:
+        stored = bentoml.models.list(name)
+    except NotFound:  # no model of that name at all
+        return
+    models = [m for m in stored if m.info.labels.get(_STORE_LABEL) == "classifier"]
     models.sort(key=lambda m: m.info.creation_time, reverse=True)
     for model in models:
         yield ArtifactTag(model.tag.name, model.tag.version), model.info.creation_time

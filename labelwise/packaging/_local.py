@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import hashlib
+import importlib.util
 import json
 import os
 import signal
@@ -78,11 +79,23 @@ def _free_port() -> int:
 class LocalServer:
     """One ``llama_cpp.server`` process on 127.0.0.1."""
 
-    def __init__(self, config: LocalServerConfig, *, port: int, pid: int, owned: bool) -> None:
+    def __init__(
+        self,
+        config: LocalServerConfig,
+        *,
+        port: int,
+        pid: int,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
         self.config = config
         self.port = port
         self.pid = pid
-        self.owned = owned
+        self.process = process
+
+    @property
+    def owned(self) -> bool:
+        """Started by this process, which stops it at exit (detached servers outlive it)."""
+        return self.process is not None
 
     @property
     def base_url(self) -> str:
@@ -95,12 +108,10 @@ class LocalServer:
     @classmethod
     def start(cls, config: LocalServerConfig, *, detached: bool = False) -> LocalServer:
         """Start a server and wait until it answers; raise ``BackendUnavailable`` if it cannot."""
-        try:
-            import llama_cpp.server  # noqa: F401
-        except ImportError:
+        if importlib.util.find_spec("llama_cpp") is None:
             raise BackendUnavailable(
                 "the local backend needs the 'local' extra: pip install 'labelwise[local]'"
-            ) from None
+            )
         port = _free_port()
         log_path = labelwise_home() / "logs" / f"llama-server-{config.key}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +134,7 @@ class LocalServer:
                 stdin=subprocess.DEVNULL,
                 start_new_session=detached,
             )
-        server = cls(config, port=port, pid=process.pid, owned=not detached)
+        server = cls(config, port=port, pid=process.pid, process=None if detached else process)
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -136,6 +147,7 @@ class LocalServer:
                 return server
             time.sleep(0.2)
         process.kill()
+        process.wait()
         raise BackendUnavailable(
             f"the local llama.cpp server did not answer within {_START_TIMEOUT_S:.0f} s; log {log_path}"
         )
@@ -148,6 +160,14 @@ class LocalServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            return
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -190,7 +210,7 @@ def detached_server(config: LocalServerConfig) -> LocalServer | None:
         state = json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    server = LocalServer(config, port=int(state["port"]), pid=int(state["pid"]), owned=False)
+    server = LocalServer(config, port=int(state["port"]), pid=int(state["pid"]))
     if _alive(server.pid) and server.is_healthy():
         return server
     path.unlink(missing_ok=True)

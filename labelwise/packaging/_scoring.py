@@ -158,7 +158,9 @@ class Scorer:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            return Outcome(None, None, f"output is not JSON: {text[:80]!r}")
+            return Outcome(
+                None, None, f"output is not JSON (cut short by decoding.max_tokens or stop?): {text[:80]!r}"
+            )
         label = value.get("label") if isinstance(value, dict) else None
         if label in self.spec.task.labels:
             return Outcome(str(label))

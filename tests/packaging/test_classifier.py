@@ -1,0 +1,110 @@
+"""The scikit-learn shape of ``Classifier``, over an injected fake backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelwise.packaging import (
+    BackendUnavailable,
+    Classifier,
+    ClassifierArtifact,
+    ClassifierSpec,
+    Completion,
+    LabelToken,
+    ProbabilitiesUnavailable,
+)
+from tests.conftest import FakeBackend, spec_dict
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def _classifier(backend: FakeBackend, *, scoring: str = "generate", **params: object) -> Classifier:
+    fast_retries = {"provider": "openai", "model": "gpt-4o-mini", "max_retries": 2, "backoff_initial_s": 0.01}
+    spec = ClassifierSpec.from_dict(spec_dict(scoring=scoring, backend=fast_retries))
+    tokens = (
+        {label: LabelToken(i, label) for i, label in enumerate(LABELS)} if scoring == "logprobs" else None
+    )
+    return Classifier(artifact=ClassifierArtifact(spec=spec, label_tokens=tokens), backend=backend, **params)
+
+
+def test_init_only_stores_parameters(fake_backend: FakeBackend) -> None:
+    classifier = _classifier(fake_backend, max_concurrency=3)
+    assert classifier.max_concurrency == 3 and classifier.backend is fake_backend
+    assert fake_backend.history == []
+    assert "max_concurrency=3" in repr(classifier)
+
+
+@pytest.mark.parametrize(
+    "form", [list, np.array, pd.Series, tuple], ids=["list", "ndarray", "Series", "tuple"]
+)
+def test_predict_accepts_array_likes(fake_backend: FakeBackend, form: type) -> None:
+    fake_backend.enqueue("positive", "Negative!", "no idea")
+    predicted = _classifier(fake_backend).predict(form(["a", "b", "c"]))
+    assert isinstance(predicted, np.ndarray) and predicted.dtype == object
+    assert predicted.tolist() == ["positive", "negative", None]
+    assert [r.prompt.splitlines()[-2] for r in fake_backend.history] == ["Text: a", "Text: b", "Text: c"]
+
+
+def test_classes_follow_the_label_order(fake_backend: FakeBackend) -> None:
+    assert _classifier(fake_backend).classes_.tolist() == LABELS
+
+
+def test_a_single_string_is_refused(fake_backend: FakeBackend) -> None:
+    with pytest.raises(TypeError, match="list of texts"):
+        _classifier(fake_backend).predict("just one")  # type: ignore[arg-type]
+
+
+def test_empty_text_is_not_sent(fake_backend: FakeBackend) -> None:
+    [prediction] = _classifier(fake_backend).classify(["   "])
+    assert prediction.label is None and prediction.reason == "empty text"
+    assert fake_backend.history == []
+
+
+def test_predict_proba_columns_follow_classes(fake_backend: FakeBackend) -> None:
+    import math
+
+    fake_backend.enqueue(
+        Completion("neutral", "fake", top_logprobs=[("neutral", math.log(0.5)), ("positive", math.log(0.5))]),
+        Completion("x", "fake", top_logprobs=[("Sure", 0.0)]),
+    )
+    proba = _classifier(fake_backend, scoring="logprobs").predict_proba(["a", "b"])
+    assert proba.shape == (2, 3)
+    assert proba[0].tolist() == pytest.approx([0.0, 0.5, 0.5])
+    assert np.isnan(proba[1]).all()
+
+
+def test_predict_proba_needs_logprobs(fake_backend: FakeBackend) -> None:
+    classifier = _classifier(fake_backend)
+    with pytest.raises(ProbabilitiesUnavailable, match="scoring: logprobs"):
+        classifier.predict_proba(["a"])
+    assert issubclass(ProbabilitiesUnavailable, AttributeError)  # as in scikit-learn
+
+
+def test_concurrency_is_bounded(fake_backend: FakeBackend) -> None:
+    _classifier(fake_backend, max_concurrency=4).classify([f"text {i}" for i in range(20)])
+    assert len(fake_backend.history) == 20
+    assert fake_backend.max_in_flight == 4
+
+
+@pytest.mark.anyio
+async def test_aclassify_in_a_running_loop(fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue("neutral")
+    [prediction] = await _classifier(fake_backend).aclassify(["meh"])
+    assert prediction.label == "neutral"
+    # The sync API also works from inside an event loop (as in a notebook).
+    fake_backend.enqueue("positive")
+    assert _classifier(fake_backend).predict(["yay"]).tolist() == ["positive"]
+
+
+def test_persistent_backend_errors_propagate_after_retries(fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(*[BackendUnavailable("down")] * 3, "positive")
+    with pytest.raises(BackendUnavailable):
+        _classifier(fake_backend).classify(["x"])
+    assert len(fake_backend.history) == 3  # the first try and max_retries=2 retries
+
+
+def test_transient_backend_errors_are_retried(fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(BackendUnavailable("blip"), "positive")
+    assert _classifier(fake_backend).predict(["x"]).tolist() == ["positive"]

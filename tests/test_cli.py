@@ -1,0 +1,118 @@
+"""The ``labelwise`` command, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, REPO, yelp_sample
+
+needs_local = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra"
+)
+
+
+def labelwise(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "labelwise.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"labelwise {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_package_twice_gives_the_same_version() -> None:
+    first = json.loads(labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"), "--json").stdout)
+    second = labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"))
+    assert first["tag"].startswith("yelp-zero-shot:")
+    assert f"{first['tag']} (already packaged, unchanged)" in second.stdout
+
+
+def test_models_list_show_export_import_delete(tmp_path: Path) -> None:
+    tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-fine-tuned.yaml"), "--json").stdout)["tag"]
+    listed = json.loads(labelwise("models", "list", "yelp-fine-tuned", "--json").stdout)
+    assert [row["tag"] for row in listed] == [tag]
+    shown = json.loads(labelwise("models", "show", "yelp-fine-tuned", "--json").stdout)
+    assert shown["tag"] == tag and shown["model"].startswith("ft:gpt-4o-mini")
+    assert shown["spec"]["technique"]["provenance"]["job_id"] == "ftjob-yelp5v1"
+    exported = labelwise("models", "export", tag, "--out", str(tmp_path)).stdout.strip()
+    assert Path(exported).is_file()
+    assert "deleted" in labelwise("models", "delete", tag, "--yes").stdout
+    assert json.loads(labelwise("models", "list", "yelp-fine-tuned", "--json").stdout) == []
+    assert tag in labelwise("models", "import", exported).stdout
+    assert "yelp-fine-tuned" in labelwise("models", "list").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["package", "examples/missing.yaml"], "spec file examples/missing.yaml does not exist"),
+        (["models", "show", "never-packaged"], "no artifact never-packaged in the model store"),
+        (["predict", "Not A Tag", "hello"], "artifact name 'Not A Tag' is not valid"),
+        (["predict", "yelp-zero-shot"], "give either a TEXT argument or --input FILE"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:
+    result = labelwise(*args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_invalid_spec_lists_its_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\ntask: {labels: [a, a]}\ntechnique: {kind: zero_shot, template: 'no text here'}\n"
+    )
+    result = labelwise("package", str(bad), check=False)
+    assert result.returncode == 2
+    assert "task.labels: label 'a' duplicates 'a'" in result.stderr
+    assert "technique.template: template must contain {text}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_text_column_names_the_columns(tmp_path: Path) -> None:
+    labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"))
+    data = tmp_path / "reviews.csv"
+    data.write_text("review,stars\ngood,5\n")
+    result = labelwise("predict", "yelp-zero-shot", "--input", str(data), check=False)
+    assert result.returncode == 2
+    assert "has no column 'text'; columns: review, stars (choose one with --text-col)" in result.stderr
+
+
+@needs_local
+@pytest.mark.local_llm
+def test_predict_one_text_on_the_local_model() -> None:
+    labelwise("package", str(EXAMPLES / "yelp-few-shot.yaml"))
+    result = labelwise(
+        "predict", "yelp-few-shot:latest", "The food was cold and the waiter was rude.", "--json"
+    )
+    prediction = json.loads(result.stdout)
+    assert prediction["label"] in {"1", "2", "3", "4", "5"}
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0)
+    assert prediction["artifact_tag"].startswith("yelp-few-shot:")
+    human = labelwise("predict", "yelp-few-shot", "Best tacos in town!")
+    assert "label:" in human.stdout and "probability" in human.stdout
+
+
+@needs_local
+@pytest.mark.local_llm
+def test_predict_a_file_on_the_local_model(tmp_path: Path) -> None:
+    labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"))
+    sample = yelp_sample(3, seed=3, max_chars=400)
+    path = tmp_path / "sample.jsonl"
+    sample.rename(columns={"text": "review"}).to_json(path, orient="records", lines=True)
+    rows = json.loads(
+        labelwise("predict", "yelp-zero-shot", "--input", str(path), "--text-col", "review", "--json").stdout
+    )
+    assert [row["text"] for row in rows] == sample["text"].tolist()
+    assert all(row["label"] in {"1", "2", "3", "4", "5", None} for row in rows)

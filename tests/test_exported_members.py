@@ -1,0 +1,35 @@
+"""Each area's ``__all__`` lists exactly its public names (httpx's test, for our packages)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+AREAS = ["labelwise", "labelwise.packaging", "labelwise.service", "labelwise.batch", "labelwise.evaluation"]
+
+
+@pytest.mark.parametrize("name", AREAS)
+def test_all_is_complete(name: str) -> None:
+    module = importlib.import_module(name)
+    public = sorted(
+        member
+        for member, value in vars(module).items()
+        if not member.startswith("_") and not isinstance(value, type(module))
+    )
+    exported = [m for m in module.__all__ if not m.startswith("_")]
+    assert sorted(exported) == public
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+def test_packaging_imports_no_other_area() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, labelwise.packaging; "
+        "bad = [m for m in sys.modules if m.split('.')[:2] in "
+        "(['labelwise','service'], ['labelwise','batch'], ['labelwise','evaluation'])]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
