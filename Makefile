@@ -32,8 +32,9 @@ demo: install ## Package the few-shot Yelp example and classify a review on the 
 test: install ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
-lint: install ## ruff check and format check
+lint: install ## ruff check, format check and mypy
 	$(BIN)/ruff check labelwise tests bench
 	$(BIN)/ruff format --check labelwise tests bench
+	$(BIN)/mypy
 
 check: lint test ## Everything CI runs

@@ -167,7 +167,8 @@ def _read_texts(path: Path, text_col: str) -> list[str]:
             f"{path} has no column {text_col!r}; columns: {', '.join(map(str, frame.columns))} "
             "(choose one with --text-col)"
         )
-    return frame[text_col].fillna("").astype(str).tolist()
+    texts: list[str] = frame[text_col].fillna("").astype(str).tolist()
+    return texts
 
 
 def _prediction_row(text: str, prediction: Prediction) -> dict[str, Any]:

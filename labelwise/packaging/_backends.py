@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from ._errors import (
     BackendAuthError,
@@ -253,12 +254,12 @@ class OpenAIBackend(ClassifierBackend):
         client = await self._get_client()
         with translate_provider_errors(self.spec.provider):
             if self.spec.api_kind == "chat":
-                messages = [{"role": "system", "content": request.system}] if request.system else []
+                messages: list[ChatCompletionMessageParam] = []
+                if request.system:
+                    messages.append({"role": "system", "content": request.system})
                 messages.append({"role": "user", "content": request.prompt})
                 chat = await client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    **self._chat_params(request),  # type: ignore[arg-type]
+                    model=self.model, messages=messages, **self._chat_params(request)
                 )
                 return _read_response(chat, self.spec.provider, chat=True)
             prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt

@@ -400,7 +400,12 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     model: type[BaseModel] | None = ClassifierSpec
     for part in loc[:-1]:
         if part in ("zero_shot", "few_shot", "fine_tuned"):
-            model = {"zero_shot": ZeroShot, "few_shot": FewShot, "fine_tuned": FineTuned}[str(part)]
+            techniques: dict[str, type[BaseModel]] = {
+                "zero_shot": ZeroShot,
+                "few_shot": FewShot,
+                "fine_tuned": FineTuned,
+            }
+            model = techniques[str(part)]
             continue
         if model is None or isinstance(part, int):
             continue
