@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import inspect
 import json
 import random
 import socket
+import threading
 import time
 
 import httpx
@@ -286,3 +288,67 @@ async def test_backoff_grows_with_jitter_and_stops() -> None:
     caps = [1, 2, 4, 8, 8]
     assert all(0 <= s <= cap for s, cap in zip(sleeps, caps, strict=True))
     assert len(set(sleeps)) == 5  # jittered, not fixed
+
+
+def test_azure_uses_the_deployment_and_api_key_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-test-key")
+    backend = {
+        "provider": "azure_openai",
+        "model": "yelp-deployment",
+        "base_url": "https://example-resource.openai.azure.com",
+        "api_version": "2024-10-21",
+    }
+    spec = ClassifierSpec.from_dict(spec_dict(backend=backend))
+    script = Script(httpx.Response(200, json=chat_body("neutral")))
+    client = httpx.AsyncClient(transport=httpx.MockTransport(script))
+    classifier = Classifier(artifact=ClassifierArtifact(spec=spec), http_client=client)
+    assert classifier.predict(["ok"]).tolist() == ["neutral"]
+    request = script.requests[0]
+    assert request.url.path == "/openai/deployments/yelp-deployment/chat/completions"
+    assert request.url.params["api-version"] == "2024-10-21"
+    assert request.headers["api-key"] == "azure-test-key"
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that answers after 2 s."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers["content-length"]))
+        time.sleep(2.0)
+        body = json.dumps(chat_body("positive")).encode()
+        try:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except BrokenPipeError:
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_configured_timeout_against_a_slow_server() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        backend = {
+            "provider": "openai_compatible",
+            "model": "m",
+            "base_url": base_url,
+            "timeout_s": 0.3,
+            "max_retries": 0,
+        }
+        classifier = Classifier(
+            artifact=ClassifierArtifact(spec=ClassifierSpec.from_dict(spec_dict(backend=backend)))
+        )
+        started = time.monotonic()
+        with pytest.raises(BackendTimeout):
+            classifier.classify(["x"])
+        assert time.monotonic() - started < 1.5
+    finally:
+        server.shutdown()
+        server.server_close()
