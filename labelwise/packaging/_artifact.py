@@ -10,7 +10,6 @@ Loading re-hashes every file and refuses an artifact whose files, file list or v
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ._aio import run_sync
 from ._backends import LabelToken, create_backend
 from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound, SpecError
 from ._scoring import check_label_tokens
@@ -224,7 +224,7 @@ def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifa
     else:
         source = Path(spec_or_path)
         spec = ClassifierSpec.from_yaml(source)
-    label_tokens = asyncio.run(_label_tokens(spec))
+    label_tokens = run_sync(_label_tokens(spec))
     artifact = ClassifierArtifact(
         spec=spec,
         label_tokens=label_tokens,

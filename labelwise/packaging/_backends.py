@@ -205,18 +205,9 @@ class OpenAIBackend(ClassifierBackend):
     # How the provider takes a JSON schema: OpenAI's json_schema response format, or
     # llama.cpp's {"type": "json_object", "schema": ...} and GBNF grammars.
     json_schema_style: ClassVar[str] = "openai"
-
-    def __init__(
-        self,
-        spec: BackendSpec,
-        *,
-        model: str,
-        scoring: ScoringMode = "generate",
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(spec, model=model, scoring=scoring, http_client=http_client)
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+    # Made on first use, per event loop (see _get_client).
+    _client: openai.AsyncOpenAI | None = None
+    _client_loop: asyncio.AbstractEventLoop | None = None
 
     def _api_key(self) -> str:
         name = self.spec.key_env

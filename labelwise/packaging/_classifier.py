@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import random
 import time
-from collections.abc import Coroutine, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import httpx
 import numpy as np
 
+from ._aio import run_sync
 from ._artifact import ClassifierArtifact, load_artifact
 from ._backends import ClassifierBackend, create_backend
 from ._errors import ProbabilitiesUnavailable
@@ -21,18 +21,6 @@ from ._scoring import Prediction, Scorer
 from ._tag import ArtifactTag
 
 __all__ = ["Classifier"]
-
-T = TypeVar("T")
-
-
-def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when the caller is inside an event loop (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _as_texts(texts: Iterable[str]) -> list[str]:
@@ -159,7 +147,7 @@ class Classifier:
             finally:
                 await self.backend_.aclose()
 
-        return _run_sync(run())
+        return run_sync(run())
 
     def predict(self, texts: Iterable[str]) -> np.ndarray:
         """Labels, shape (n_samples,); ``None`` where the output could not be read."""

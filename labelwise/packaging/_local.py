@@ -273,6 +273,14 @@ class LocalBackend(OpenAIBackend):
 
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
         server = await asyncio.to_thread(self.server)
+        try:
+            return await self._tokenize_labels(server, labels)
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise BackendUnavailable(f"the local server could not tokenize the labels: {exc!r}") from exc
+
+    async def _tokenize_labels(
+        self, server: LocalServer, labels: Sequence[str]
+    ) -> dict[str, list[LabelToken]]:
         async with httpx.AsyncClient(base_url=server.root_url, timeout=30.0) as client:
 
             async def ids(text: str) -> list[int]:
