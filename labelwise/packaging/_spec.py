@@ -389,31 +389,34 @@ def read_examples(path: Path) -> list[dict[str, Any]]:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     # Pydantic puts the discriminator value ("few_shot") into the path: leave it out.
-    parts = [p for p in loc if p not in ("zero_shot", "few_shot", "fine_tuned")]
+    parts = [p for p in loc if p not in _TECHNIQUES]
     out = ""
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
+_TECHNIQUES: dict[str, type[BaseModel]] = {
+    "zero_shot": ZeroShot,
+    "few_shot": FewShot,
+    "fine_tuned": FineTuned,
+}
+
+
 def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at ``loc`` (an error location ending in the bad key) accepts."""
     model: type[BaseModel] | None = ClassifierSpec
     for part in loc[:-1]:
-        if part in ("zero_shot", "few_shot", "fine_tuned"):
-            techniques: dict[str, type[BaseModel]] = {
-                "zero_shot": ZeroShot,
-                "few_shot": FewShot,
-                "fine_tuned": FineTuned,
-            }
-            model = techniques[str(part)]
-            continue
-        if model is None or isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-        if part == "examples":
+        if isinstance(part, int):
+            continue  # a list index: the model stays that of the list's items
+        if part in _TECHNIQUES:
+            model = _TECHNIQUES[part]
+        elif part == "examples":
             model = Example
+        elif model is not None:
+            field = model.model_fields.get(part)
+            annotation = field.annotation if field else None
+            model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return sorted(model.model_fields) if model else []
 
 
