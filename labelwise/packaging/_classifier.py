@@ -6,7 +6,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ import numpy as np
 from ._aio import run_sync
 from ._artifact import ClassifierArtifact, load_artifact
 from ._backends import ClassifierBackend, create_backend
-from ._errors import ProbabilitiesUnavailable
+from ._errors import BackendError, ProbabilitiesUnavailable
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Prediction, Scorer
 from ._tag import ArtifactTag
@@ -44,6 +44,8 @@ class Classifier:
         How many requests ``aclassify`` keeps in flight at once.
     random_state : int, default=None
         Seeds the jitter of retry backoff.
+    on_retry : callable, default=None
+        Called as ``on_retry(error, wait_s)`` before each retry (metrics count them).
 
     Examples
     --------
@@ -60,12 +62,14 @@ class Classifier:
         http_client: httpx.AsyncClient | None = None,
         max_concurrency: int = 8,
         random_state: int | None = None,
+        on_retry: Callable[[BackendError, float], None] | None = None,
     ) -> None:
         self.artifact = artifact
         self.backend = backend
         self.http_client = http_client
         self.max_concurrency = max_concurrency
         self.random_state = random_state
+        self.on_retry = on_retry
 
     @classmethod
     def load(cls, tag: str | ArtifactTag, **params: Any) -> Classifier:
@@ -122,7 +126,9 @@ class Classifier:
         )
         request = self.scorer_.request(text)
         started = time.perf_counter()
-        completion = await call_with_retries(lambda: self.backend_.complete(request), policy, rng=rng)
+        completion = await call_with_retries(
+            lambda: self.backend_.complete(request), policy, rng=rng, on_retry=self.on_retry
+        )
         latency = time.perf_counter() - started
         outcome = self.scorer_.outcome(completion)
         return Prediction(

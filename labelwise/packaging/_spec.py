@@ -231,6 +231,8 @@ class BackendSpec(_Strict):
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
+    usd_per_million_prompt_tokens: float = Field(default=0.0, ge=0, description="For cost estimates.")
+    usd_per_million_completion_tokens: float = Field(default=0.0, ge=0, description="For cost estimates.")
 
     @field_validator("api_key_env")
     @classmethod
@@ -266,6 +268,13 @@ class BackendSpec(_Strict):
     def key_env(self) -> str | None:
         """The environment variable holding the key: the one named, or the provider's default."""
         return self.api_key_env or _DEFAULT_KEY_ENV[self.provider]
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Estimated price of a call from its token counts."""
+        return (
+            prompt_tokens * self.usd_per_million_prompt_tokens
+            + completion_tokens * self.usd_per_million_completion_tokens
+        ) / 1e6
 
     @property
     def api_kind(self) -> Literal["chat", "completions"]:

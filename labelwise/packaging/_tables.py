@@ -1,0 +1,65 @@
+"""Reading and writing tables of records: CSV, JSONL or Parquet, chosen by file suffix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import LabelwiseError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["read_table", "write_table"]
+
+FORMATS = (".csv", ".jsonl", ".parquet")
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise LabelwiseError(f"{path}: unknown format; use {', '.join(FORMATS)}")
+    return suffix
+
+
+def read_table(path: Path, *, required: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Read a table.
+
+    ``required`` maps each column that must be present to the option that names it, so the
+    error can say how to choose another: ``{"text": "--text-col"}``.
+    """
+    import pandas as pd
+
+    suffix = _format(path)
+    if not path.is_file():
+        raise LabelwiseError(f"{path} does not exist")
+    if suffix == ".csv":
+        frame = pd.read_csv(path)
+    elif suffix == ".jsonl":
+        frame = pd.read_json(path, lines=True)
+    else:
+        frame = pd.read_parquet(path)
+    for column, option in (required or {}).items():
+        if column not in frame.columns:
+            raise LabelwiseError(
+                f"{path} has no column {column!r}; columns: {', '.join(map(str, frame.columns))} "
+                f"(choose one with {option})"
+            )
+    return frame
+
+
+def write_table(rows: Sequence[dict[str, Any]], path: Path, *, columns: Sequence[str]) -> None:
+    """Write rows atomically: to a temporary file beside ``path``, then renamed over it."""
+    import pandas as pd
+
+    suffix = _format(path)
+    frame = pd.DataFrame(list(rows), columns=list(columns))
+    partial = path.with_name(f".{path.name}.partial")
+    if suffix == ".csv":
+        frame.to_csv(partial, index=False)
+    elif suffix == ".jsonl":
+        frame.to_json(partial, orient="records", lines=True, force_ascii=False)
+    else:
+        frame.to_parquet(partial, index=False)
+    partial.replace(path)

@@ -1,0 +1,228 @@
+"""What the service does, apart from HTTP: classify and log, take feedback, summarise.
+
+Kept out of the BentoML class so that the routes stay thin and the logic can be used and
+tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from datetime import datetime
+
+from .. import __version__
+from ..packaging import BackendError, Classifier, Prediction
+from . import _metrics as metrics
+from ._errors import InvalidInput, UnknownLabel, UnknownPrediction, from_backend_error
+from ._schemas import (
+    ClassifyRequest,
+    ClassifyResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    FeedbackSummary,
+    ServiceMetadata,
+)
+from ._settings import ServiceSettings
+from ._store import PredictionRecord, PredictionStore
+from ._summary import summarize
+
+__all__ = ["ClassifierApp"]
+
+# BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
+logger = logging.getLogger("bentoml.labelwise")
+_ACCURACY_REFRESH_S = 5.0
+
+
+def _reason_kind(reason: str | None) -> str:
+    """A bounded label value for why a prediction has no label."""
+    if not reason:
+        return "unknown"
+    for kind in (
+        "empty text",
+        "empty output",
+        "no label",
+        "ambiguous",
+        "not JSON",
+        "logprobs",
+        "names no label",
+    ):
+        if kind in reason:
+            return kind.replace(" ", "_").lower()
+    return "other"
+
+
+class ClassifierApp:
+    """One served classifier with its prediction store."""
+
+    def __init__(self, *, classifier: Classifier, store: PredictionStore, settings: ServiceSettings) -> None:
+        self.classifier = classifier
+        self.store = store
+        self.settings = settings
+        self._accuracy_refreshed_at = float("-inf")
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> ClassifierApp:
+        """Load (and verify) the artifact, resolving ``latest`` once, and open the store."""
+        classifier = Classifier.load(settings.model, max_concurrency=64)
+        tag = str(classifier.tag_)
+        classifier.on_retry = lambda exc, _wait: metrics.BACKEND_RETRIES.labels(tag, type(exc).__name__).inc()
+        logger.warning("labelwise serving %s (asked for %s)", tag, settings.model)
+        return cls(classifier=classifier, store=PredictionStore.from_url(settings.db_url), settings=settings)
+
+    @property
+    def tag(self) -> str:
+        return str(self.classifier.tag_)
+
+    async def startup(self) -> None:
+        """Start the backend (e.g. the local llama.cpp server) before the first request."""
+        await self.classifier.backend_.prepare()
+
+    async def aclose(self) -> None:
+        await self.classifier.backend_.aclose()
+        self.store.close()
+
+    def _check_text(self, text: str, *, field: str = "text") -> None:
+        if not text.strip():
+            raise InvalidInput(f"{field}: must contain some non-whitespace characters")
+        if len(text) > self.settings.max_text_chars:
+            raise InvalidInput(
+                f"{field}: {len(text)} characters, more than the limit of {self.settings.max_text_chars} "
+                "(LABELWISE_MAX_TEXT_CHARS); shorten the text"
+            )
+
+    async def classify(self, request: ClassifyRequest) -> ClassifyResponse:
+        self._check_text(request.text)
+        [response] = await self._classify_many([request])
+        return response
+
+    async def classify_batch(self, items: list[ClassifyRequest]) -> list[ClassifyResponse]:
+        if len(items) > self.settings.max_batch_items:
+            raise InvalidInput(
+                f"items: {len(items)} texts, more than the limit of {self.settings.max_batch_items} "
+                "(LABELWISE_MAX_BATCH_ITEMS); send them in smaller batches"
+            )
+        for i, item in enumerate(items):
+            self._check_text(item.text, field=f"items[{i}].text")
+        return await self._classify_many(items)
+
+    async def _classify_many(self, items: list[ClassifyRequest]) -> list[ClassifyResponse]:
+        try:
+            predictions = await self.classifier.aclassify([item.text for item in items])
+        except BackendError as exc:
+            metrics.BACKEND_ERRORS.labels(self.tag, type(exc).__name__).inc()
+            logger.warning("backend failure answered to the client: %s", exc)
+            raise from_backend_error(exc) from exc
+        # Log only once every prediction succeeded: a failed request leaves no rows behind.
+        ids = await asyncio.to_thread(
+            lambda: [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
+        )
+        return [
+            ClassifyResponse(
+                prediction_id=prediction_id,
+                label=p.label,
+                probabilities=p.probabilities,
+                reason=p.reason,
+                artifact_tag=p.artifact_tag,
+                model=p.model,
+                latency_s=p.latency_s,
+            )
+            for prediction_id, p in zip(ids, predictions, strict=True)
+        ]
+
+    def _log(self, item: ClassifyRequest, prediction: Prediction) -> str:
+        tag = self.tag
+        metrics.PREDICTIONS.labels(tag, prediction.label if prediction.label is not None else "none").inc()
+        if prediction.label is None:
+            metrics.ABSTENTIONS.labels(tag, _reason_kind(prediction.reason)).inc()
+        elif prediction.probabilities:
+            metrics.CONFIDENCE.labels(tag).observe(prediction.probabilities[prediction.label])
+        metrics.BACKEND_LATENCY.labels(tag).observe(prediction.latency_s)
+        metrics.TOKENS.labels(tag, "prompt").inc(prediction.prompt_tokens)
+        metrics.TOKENS.labels(tag, "completion").inc(prediction.completion_tokens)
+        cost = self.classifier.artifact.spec.backend.cost_usd(
+            prediction.prompt_tokens, prediction.completion_tokens
+        )
+        metrics.COST.labels(tag).inc(cost)
+        return self.store.log_prediction(
+            PredictionRecord(
+                artifact_tag=prediction.artifact_tag,
+                label=prediction.label,
+                probabilities=prediction.probabilities,
+                reason=prediction.reason,
+                latency_s=prediction.latency_s,
+                prompt_tokens=prediction.prompt_tokens,
+                completion_tokens=prediction.completion_tokens,
+                model=prediction.model,
+                metadata=item.metadata,
+                text=item.text if self.settings.log_text else None,
+                text_sha256=hashlib.sha256(item.text.encode()).hexdigest(),
+                text_length=len(item.text),
+            )
+        )
+
+    async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
+        labels = self.classifier.artifact.spec.task.labels
+        if request.correct_label is not None and request.correct_label not in labels:
+            raise UnknownLabel(
+                f"correct_label: {request.correct_label!r} is not a label of {self.tag}; "
+                f"labels: {', '.join(labels)}"
+            )
+        record = await asyncio.to_thread(
+            self.store.put_feedback,
+            request.prediction_id,
+            thumbs=request.thumbs,
+            correct_label=request.correct_label,
+            comment=request.comment,
+        )
+        if record is None:
+            raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
+        prediction = await asyncio.to_thread(self.store.get_prediction, request.prediction_id)
+        if record.created and prediction is not None:
+            metrics.FEEDBACK.labels(prediction.artifact_tag, request.thumbs, prediction.label or "none").inc()
+        await self._refresh_online_accuracy()
+        return FeedbackResponse(
+            prediction_id=record.prediction_id,
+            thumbs=request.thumbs,
+            correct_label=record.correct_label,
+            comment=record.comment,
+            created=record.created,
+        )
+
+    async def _refresh_online_accuracy(self) -> None:
+        # The summary scans all feedback: under a burst of feedback, refresh at most every few seconds.
+        now = time.monotonic()
+        if now - self._accuracy_refreshed_at < _ACCURACY_REFRESH_S:
+            return
+        self._accuracy_refreshed_at = now
+        summary = await self.summary()
+        if summary.overall.accuracy is not None:
+            metrics.ONLINE_ACCURACY.labels(self.tag).set(summary.overall.accuracy)
+
+    async def summary(self, *, since: datetime | None = None) -> FeedbackSummary:
+        predictions = await asyncio.to_thread(self.store.prediction_counts, since=since)
+        feedback = await asyncio.to_thread(self.store.feedback_counts, since=since)
+        return summarize(self.classifier.artifact.spec.task.labels, predictions, feedback)
+
+    def metadata(self) -> ServiceMetadata:
+        artifact = self.classifier.artifact
+        spec = artifact.spec
+        return ServiceMetadata(
+            artifact_tag=self.tag,
+            requested_tag=self.settings.model,
+            technique=spec.technique.kind,
+            scoring=spec.scoring,
+            provider=spec.backend.provider,
+            model=spec.model_name,
+            labels=spec.task.labels,
+            ordinal=spec.task.ordinal,
+            content_hash=artifact.content_hash,
+            lineage=artifact.lineage.model_dump() if artifact.lineage else None,
+            labelwise_version=__version__,
+            store=self.store.engine.dialect.name,
+            auth=bool(os.environ.get("LABELWISE_API_KEY")),
+            max_text_chars=self.settings.max_text_chars,
+            log_text=self.settings.log_text,
+        )

@@ -1,0 +1,76 @@
+"""Feedback joined with predictions, written as a labelled dataset for ``labelwise eval``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..packaging import LabelwiseError
+from ..packaging._tables import write_table
+from ._settings import default_db_url
+from ._store import PredictionStore
+from ._summary import true_label
+
+__all__ = ["export_feedback"]
+
+COLUMNS = [
+    "text",
+    "label",
+    "predicted_label",
+    "thumbs",
+    "correct_label",
+    "comment",
+    "confidence",
+    "artifact_tag",
+    "prediction_id",
+    "predicted_at",
+    "feedback_at",
+    "metadata",
+]
+
+
+def _parse_since(since: str | None) -> datetime | None:
+    if since is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(since)
+    except ValueError:
+        raise LabelwiseError(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-01)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def export_feedback(
+    out: Path, *, db_url: str | None = None, since: str | None = None, include_unlabelled: bool = False
+) -> int:
+    """Write the feedback dataset; returns the number of rows written."""
+    import json
+    import os
+
+    store = PredictionStore.from_url(db_url or os.environ.get("LABELWISE_DB_URL") or default_db_url())
+    rows: list[dict[str, Any]] = []
+    try:
+        for prediction, feedback in store.feedback_rows(since=_parse_since(since)):
+            label = true_label(prediction.label, feedback.thumbs, feedback.correct_label)
+            if label is None and not include_unlabelled:
+                continue
+            rows.append(
+                {
+                    "text": prediction.text,
+                    "label": label,
+                    "predicted_label": prediction.label,
+                    "thumbs": feedback.thumbs,
+                    "correct_label": feedback.correct_label,
+                    "comment": feedback.comment,
+                    "confidence": prediction.confidence,
+                    "artifact_tag": prediction.artifact_tag,
+                    "prediction_id": prediction.id,
+                    "predicted_at": prediction.created_at.isoformat(),
+                    "feedback_at": feedback.updated_at.isoformat(),
+                    "metadata": json.dumps(prediction.attributes, ensure_ascii=False, sort_keys=True),
+                }
+            )
+    finally:
+        store.close()
+    write_table(rows, out, columns=COLUMNS)
+    return len(rows)

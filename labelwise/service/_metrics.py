@@ -1,0 +1,71 @@
+"""Prometheus metrics of the service.
+
+Defined at module level: under ``bentoml serve`` each worker writes them to the multiprocess
+directory and ``/metrics`` sums them across workers. Label values are bounded: the artifact tag
+(one per service), labels of the artifact's label set plus ``none``, and fixed kinds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "ABSTENTIONS",
+    "BACKEND_ERRORS",
+    "BACKEND_LATENCY",
+    "BACKEND_RETRIES",
+    "CONFIDENCE",
+    "COST",
+    "FEEDBACK",
+    "ONLINE_ACCURACY",
+    "PREDICTIONS",
+    "TOKENS",
+]
+
+PREDICTIONS = Counter(
+    "labelwise_predictions_total",
+    "Predictions answered, by predicted label ('none': no label).",
+    ["artifact", "label"],
+)
+ABSTENTIONS = Counter(
+    "labelwise_abstentions_total",
+    "Predictions without a label, by why (unparseable output, empty text, ...).",
+    ["artifact", "reason"],
+)
+CONFIDENCE = Histogram(
+    "labelwise_prediction_confidence",
+    "Probability of the predicted label (scoring modes with probabilities).",
+    ["artifact"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
+BACKEND_LATENCY = Histogram(
+    "labelwise_backend_latency_seconds",
+    "Time from sending a text to the backend to having its label, retries included.",
+    ["artifact"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+BACKEND_ERRORS = Counter(
+    "labelwise_backend_errors_total",
+    "Backend failures that reached the client, by kind.",
+    ["artifact", "kind"],
+)
+BACKEND_RETRIES = Counter(
+    "labelwise_backend_retries_total", "Backend calls retried, by kind.", ["artifact", "kind"]
+)
+TOKENS = Counter("labelwise_tokens_total", "Tokens used, by kind (prompt, completion).", ["artifact", "kind"])
+COST = Counter(
+    "labelwise_estimated_cost_usd_total",
+    "Estimated spend from token counts and the artifact's backend prices.",
+    ["artifact"],
+)
+FEEDBACK = Counter(
+    "labelwise_feedback_total",
+    "Feedback received, by thumbs and predicted label.",
+    ["artifact", "thumbs", "label"],
+)
+ONLINE_ACCURACY = Gauge(
+    "labelwise_online_accuracy",
+    "Accuracy over feedback whose true label is known (a biased sample: see /feedback/summary).",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)

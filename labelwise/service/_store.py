@@ -1,0 +1,241 @@
+"""The prediction and feedback store (SQLAlchemy 2): SQLite in WAL mode or PostgreSQL.
+
+Every prediction the service answers is one row; feedback is at most one row per prediction
+(repeating it updates that row), so online evaluation can join the two. Each write is one
+transaction: a row is either stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRecord", "PredictionRow", "PredictionStore"]
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class PredictionRow(_Base):
+    __tablename__ = "labelwise_predictions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    artifact_tag: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[str | None] = mapped_column(String(256))
+    probabilities: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(Text)
+    latency_s: Mapped[float] = mapped_column(Float)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(256))
+    attributes: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    text: Mapped[str | None] = mapped_column(Text)
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    text_length: Mapped[int] = mapped_column(Integer)
+
+
+class FeedbackRow(_Base):
+    __tablename__ = "labelwise_feedback"
+
+    prediction_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("labelwise_predictions.id", ondelete="CASCADE"), primary_key=True
+    )
+    thumbs: Mapped[str] = mapped_column(String(4))
+    correct_label: Mapped[str | None] = mapped_column(String(256))
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """What the service logs for one prediction."""
+
+    artifact_tag: str
+    label: str | None
+    probabilities: Mapping[str, float] | None
+    reason: str | None
+    latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    metadata: Mapping[str, Any]
+    text: str | None
+    text_sha256: str
+    text_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    prediction_id: str
+    thumbs: str
+    correct_label: str | None
+    comment: str | None
+    created: bool
+    """True when this was the first feedback for the prediction, False when it updated one."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the one writer; busy_timeout waits for the write lock
+    # instead of failing when several workers write at once.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class PredictionStore:
+    """Predictions and feedback in one database, addressed by a SQLAlchemy URL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> PredictionStore:
+        """Connect (creating the tables if needed): ``sqlite:///path.db`` or ``postgresql+psycopg://...``."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        _Base.metadata.create_all(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def log_prediction(self, record: PredictionRecord) -> str:
+        """Store one prediction and return its new id."""
+        prediction_id = uuid.uuid4().hex
+        confidence = record.probabilities.get(record.label) if record.probabilities and record.label else None
+        with self._sessions.begin() as session:
+            session.add(
+                PredictionRow(
+                    id=prediction_id,
+                    created_at=_now(),
+                    artifact_tag=record.artifact_tag,
+                    label=record.label,
+                    probabilities=dict(record.probabilities) if record.probabilities else None,
+                    confidence=confidence,
+                    reason=record.reason,
+                    latency_s=record.latency_s,
+                    prompt_tokens=record.prompt_tokens,
+                    completion_tokens=record.completion_tokens,
+                    model=record.model,
+                    attributes=dict(record.metadata),
+                    text=record.text,
+                    text_sha256=record.text_sha256,
+                    text_length=record.text_length,
+                )
+            )
+        return prediction_id
+
+    def get_prediction(self, prediction_id: str) -> PredictionRow | None:
+        with self._sessions() as session:
+            return session.get(PredictionRow, prediction_id)
+
+    def put_feedback(
+        self, prediction_id: str, *, thumbs: str, correct_label: str | None, comment: str | None
+    ) -> FeedbackRecord | None:
+        """Record feedback, replacing earlier feedback for the same prediction.
+
+        Returns ``None`` when the prediction does not exist.
+        """
+        now = _now()
+        values = {"thumbs": thumbs, "correct_label": correct_label, "comment": comment, "updated_at": now}
+        with self._sessions.begin() as session:
+            if session.get(PredictionRow, prediction_id) is None:
+                return None
+            created = session.get(FeedbackRow, prediction_id) is None
+            insert = self._insert(FeedbackRow).values(prediction_id=prediction_id, created_at=now, **values)
+            # An upsert, so two concurrent first writes for one prediction still leave one row.
+            session.execute(insert.on_conflict_do_update(index_elements=["prediction_id"], set_=values))
+        return FeedbackRecord(prediction_id, thumbs, correct_label, comment, created=created)
+
+    def _insert(self, table: type[_Base]) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def prediction_counts(self, *, since: datetime | None = None) -> list[tuple[str, str | None, int]]:
+        """(artifact tag, predicted label, count) over all predictions."""
+        query = select(PredictionRow.artifact_tag, PredictionRow.label, func.count()).group_by(
+            PredictionRow.artifact_tag, PredictionRow.label
+        )
+        if since is not None:
+            query = query.where(PredictionRow.created_at >= since)
+        with self._sessions() as session:
+            return [(tag, label, int(n)) for tag, label, n in session.execute(query)]
+
+    def feedback_counts(
+        self, *, since: datetime | None = None
+    ) -> list[tuple[str, str | None, str, str | None, int]]:
+        """(artifact tag, predicted label, thumbs, correct label, count) over all feedback."""
+        query = (
+            select(
+                PredictionRow.artifact_tag,
+                PredictionRow.label,
+                FeedbackRow.thumbs,
+                FeedbackRow.correct_label,
+                func.count(),
+            )
+            .join(PredictionRow, PredictionRow.id == FeedbackRow.prediction_id)
+            .group_by(
+                PredictionRow.artifact_tag, PredictionRow.label, FeedbackRow.thumbs, FeedbackRow.correct_label
+            )
+        )
+        if since is not None:
+            query = query.where(PredictionRow.created_at >= since)
+        with self._sessions() as session:
+            return [
+                (tag, label, thumbs, correct, int(n))
+                for tag, label, thumbs, correct, n in session.execute(query)
+            ]
+
+    def feedback_rows(self, *, since: datetime | None = None) -> Iterator[tuple[PredictionRow, FeedbackRow]]:
+        """Feedback joined with its prediction, oldest first, streamed."""
+        query = (
+            select(PredictionRow, FeedbackRow)
+            .join(FeedbackRow, PredictionRow.id == FeedbackRow.prediction_id)
+            .order_by(FeedbackRow.updated_at, FeedbackRow.prediction_id)
+        )
+        if since is not None:
+            query = query.where(PredictionRow.created_at >= since)
+        with self._sessions() as session:
+            yield from session.execute(query.execution_options(yield_per=1000)).tuples()

@@ -1,0 +1,156 @@
+"""A fake OpenAI-compatible server on 127.0.0.1, for tests and benchmarks.
+
+It produces what a real provider does on demand only rarely: fixed latency, HTTP 429 beyond a
+concurrency cap, scripted failures (429 with Retry-After, 5xx, malformed bodies) and counts of
+what it was asked. Answers come from a function of the prompt, so results are known in advance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FakeOpenAIServer"]
+
+
+def _always_positive(prompt: str) -> str:
+    return "positive"
+
+
+class FakeOpenAIServer:
+    """Serve ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models`` on a free port.
+
+    Parameters
+    ----------
+    answer : callable, default=always "positive"
+        Maps the prompt (the last user message, for chat) to the completion text.
+    latency_s : float, default=0.0
+        Time each answer takes.
+    max_concurrency : int, default=None
+        Requests beyond this many in flight get HTTP 429, as a provider's limit would.
+
+    Use ``fail_next(status, ...)`` to script failures, then read ``requests`` (count) and
+    ``max_in_flight``.
+    """
+
+    def __init__(
+        self,
+        *,
+        answer: Callable[[str], str] = _always_positive,
+        latency_s: float = 0.0,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.answer = answer
+        self.latency_s = latency_s
+        self.max_concurrency = max_concurrency
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._faults: deque[tuple[int, dict[str, str], str | None]] = deque()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def fail_next(
+        self, status: int, *, times: int = 1, headers: dict[str, str] | None = None, body: str | None = None
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (and a raw ``body`` if given)."""
+        for _ in range(times):
+            self._faults.append((status, headers or {}, body))
+
+    def _app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        async def complete(request: Request) -> Response:
+            self.requests += 1
+            if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
+                return JSONResponse({"error": {"message": "concurrency limit"}}, status_code=429)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                body = await request.json()
+                if self.latency_s:
+                    await asyncio.sleep(self.latency_s)
+                if self._faults:
+                    status, headers, raw = self._faults.popleft()
+                    content = raw if raw is not None else '{"error": {"message": "scripted failure"}}'
+                    return Response(
+                        content, status_code=status, headers=headers, media_type="application/json"
+                    )
+                return JSONResponse(self._completion(request.url.path, body))
+            finally:
+                self.in_flight -= 1
+
+        async def models(_: Request) -> Response:
+            return JSONResponse(
+                {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "me"}]}
+            )
+
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", complete, methods=["POST"]),
+                Route("/v1/completions", complete, methods=["POST"]),
+                Route("/v1/models", models),
+            ]
+        )
+
+    def _completion(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        usage = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
+        common = {
+            "id": "fake-1",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "usage": usage,
+        }
+        if path.endswith("/chat/completions"):
+            prompt = str(body["messages"][-1]["content"])
+            message = {"role": "assistant", "content": self.answer(prompt)}
+            choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+            return {**common, "object": "chat.completion", "choices": [choice]}
+        text = self.answer(str(body["prompt"]))
+        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        return {**common, "object": "text_completion", "choices": [choice]}
+
+    def start(self) -> FakeOpenAIServer:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(self._app(), log_level="warning", lifespan="off", backlog=2048)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[sock])), name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fake OpenAI server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
