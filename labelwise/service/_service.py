@@ -87,6 +87,8 @@ class ClassifierService:
         try:
             response = await self.app.feedback(request)
         except ServiceError as exc:
+            # With a context parameter BentoML applies ctx's status to any response, ours too.
+            ctx.response.status_code = exc.status
             return _error(exc)
         ctx.response.status_code = 201 if response.created else 200
         return response

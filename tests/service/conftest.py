@@ -1,0 +1,86 @@
+"""The service under test: a real artifact served in process, its backend a fake OpenAI server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
+from labelwise.testing import FakeOpenAIServer
+
+LABELS = ["negative", "neutral", "positive"]
+
+
+def keyword_answer(prompt: str) -> str:
+    """What the fake model answers: known in advance from words in the text."""
+    text = prompt.lower()
+    if "rude" in text or "cold" in text:
+        return "negative"
+    if "great" in text or "love" in text:
+        return "positive"
+    if "gibberish" in text:
+        return "I cannot tell."
+    return "neutral"
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(answer=keyword_answer) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults(fake_openai: FakeOpenAIServer) -> Iterator[None]:
+    yield
+    fake_openai._faults.clear()
+
+
+def served_spec(base_url: str, *, name: str = "svc-sentiment") -> ClassifierSpec:
+    return ClassifierSpec.from_dict(
+        {
+            "name": name,
+            "task": {"labels": LABELS},
+            "technique": {"kind": "zero_shot", "template": "Sentiment ({labels}) of: {text}\nAnswer:"},
+            "backend": {
+                "provider": "openai_compatible",
+                "model": "fake-model",
+                "base_url": base_url,
+                "max_retries": 1,
+                "backoff_initial_s": 0.01,
+                "backoff_max_s": 0.05,
+                "timeout_s": 5,
+                "usd_per_million_prompt_tokens": 0.5,
+                "usd_per_million_completion_tokens": 1.5,
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def served_artifact(fake_openai: FakeOpenAIServer) -> ClassifierArtifact:
+    artifact, _ = package(served_spec(fake_openai.base_url))
+    return artifact
+
+
+@pytest.fixture(scope="session")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store") / "predictions.db"
+
+
+@pytest.fixture(scope="session")
+def client(served_artifact: ClassifierArtifact, db_path: Path) -> Iterator[object]:
+    from starlette.testclient import TestClient
+
+    from labelwise.service import ClassifierService
+
+    os.environ["LABELWISE_MODEL"] = str(served_artifact.tag)
+    os.environ["LABELWISE_DB_URL"] = f"sqlite:///{db_path}"
+    os.environ["LABELWISE_MAX_TEXT_CHARS"] = "2000"
+    # BentoML registers global metric collectors per app: build it once per process.
+    with TestClient(ClassifierService.to_asgi()) as test_client:
+        yield test_client
+    for name in ("LABELWISE_MODEL", "LABELWISE_DB_URL", "LABELWISE_MAX_TEXT_CHARS"):
+        os.environ.pop(name, None)
