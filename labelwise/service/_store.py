@@ -238,4 +238,5 @@ class PredictionStore:
         if since is not None:
             query = query.where(PredictionRow.created_at >= since)
         with self._sessions() as session:
-            yield from session.execute(query.execution_options(yield_per=1000)).tuples()
+            for prediction, feedback in session.execute(query.execution_options(yield_per=1000)):  # noqa: UP028
+                yield prediction, feedback

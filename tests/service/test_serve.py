@@ -1,0 +1,142 @@
+"""A real ``bentoml serve`` with two workers, started through ``labelwise serve``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labelwise.packaging import package
+from labelwise.testing import FakeOpenAIServer
+from tests.conftest import REPO
+from tests.service.conftest import keyword_answer, served_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+    home = tmp_path_factory.mktemp("serve")
+    with FakeOpenAIServer(answer=keyword_answer, latency_s=0.05) as fake:
+        artifact, _ = package(served_spec(fake.base_url, name="svc-two-workers"))
+        port = _free_port()
+        db = home / "predictions.db"
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env["BENTOML_HOME"] = os.environ["BENTOML_HOME"]
+        with (home / "serve.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "labelwise.cli", "serve", str(artifact.tag), "--port", str(port),
+                 "--workers", "2", "--db-url", f"sqlite:///{db}"],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError((home / "serve.log").read_text()[-3000:])
+                time.sleep(0.3)
+            yield url, db, Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir"
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _per_worker(prometheus_dir: Path, metric: str) -> dict[str, float]:
+    """Each worker's own value of a counter, read from its multiprocess file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    totals: Counter[str] = Counter()
+    for path in prometheus_dir.glob("counter_*.db"):
+        values = MmapedDict(str(path), read_mode=True)
+        try:
+            for key, value, _ in values.read_all_values():
+                if json.loads(key)[0] == metric:
+                    totals[path.stem] += value
+        finally:
+            values.close()
+    return {pid: v for pid, v in totals.items() if v}
+
+
+def test_two_workers_classify_feedback_summary_metrics(
+    server: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    url, db, prometheus_dir = server
+    texts = [f"review {i}: {'great' if i % 3 == 0 else 'cold'} food" for i in range(40)]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        # A new connection per request, so that the kernel spreads them over both workers.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(
+                pool.map(lambda t: httpx.post(f"{url}/classify", json={"text": t}, timeout=30), texts)
+            )
+        assert [r.status_code for r in responses] == [200] * len(texts)
+        bodies = [r.json() for r in responses]
+        assert [b["label"] for b in bodies] == [keyword_answer(t) for t in texts]
+
+        wrong = bodies[1]["prediction_id"]  # "cold food" -> negative; say it was neutral
+        right = bodies[0]["prediction_id"]
+        assert (
+            client.post(
+                "/feedback", json={"prediction_id": wrong, "thumbs": "down", "correct_label": "neutral"}
+            ).status_code
+            == 201
+        )
+        assert client.post("/feedback", json={"prediction_id": right, "thumbs": "up"}).status_code == 201
+        assert client.post("/feedback", json={"prediction_id": right, "thumbs": "up"}).status_code == 200
+
+        summary = client.post("/feedback/summary", json={}).json()["overall"]
+        assert (summary["predictions"], summary["feedback"], summary["labelled"]) == (40, 2, 2)
+        assert summary["accuracy"] == pytest.approx(0.5)
+
+        metrics = client.get("/metrics").text
+    served = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("labelwise_predictions_total{")
+    )
+    assert served == 40
+    per_worker = _per_worker(prometheus_dir, "labelwise_predictions")
+    assert len(per_worker) == 2, per_worker  # both workers answered ...
+    assert sum(per_worker.values()) == 40  # ... and /metrics is their sum
+    assert "labelwise_feedback_total" in metrics
+
+    out = tmp_path / "feedback.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "labelwise.cli", "feedback", "export", "--out", str(out), "--db-url", f"sqlite:///{db}"],
+        capture_output=True, text=True, cwd=REPO, check=True,
+    )  # fmt: skip
+    assert "wrote 2 rows" in result.stdout
+    import pandas as pd
+
+    frame = pd.read_csv(out).sort_values("thumbs")
+    assert frame[["label", "predicted_label", "thumbs"]].values.tolist() == [
+        ["neutral", "negative", "down"],
+        ["positive", "positive", "up"],
+    ]
+    assert frame["text"].tolist() == [texts[1], texts[0]]

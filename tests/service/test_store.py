@@ -1,0 +1,122 @@
+"""The prediction store on SQLite (a real file) and PostgreSQL (a real server, when CI starts one)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from labelwise.service import PredictionStore
+from labelwise.service._store import PredictionRecord
+from labelwise.service._summary import summarize
+
+POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    elif POSTGRES_URL:
+        url = POSTGRES_URL
+    else:
+        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    store = PredictionStore.from_url(url)
+    try:
+        yield store
+    finally:
+        from labelwise.service._store import _Base
+
+        _Base.metadata.drop_all(store.engine)
+        store.close()
+
+
+def record(label: str | None = "positive", *, tag: str = "clf:aaaa", text: str = "good") -> PredictionRecord:
+    return PredictionRecord(
+        artifact_tag=tag,
+        label=label,
+        probabilities={"positive": 0.8, "negative": 0.2} if label else None,
+        reason=None if label else "no label in output",
+        latency_s=0.1,
+        prompt_tokens=10,
+        completion_tokens=1,
+        model="m",
+        metadata={"city": "Phoenix"},
+        text=text,
+        text_sha256="0" * 64,
+        text_length=len(text),
+    )
+
+
+def test_prediction_round_trip(store: PredictionStore) -> None:
+    prediction_id = store.log_prediction(record())
+    row = store.get_prediction(prediction_id)
+    assert row is not None
+    assert row.label == "positive" and row.confidence == pytest.approx(0.8)
+    assert row.attributes == {"city": "Phoenix"} and row.text == "good"
+
+
+def test_feedback_is_upserted_never_duplicated(store: PredictionStore) -> None:
+    prediction_id = store.log_prediction(record())
+    first = store.put_feedback(prediction_id, thumbs="down", correct_label="negative", comment=None)
+    second = store.put_feedback(prediction_id, thumbs="up", correct_label=None, comment="changed my mind")
+    assert first is not None and first.created
+    assert second is not None and not second.created
+    rows = list(store.feedback_rows())
+    assert len(rows) == 1
+    assert (rows[0][1].thumbs, rows[0][1].comment) == ("up", "changed my mind")
+
+
+def test_feedback_for_an_unknown_prediction_writes_nothing(store: PredictionStore) -> None:
+    assert store.put_feedback("f" * 32, thumbs="up", correct_label=None, comment=None) is None
+    assert list(store.feedback_rows()) == []
+
+
+def test_concurrent_feedback_on_one_prediction_leaves_one_row(store: PredictionStore) -> None:
+    prediction_id = store.log_prediction(record())
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            store.put_feedback(
+                prediction_id, thumbs="up" if i % 2 else "down", correct_label=None, comment=str(i)
+            )
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(list(store.feedback_rows())) == 1
+
+
+def test_counts_feed_the_summary(store: PredictionStore) -> None:
+    a = store.log_prediction(record("positive"))
+    b = store.log_prediction(record("negative"))
+    store.log_prediction(record(None))
+    store.log_prediction(record("positive", tag="clf:bbbb"))
+    store.put_feedback(a, thumbs="up", correct_label=None, comment=None)
+    store.put_feedback(b, thumbs="down", correct_label="positive", comment=None)
+    summary = summarize(["negative", "positive"], store.prediction_counts(), store.feedback_counts())
+    overall = summary.overall
+    assert (overall.predictions, overall.feedback, overall.labelled) == (4, 2, 2)
+    assert overall.accuracy == pytest.approx(0.5)
+    assert overall.confusion_matrix.matrix == [[0, 0], [1, 1]]
+    assert [s.artifact_tag for s in summary.by_artifact] == ["clf:aaaa", "clf:bbbb"]
+    assert summary.by_artifact[1].feedback == 0 and summary.by_artifact[1].accuracy is None
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert store.prediction_counts(since=later) == []
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = PredictionStore.from_url(f"sqlite:///{tmp_path / 'wal.db'}")
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
