@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 export BENTOML_DO_NOT_TRACK := True
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint check
+.PHONY: help install serve demo test lint check
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,7 +25,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed ## Create .venv and install labelwise with the local model and dev tools
 
-demo: install ## Package the few-shot Yelp example and classify a review on the local model, offline
+serve: install ## Package the few-shot Yelp example and serve it on the local model at http://127.0.0.1:3000, offline
+	$(BIN)/labelwise package examples/yelp-few-shot.yaml
+	$(BIN)/labelwise serve yelp-few-shot:latest --port 3000
+
+demo: install ## Package the few-shot Yelp example and classify one review on the local model, offline
 	$(BIN)/labelwise package examples/yelp-few-shot.yaml
 	$(BIN)/labelwise predict yelp-few-shot:latest "The food was cold and the waiter was rude."
 
