@@ -124,11 +124,16 @@ class FakeOpenAIServer:
         return {**common, "object": "text_completion", "choices": [choice]}
 
     def start(self) -> FakeOpenAIServer:
+        """Serve on a free port, in a background thread."""
+        return self.start_on(0)
+
+    def start_on(self, port: int) -> FakeOpenAIServer:
+        """Serve on ``port`` (0: a free one), in a background thread."""
         import uvicorn
 
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self._app(), log_level="warning", lifespan="off", backlog=2048)
         self._server = uvicorn.Server(config)

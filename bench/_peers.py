@@ -1,0 +1,54 @@
+"""Processes the service benchmark runs beside labelwise: the fake backend and the bare peer app.
+
+python bench/_peers.py backend PORT LATENCY_S   a fake OpenAI-compatible server
+python bench/_peers.py bare PORT BASE_URL       a bare Starlette app: /classify -> one openai call
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def run_backend(port: int, latency_s: float) -> None:
+    from labelwise.testing import FakeOpenAIServer
+
+    server = FakeOpenAIServer(latency_s=latency_s)
+    server.start_on(port)
+    while True:
+        time.sleep(3600)
+
+
+def bare_app(base_url: str):  # type: ignore[no-untyped-def]
+    """What a team would write without labelwise: parse JSON, call the model, answer JSON."""
+    import openai
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    client = openai.AsyncOpenAI(api_key="unused", base_url=base_url, max_retries=0)
+
+    async def classify(request: Request) -> JSONResponse:
+        body = await request.json()
+        completion = await client.chat.completions.create(
+            model="fake-model",
+            messages=[
+                {"role": "user", "content": f"Sentiment (negative, neutral, positive) of: {body['text']}"}
+            ],
+            max_tokens=16,
+            temperature=0,
+        )
+        return JSONResponse({"label": (completion.choices[0].message.content or "").strip()})
+
+    return Starlette(routes=[Route("/classify", classify, methods=["POST"])])
+
+
+if __name__ == "__main__":
+    kind, port = sys.argv[1], int(sys.argv[2])
+    if kind == "backend":
+        run_backend(port, float(sys.argv[3]))
+    else:
+        import uvicorn
+
+        uvicorn.run(bare_app(sys.argv[3]), host="127.0.0.1", port=port, log_level="warning")
