@@ -116,3 +116,10 @@ def test_predict_a_file_on_the_local_model(tmp_path: Path) -> None:
     )
     assert [row["text"] for row in rows] == sample["text"].tolist()
     assert all(row["label"] in {"1", "2", "3", "4", "5", None} for row in rows)
+
+
+def test_serve_refuses_an_unknown_artifact_before_starting() -> None:
+    result = labelwise("serve", "never-packaged:0123456789abcdef", "--port", "3999", check=False)
+    assert result.returncode == 2
+    assert "no artifact never-packaged:0123456789abcdef" in result.stderr
+    assert "Traceback" not in result.stderr

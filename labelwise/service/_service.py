@@ -46,7 +46,6 @@ def _error(exc: ServiceError) -> Any:
     name="labelwise",
     workers=ARGS.workers,
     traffic={"timeout": 120, "max_concurrency": 256},
-    envs=[{"name": "LABELWISE_MODEL", "value": ARGS.model}] if ARGS.model else [],
 )
 class ClassifierService:
     """Online prediction, prediction log, feedback and online evaluation for one artifact."""
