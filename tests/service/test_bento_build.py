@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 def test_bento_records_the_pinned_artifact(served_artifact: ClassifierArtifact) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", "--arg", f"model={served_artifact.tag}", "--output", "tag"],
+        [sys.executable, "-m", "bentoml", "build", "--arg", f"model={served_artifact.tag}",
+         "--output", "tag"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
