@@ -7,7 +7,6 @@ tested without a server.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import time
@@ -26,7 +25,7 @@ from ._schemas import (
     ServiceMetadata,
 )
 from ._settings import ServiceSettings
-from ._store import PredictionRecord, PredictionStore
+from ._store import PredictionStore
 from ._summary import summarize
 
 __all__ = ["ClassifierApp"]
@@ -34,6 +33,7 @@ __all__ = ["ClassifierApp"]
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
 _ACCURACY_REFRESH_S = 5.0
+_RESPONSE_FIELDS = {"label", "probabilities", "reason", "artifact_tag", "model", "latency_s"}
 
 
 def _reason_kind(reason: str | None) -> str:
@@ -120,15 +120,7 @@ class ClassifierApp:
             lambda: [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
         )
         return [
-            ClassifyResponse(
-                prediction_id=prediction_id,
-                label=p.label,
-                probabilities=p.probabilities,
-                reason=p.reason,
-                artifact_tag=p.artifact_tag,
-                model=p.model,
-                latency_s=p.latency_s,
-            )
+            ClassifyResponse(prediction_id=prediction_id, **p.model_dump(include=_RESPONSE_FIELDS))
             for prediction_id, p in zip(ids, predictions, strict=True)
         ]
 
@@ -147,20 +139,7 @@ class ClassifierApp:
         )
         metrics.COST.labels(tag).inc(cost)
         return self.store.log_prediction(
-            PredictionRecord(
-                artifact_tag=prediction.artifact_tag,
-                label=prediction.label,
-                probabilities=prediction.probabilities,
-                reason=prediction.reason,
-                latency_s=prediction.latency_s,
-                prompt_tokens=prediction.prompt_tokens,
-                completion_tokens=prediction.completion_tokens,
-                model=prediction.model,
-                metadata=item.metadata,
-                text=item.text if self.settings.log_text else None,
-                text_sha256=hashlib.sha256(item.text.encode()).hexdigest(),
-                text_length=len(item.text),
-            )
+            prediction, text=item.text, metadata=item.metadata, keep_text=self.settings.log_text
         )
 
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:

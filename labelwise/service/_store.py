@@ -7,6 +7,7 @@ transaction: a row is either stored whole or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRecord", "PredictionRow", "PredictionStore"]
+from ..packaging import Prediction
+
+__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRow", "PredictionStore"]
 
 
 class _Base(DeclarativeBase):
@@ -68,24 +71,6 @@ class FeedbackRow(_Base):
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    """What the service logs for one prediction."""
-
-    artifact_tag: str
-    label: str | None
-    probabilities: Mapping[str, float] | None
-    reason: str | None
-    latency_s: float
-    prompt_tokens: int
-    completion_tokens: int
-    model: str
-    metadata: Mapping[str, Any]
-    text: str | None
-    text_sha256: str
-    text_length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,28 +124,32 @@ class PredictionStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def log_prediction(self, record: PredictionRecord) -> str:
-        """Store one prediction and return its new id."""
+    def log_prediction(
+        self, prediction: Prediction, *, text: str, metadata: Mapping[str, Any], keep_text: bool
+    ) -> str:
+        """Store one prediction and return its new id; ``keep_text=False`` keeps only the text's hash."""
         prediction_id = uuid.uuid4().hex
-        confidence = record.probabilities.get(record.label) if record.probabilities and record.label else None
+        probabilities = prediction.probabilities
         with self._sessions.begin() as session:
             session.add(
                 PredictionRow(
                     id=prediction_id,
                     created_at=_now(),
-                    artifact_tag=record.artifact_tag,
-                    label=record.label,
-                    probabilities=dict(record.probabilities) if record.probabilities else None,
-                    confidence=confidence,
-                    reason=record.reason,
-                    latency_s=record.latency_s,
-                    prompt_tokens=record.prompt_tokens,
-                    completion_tokens=record.completion_tokens,
-                    model=record.model,
-                    attributes=dict(record.metadata),
-                    text=record.text,
-                    text_sha256=record.text_sha256,
-                    text_length=record.text_length,
+                    artifact_tag=prediction.artifact_tag,
+                    label=prediction.label,
+                    probabilities=dict(probabilities) if probabilities else None,
+                    confidence=probabilities.get(prediction.label)
+                    if probabilities and prediction.label
+                    else None,
+                    reason=prediction.reason,
+                    latency_s=prediction.latency_s,
+                    prompt_tokens=prediction.prompt_tokens,
+                    completion_tokens=prediction.completion_tokens,
+                    model=prediction.model,
+                    attributes=dict(metadata),
+                    text=text if keep_text else None,
+                    text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    text_length=len(text),
                 )
             )
         return prediction_id

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from labelwise.packaging import Prediction
 from labelwise.service import PredictionStore
-from labelwise.service._store import PredictionRecord
 from labelwise.service._summary import summarize
 
 POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
@@ -35,8 +35,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Prediction
         store.close()
 
 
-def record(label: str | None = "positive", *, tag: str = "clf:aaaa", text: str = "good") -> PredictionRecord:
-    return PredictionRecord(
+def log(
+    store: PredictionStore, label: str | None = "positive", *, tag: str = "clf:aaaa", keep_text: bool = True
+) -> str:
+    prediction = Prediction(
         artifact_tag=tag,
         label=label,
         probabilities={"positive": 0.8, "negative": 0.2} if label else None,
@@ -45,23 +47,23 @@ def record(label: str | None = "positive", *, tag: str = "clf:aaaa", text: str =
         prompt_tokens=10,
         completion_tokens=1,
         model="m",
-        metadata={"city": "Phoenix"},
-        text=text,
-        text_sha256="0" * 64,
-        text_length=len(text),
     )
+    return store.log_prediction(prediction, text="good", metadata={"city": "Phoenix"}, keep_text=keep_text)
 
 
 def test_prediction_round_trip(store: PredictionStore) -> None:
-    prediction_id = store.log_prediction(record())
+    prediction_id = log(store)
     row = store.get_prediction(prediction_id)
     assert row is not None
     assert row.label == "positive" and row.confidence == pytest.approx(0.8)
-    assert row.attributes == {"city": "Phoenix"} and row.text == "good"
+    assert row.attributes == {"city": "Phoenix"} and row.text == "good" and row.text_length == 4
+    hashed = store.get_prediction(log(store, keep_text=False))
+    assert hashed is not None and hashed.text is None
+    assert hashed.text_sha256 == "770e607624d689265ca6c44884d0807d9b054d23c473c106c72be9de08b7376c"
 
 
 def test_feedback_is_upserted_never_duplicated(store: PredictionStore) -> None:
-    prediction_id = store.log_prediction(record())
+    prediction_id = log(store)
     first = store.put_feedback(prediction_id, thumbs="down", correct_label="negative", comment=None)
     second = store.put_feedback(prediction_id, thumbs="up", correct_label=None, comment="changed my mind")
     assert first is not None and first.created
@@ -77,7 +79,7 @@ def test_feedback_for_an_unknown_prediction_writes_nothing(store: PredictionStor
 
 
 def test_concurrent_feedback_on_one_prediction_leaves_one_row(store: PredictionStore) -> None:
-    prediction_id = store.log_prediction(record())
+    prediction_id = log(store)
     errors: list[BaseException] = []
 
     def write(i: int) -> None:
@@ -98,10 +100,10 @@ def test_concurrent_feedback_on_one_prediction_leaves_one_row(store: PredictionS
 
 
 def test_counts_feed_the_summary(store: PredictionStore) -> None:
-    a = store.log_prediction(record("positive"))
-    b = store.log_prediction(record("negative"))
-    store.log_prediction(record(None))
-    store.log_prediction(record("positive", tag="clf:bbbb"))
+    a = log(store, "positive")
+    b = log(store, "negative")
+    log(store, None)
+    log(store, "positive", tag="clf:bbbb")
     store.put_feedback(a, thumbs="up", correct_label=None, comment=None)
     store.put_feedback(b, thumbs="down", correct_label="positive", comment=None)
     summary = summarize(["negative", "positive"], store.prediction_counts(), store.feedback_counts())
