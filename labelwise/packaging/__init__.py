@@ -6,6 +6,7 @@ The core of labelwise; it imports none of the other areas.
 from ._artifact import (
     ClassifierArtifact,
     Lineage,
+    attach,
     delete_artifact,
     export_artifact,
     import_artifact,
@@ -47,9 +48,10 @@ from ._labels import LabelParser, ParsedLabel
 from ._local import LocalBackend, LocalServer, LocalServerConfig, labelwise_home, local_server
 from ._prompts import Template
 from ._retry import RetryPolicy, call_with_retries
-from ._scoring import Prediction, Scorer
+from ._scoring import Prediction, Scorer, calibrate
 from ._spec import (
     BackendSpec,
+    Calibration,
     ClassifierSpec,
     DecodingSpec,
     Example,
@@ -57,6 +59,7 @@ from ._spec import (
     FineTuned,
     FineTuneProvenance,
     Hyperparameters,
+    IsotonicCurve,
     TaskSpec,
     ZeroShot,
 )
@@ -75,6 +78,7 @@ __all__ = [
     "BackendSpec",
     "BackendTimeout",
     "BackendUnavailable",
+    "Calibration",
     "Classifier",
     "ClassifierArtifact",
     "ClassifierBackend",
@@ -87,6 +91,7 @@ __all__ = [
     "FineTuneProvenance",
     "FineTuned",
     "Hyperparameters",
+    "IsotonicCurve",
     "LabelParser",
     "LabelToken",
     "LabelwiseError",
@@ -108,6 +113,8 @@ __all__ = [
     "TaskSpec",
     "Template",
     "ZeroShot",
+    "attach",
+    "calibrate",
     "call_with_retries",
     "create_backend",
     "delete_artifact",

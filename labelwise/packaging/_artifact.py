@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from ._tag import ArtifactTag
 __all__ = [
     "ClassifierArtifact",
     "Lineage",
+    "attach",
     "delete_artifact",
     "export_artifact",
     "import_artifact",
@@ -72,7 +74,11 @@ def content_hash(file_hashes: dict[str, str]) -> str:
 
 
 class ClassifierArtifact:
-    """A validated, versioned classifier: its spec plus what packaging measured."""
+    """A validated, versioned classifier: its spec plus what packaging measured.
+
+    ``attachments`` (e.g. ``eval_card.json``) describe the classifier without changing what it
+    does: their hashes are checked on load, but they are not part of the version.
+    """
 
     def __init__(
         self,
@@ -80,16 +86,19 @@ class ClassifierArtifact:
         spec: ClassifierSpec,
         label_tokens: dict[str, LabelToken] | None = None,
         lineage: Lineage | None = None,
+        attachments: dict[str, bytes] | None = None,
         tag: ArtifactTag | None = None,
     ) -> None:
         self.spec = spec
         self.label_tokens = label_tokens
         self.lineage = lineage
+        self.attachments = attachments or {}
         self._tag = tag
 
     def content_files(self) -> dict[str, bytes]:
         """The canonical files whose hash is the version."""
-        spec = self.spec.model_dump(mode="json", exclude={"technique": {"examples"}})
+        # Unset optional fields are left out, so adding one to the spec format keeps old versions.
+        spec = self.spec.model_dump(mode="json", exclude={"technique": {"examples"}}, exclude_none=True)
         files = {"spec.json": _dumps({"format": FORMAT_VERSION, "spec": spec})}
         if isinstance(self.spec.technique, FewShot):
             files["examples.jsonl"] = "".join(
@@ -118,16 +127,24 @@ class ClassifierArtifact:
         try:
             manifest = json.loads((path / MANIFEST).read_bytes())
             expected: dict[str, str] = dict(manifest["files"])
+            attached: dict[str, str] = dict(manifest.get("attachments", {}))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactIntegrityError(f"{where} has no readable {MANIFEST}: {exc}") from None
-        present = {p.name for p in path.iterdir()} - _STORE_FILES
-        if present != set(expected):
+        # A ".partial" file is a write in progress (renamed into place when done); never loaded.
+        present = {p.name for p in path.iterdir() if not p.name.endswith(".partial")} - _STORE_FILES
+        listed = set(expected) | set(attached)
+        if present != listed:
             raise ArtifactIntegrityError(
-                f"{where} holds files {sorted(present)} but its manifest lists {sorted(expected)}; "
+                f"{where} holds files {sorted(present)} but its manifest lists {sorted(listed)}; "
                 "refusing to load it"
             )
         files = {name: (path / name).read_bytes() for name in expected}
-        changed = sorted(name for name, data in files.items() if _sha256(data) != expected[name])
+        attachments = {name: (path / name).read_bytes() for name in attached}
+        changed = sorted(
+            name
+            for name, data in (files | attachments).items()
+            if _sha256(data) != (expected | attached)[name]
+        )
         if changed:
             raise ArtifactIntegrityError(
                 f"{where} was modified after packaging: {', '.join(changed)} no longer match "
@@ -144,7 +161,13 @@ class ClassifierArtifact:
         lineage = None
         if (path / LINEAGE).exists():
             lineage = Lineage.model_validate_json((path / LINEAGE).read_bytes())
-        return cls(spec=artifact.spec, label_tokens=artifact.label_tokens, lineage=lineage, tag=tag)
+        return cls(
+            spec=artifact.spec,
+            label_tokens=artifact.label_tokens,
+            lineage=lineage,
+            attachments=attachments,
+            tag=tag,
+        )
 
     @classmethod
     def _from_files(cls, files: dict[str, bytes], *, where: str) -> ClassifierArtifact:
@@ -166,19 +189,50 @@ class ClassifierArtifact:
         return cls(spec=spec, label_tokens=label_tokens)
 
     def write(self, path: Path) -> None:
-        """Write the content files, the manifest and the lineage into ``path``."""
-        files = self.content_files()
-        hashes = {name: _sha256(data) for name, data in files.items()}
-        for name, data in files.items():
+        """Write the content files, the attachments, the manifest and the lineage into ``path``."""
+        for name, data in (self.content_files() | self.attachments).items():
             (path / name).write_bytes(data)
-        (path / MANIFEST).write_bytes(
-            _dumps({"format": FORMAT_VERSION, "files": hashes, "content_hash": content_hash(hashes)})
-        )
+        self.write_manifest(path)
         if self.lineage is not None:
             (path / LINEAGE).write_bytes(self.lineage.model_dump_json(indent=2).encode())
 
+    def write_manifest(self, path: Path) -> None:
+        hashes = {name: _sha256(data) for name, data in self.content_files().items()}
+        manifest = {
+            "format": FORMAT_VERSION,
+            "files": hashes,
+            "content_hash": content_hash(hashes),
+            "attachments": {name: _sha256(data) for name, data in self.attachments.items()},
+        }
+        # Written last and renamed into place: a reader sees the old manifest or the new one.
+        partial = path / f".{MANIFEST}.partial"
+        partial.write_bytes(_dumps(manifest))
+        partial.replace(path / MANIFEST)
+
     def __repr__(self) -> str:
         return f"ClassifierArtifact(tag={str(self.tag)!r}, technique={self.spec.technique.kind!r})"
+
+
+_ATTACHMENT_NAME = re.compile(r"^[a-z][a-z0-9_]*\.json$")
+
+
+def attach(tag: str | ArtifactTag, name: str, data: bytes) -> ClassifierArtifact:
+    """Add or replace an attachment (e.g. ``eval_card.json``) of a stored artifact.
+
+    The version does not change: attachments describe the classifier, they do not change it.
+    """
+    if not _ATTACHMENT_NAME.match(name) or name in _STORE_FILES:
+        raise ArtifactError(f"attachment name {name!r} must look like 'eval_card.json'")
+    artifact = load_artifact(tag)
+    if name in artifact.content_files():
+        raise ArtifactError(f"{name} is part of the artifact's content, not an attachment")
+    artifact.attachments[name] = data
+    path = Path(_store_model(artifact.tag).path)
+    partial = path / f".{name}.partial"
+    partial.write_bytes(data)
+    partial.replace(path / name)
+    artifact.write_manifest(path)
+    return load_artifact(artifact.tag)
 
 
 def _git_commit(directory: Path) -> str | None:

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ._backends import Completion, CompletionRequest, LabelToken
@@ -27,9 +28,9 @@ from ._prompts import (
     render_labels,
     truncate,
 )
-from ._spec import ClassifierSpec, FewShot, FineTuned
+from ._spec import Calibration, ClassifierSpec, FewShot, FineTuned
 
-__all__ = ["Prediction", "Scorer", "check_label_tokens"]
+__all__ = ["Prediction", "Scorer", "calibrate", "check_label_tokens"]
 
 # Added to every label token's logit in logprobs mode so that all labels appear among the top
 # alternatives; the same shift for each leaves their relative probabilities unchanged.
@@ -81,6 +82,22 @@ def check_label_tokens(tokens: Mapping[str, list[LabelToken]]) -> dict[str, Labe
         owner[token.token_id] = label
         first[label] = token
     return first
+
+
+def calibrate(probabilities: Mapping[str, float], calibration: Calibration) -> dict[str, float]:
+    """Apply a fitted calibration to a label distribution (the result sums to 1)."""
+    if calibration.method == "temperature" and calibration.temperature:
+        # Dividing logits by T is raising probabilities to 1/T and renormalising.
+        scaled = {k: max(p, 1e-12) ** (1.0 / calibration.temperature) for k, p in probabilities.items()}
+    elif calibration.method == "isotonic" and calibration.isotonic:
+        curves = calibration.isotonic
+        scaled = {k: float(np.interp(p, curves[k].x, curves[k].y)) for k, p in probabilities.items()}
+    else:
+        return dict(probabilities)
+    total = sum(scaled.values())
+    if total <= 0:
+        return {k: 1.0 / len(scaled) for k in scaled}
+    return {k: v / total for k, v in scaled.items()}
 
 
 class Scorer:
@@ -152,7 +169,17 @@ class Scorer:
         if total <= 0.0:
             return Outcome(None, None, "no label token among the top logprobs")
         probabilities = {label: p / total for label, p in mass.items()}
-        return Outcome(max(probabilities, key=probabilities.__getitem__), probabilities)
+        calibration = self.spec.calibration
+        if calibration is not None:
+            probabilities = calibrate(probabilities, calibration)
+        label = max(probabilities, key=probabilities.__getitem__)
+        if calibration is not None and calibration.abstain_below is not None:
+            if probabilities[label] < calibration.abstain_below:
+                reason = (
+                    f"abstained: confidence {probabilities[label]:.2f} is below {calibration.abstain_below}"
+                )
+                return Outcome(None, probabilities, reason)
+        return Outcome(label, probabilities)
 
     def _from_json(self, text: str) -> Outcome:
         try:

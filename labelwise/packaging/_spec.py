@@ -24,6 +24,7 @@ from ._tag import validate_name
 
 __all__ = [
     "BackendSpec",
+    "Calibration",
     "ClassifierSpec",
     "DecodingSpec",
     "Example",
@@ -31,6 +32,7 @@ __all__ = [
     "FineTuneProvenance",
     "FineTuned",
     "Hyperparameters",
+    "IsotonicCurve",
     "Provider",
     "ScoringMode",
     "TaskSpec",
@@ -291,6 +293,41 @@ class DecodingSpec(_Strict):
     stop: list[str] = Field(default_factory=list)
 
 
+class IsotonicCurve(_Strict):
+    """A fitted monotone map from a label's raw probability to a calibrated one."""
+
+    x: list[float] = Field(min_length=2)
+    y: list[float] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _monotone(self) -> IsotonicCurve:
+        if len(self.x) != len(self.y):
+            raise ValueError("x and y must have the same length")
+        if any(b < a for a, b in zip(self.x, self.x[1:], strict=False)):
+            raise ValueError("x must be increasing")
+        return self
+
+
+class Calibration(_Strict):
+    """Probability calibration fitted on held-out data, and an optional abstain threshold."""
+
+    method: Literal["none", "temperature", "isotonic"] = "none"
+    temperature: float | None = Field(default=None, gt=0)
+    isotonic: dict[str, IsotonicCurve] | None = None
+    abstain_below: float | None = Field(
+        default=None, gt=0, lt=1, description="No label when the top probability is below this."
+    )
+    fitted_on: str | None = Field(default=None, description="The data it was fitted on (name and hash).")
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Calibration:
+        if self.method == "temperature" and self.temperature is None:
+            raise ValueError("method temperature needs temperature")
+        if self.method == "isotonic" and not self.isotonic:
+            raise ValueError("method isotonic needs isotonic curves, one per label")
+        return self
+
+
 class ClassifierSpec(_Strict):
     """A classifier: the task, the technique, the backend and how outputs become labels."""
 
@@ -301,6 +338,7 @@ class ClassifierSpec(_Strict):
     backend: BackendSpec = Field(default_factory=BackendSpec)
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringMode = "generate"
+    calibration: Calibration | None = None
 
     @field_validator("name")
     @classmethod
@@ -324,6 +362,12 @@ class ClassifierSpec(_Strict):
                         f"technique.examples[{i}] has label {example.label!r}, which is not in "
                         f"task.labels {self.task.labels}"
                     )
+        if self.calibration is not None:
+            if self.scoring != "logprobs":
+                raise ValueError("calibration needs scoring: logprobs (the only mode with probabilities)")
+            curves = self.calibration.isotonic or {}
+            if curves and set(curves) != set(self.task.labels):
+                raise ValueError("calibration.isotonic needs one curve per label of task.labels")
         if isinstance(technique, FineTuned):
             if self.backend.model and self.backend.model != technique.model_id:
                 raise ValueError(
