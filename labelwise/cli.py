@@ -6,7 +6,6 @@ command exits with status 2.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -18,6 +17,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ._console import JsonOption, console, print_json
+from .cli_eval import eval_app, print_card, run_eval
+from .evaluation import EvalCard
+from .evaluation._evaluate import EVAL_CARD
 from .packaging import (
     ArtifactTag,
     Classifier,
@@ -25,6 +28,7 @@ from .packaging import (
     LabelwiseError,
     LocalServerConfig,
     Prediction,
+    attach,
     delete_artifact,
     export_artifact,
     import_artifact,
@@ -49,13 +53,7 @@ feedback_app = typer.Typer(help="Feedback collected by the service.", no_args_is
 app.add_typer(models_app, name="models")
 app.add_typer(local_app, name="local")
 app.add_typer(feedback_app, name="feedback")
-
-console = Console(soft_wrap=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+app.add_typer(eval_app, name="eval")
 
 
 def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:
@@ -69,21 +67,43 @@ def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:
         "labels": spec.task.labels,
         "content_hash": artifact.content_hash,
         "lineage": artifact.lineage.model_dump() if artifact.lineage else None,
+        "attachments": sorted(artifact.attachments),
     }
 
 
 @app.command("package")
 def package_command(
     spec: Annotated[Path, typer.Argument(help="Classifier spec (YAML).")],
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help="Labelled data to measure it on; attaches an eval card.")
+    ] = None,
+    text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    label_col: Annotated[str, typer.Option("--label-col")] = "label",
+    sample: Annotated[int | None, typer.Option("--sample", min=1)] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Validate a spec and store it as a versioned artifact (same content, same version)."""
     artifact, created = package(spec)
+    card = None
+    if eval_data is not None:
+        card, _, _ = run_eval(
+            str(artifact.tag),
+            eval_data,
+            text_col=text_col,
+            label_col=label_col,
+            sample=sample,
+            seed=seed,
+            n_resamples=1000,
+        )
+        artifact = attach(artifact.tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
     if as_json:
-        _print_json({**_summary(artifact), "created": created})
+        print_json({**_summary(artifact), "created": created})
         return
     state = "packaged" if created else "already packaged, unchanged"
     console.print(f"[bold]{artifact.tag}[/bold] ({state})")
+    if card is not None:
+        print_card(card)
 
 
 @models_app.command("list")
@@ -94,7 +114,7 @@ def models_list(
     """Stored classifiers, newest first."""
     rows = list(list_artifacts(name))
     if as_json:
-        _print_json([{"tag": str(tag), "created": created.isoformat()} for tag, created in rows])
+        print_json([{"tag": str(tag), "created": created.isoformat()} for tag, created in rows])
         return
     table = Table("tag", "created")
     for tag, created in rows:
@@ -110,8 +130,14 @@ def models_show(
     """Describe one artifact (verifying its content hash)."""
     artifact = load_artifact(tag)
     summary = _summary(artifact)
+    card = (
+        EvalCard.model_validate_json(artifact.attachments[EVAL_CARD])
+        if EVAL_CARD in artifact.attachments
+        else None
+    )
     if as_json:
-        _print_json({**summary, "spec": artifact.spec.model_dump(mode="json")})
+        eval_card = card.model_dump(mode="json") if card else None
+        print_json({**summary, "spec": artifact.spec.model_dump(mode="json"), "eval_card": eval_card})
         return
     table = Table(show_header=False)
     for key, value in summary.items():
@@ -121,6 +147,8 @@ def models_show(
         else:
             table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
     console.print(table)
+    if card is not None:
+        print_card(card)
 
 
 @models_app.command("export")
@@ -179,7 +207,7 @@ def predict_command(
     predictions = classifier.classify(texts)
     rows = [_prediction_row(t, p) for t, p in zip(texts, predictions, strict=True)]
     if as_json:
-        _print_json(rows[0] if text is not None else rows)
+        print_json(rows[0] if text is not None else rows)
         return
     if text is not None:
         _print_single(predictions[0])

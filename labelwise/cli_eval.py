@@ -1,0 +1,167 @@
+"""``labelwise eval``: measure an artifact on labelled data, or compare two on the same items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+from ._console import JsonOption, console, print_json
+from .evaluation import EvalCard, compare_predictions, evaluate, load_labelled, verdict
+from .evaluation._evaluate import EVAL_CARD, LabelledData
+from .packaging import Classifier, LabelwiseError, attach, load_artifact
+
+__all__ = ["eval_app", "print_card", "run_eval"]
+
+
+class _DefaultToRun(TyperGroup):
+    """``labelwise eval TAG DATA`` runs ``eval run``; ``labelwise eval compare ...`` compares."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's own click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_DefaultToRun,
+    help="Measure classifiers on labelled data, with confidence intervals.",
+    no_args_is_help=True,
+)
+
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
+LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the true label.")]
+Sample = Annotated[int | None, typer.Option("--sample", min=1, help="Evaluate a seeded sample of N rows.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample and of the bootstrap.")]
+Resamples = Annotated[int, typer.Option("--n-resamples", min=100, help="Bootstrap resamples.")]
+
+
+def run_eval(
+    tag: str, data: Path, *, text_col: str, label_col: str, sample: int | None, seed: int, n_resamples: int
+) -> tuple[EvalCard, LabelledData, list[Any]]:
+    classifier = Classifier.load(tag, max_concurrency=16)
+    labelled = load_labelled(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        label_set=classifier.artifact.spec.task.labels,
+        sample=sample,
+        seed=seed,
+    )
+    with console.status(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}"):
+        card, predictions = evaluate(classifier, labelled, n_resamples=n_resamples, random_state=seed)
+    return card, labelled, predictions
+
+
+def print_card(card: EvalCard) -> None:
+    dataset = card.dataset
+    sampled = f", sample {dataset.sample} seed {dataset.seed}" if dataset.sample else ""
+    console.print(
+        f"[bold]{card.artifact_tag}[/bold] on {dataset.name} ({dataset.evaluated} of {dataset.rows} rows"
+        f"{sampled}; sha256 {dataset.sha256[:12]})"
+    )
+    level = f"{card.confidence:.0%}"
+    table = Table("metric", "value", f"{level} interval", "most-frequent baseline")
+    for name, estimate in card.metrics.items():
+        baseline = card.baseline.get(name)
+        table.add_row(
+            name,
+            f"{estimate.value:.3f}",
+            f"[{estimate.low:.3f}, {estimate.high:.3f}]",
+            "" if baseline is None else f"{baseline:.3f}",
+        )
+    console.print(table)
+
+
+@eval_app.command("run")
+def eval_run(
+    tag: Annotated[str, typer.Argument(help="Artifact tag.")],
+    data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    sample: Sample = None,
+    seed: Seed = 0,
+    n_resamples: Resamples = 1000,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the eval card as JSON here.")] = None,
+    attach_card: Annotated[bool, typer.Option("--attach", help="Attach the result to the artifact.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Score TAG on DATA and print its metrics with bootstrap intervals."""
+    card, _, _ = run_eval(
+        tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed, n_resamples=n_resamples
+    )
+    if out is not None:
+        out.write_text(card.model_dump_json(indent=2))
+    if attach_card:
+        attach(str(card.artifact_tag), EVAL_CARD, card.model_dump_json(indent=2).encode())
+    if as_json:
+        print_json(card.model_dump(mode="json"))
+    else:
+        print_card(card)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    tag_a: Annotated[str, typer.Argument(help="Artifact A (e.g. the one in production).")],
+    tag_b: Annotated[str, typer.Argument(help="Artifact B (the candidate).")],
+    data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    sample: Sample = None,
+    seed: Seed = 0,
+    n_resamples: Resamples = 1000,
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    as_json: JsonOption = False,
+) -> None:
+    """Score A and B on the same items; say which is better on which metric, and if significantly."""
+    a, b = load_artifact(tag_a), load_artifact(tag_b)
+    if a.spec.task.labels != b.spec.task.labels:
+        raise LabelwiseError(f"{a.tag} and {b.tag} have different label sets; they cannot be compared")
+    options = {"text_col": text_col, "label_col": label_col, "sample": sample, "seed": seed}
+    card_a, labelled, preds_a = run_eval(str(a.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
+    card_b, _, preds_b = run_eval(str(b.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
+    tests = compare_predictions(
+        labelled.labels,
+        [p.label for p in preds_a],
+        [p.label for p in preds_b],
+        labels=a.spec.task.labels,
+        ordinal=a.spec.task.ordinal,
+        n_resamples=n_resamples,
+        random_state=seed,
+    )
+    rows = [
+        {
+            "metric": t.metric,
+            "a": t.value_a,
+            "b": t.value_b,
+            "difference": t.difference,
+            "low": t.low,
+            "high": t.high,
+            "test": t.test,
+            "p_value": t.p_value,
+            "better": verdict(t, alpha=alpha),
+        }
+        for t in tests
+    ]
+    if as_json:
+        print_json({"a": str(a.tag), "b": str(b.tag), "dataset": card_a.dataset.model_dump(), "tests": rows})
+        return
+    console.print(
+        f"A = [bold]{a.tag}[/bold], B = [bold]{b.tag}[/bold], {card_a.dataset.evaluated} items of {data.name}"
+    )
+    table = Table("metric", "A", "B", "B - A [95% interval]", "test", "p-value", "better")
+    for row in rows:
+        better = {"A": "A", "B": "B", "tie": "no significant difference"}[str(row["better"])]
+        table.add_row(
+            str(row["metric"]),
+            f"{row['a']:.3f}",
+            f"{row['b']:.3f}",
+            f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]",
+            str(row["test"]),
+            f"{row['p_value']:.3g}",
+            better,
+        )
+    console.print(table)

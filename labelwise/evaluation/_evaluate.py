@@ -1,0 +1,260 @@
+"""Scoring an artifact on a labelled dataset and measuring it: the eval card."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from sklearn.dummy import DummyClassifier
+
+from .. import __version__
+from ..packaging import Classifier, LabelwiseError, Prediction
+from ..packaging._tables import read_table
+from . import _metrics as m
+from ._stats import Estimate, bootstrap_interval
+
+__all__ = ["DatasetRef", "EvalCard", "LabelledData", "evaluate", "evaluate_predictions", "load_labelled"]
+
+EVAL_CARD = "eval_card.json"
+Metric = Callable[..., float]
+
+# name -> (function, needs probabilities, higher is better)
+METRICS: dict[str, tuple[Metric, bool, bool]] = {
+    "accuracy": (m.accuracy, False, True),
+    "macro_f1": (m.macro_f1, False, True),
+    "weighted_f1": (m.weighted_f1, False, True),
+    "coverage": (m.coverage, False, True),
+}
+ORDINAL_METRICS: dict[str, tuple[Metric, bool, bool]] = {
+    "mae": (m.mae, False, False),
+    "rmse": (m.rmse, False, False),
+    "quadratic_weighted_kappa": (m.quadratic_weighted_kappa, False, True),
+    "off_by_one_accuracy": (m.off_by_one_accuracy, False, True),
+}
+PROBABILITY_METRICS: dict[str, tuple[Metric, bool, bool]] = {
+    "expected_calibration_error": (m.expected_calibration_error, True, False),
+    "brier_score": (m.brier_score, True, False),
+    "log_loss": (m.log_loss, True, False),
+}
+
+
+def higher_is_better(metric: str) -> bool:
+    return {**METRICS, **ORDINAL_METRICS, **PROBABILITY_METRICS}[metric][2]
+
+
+class DatasetRef(BaseModel):
+    """Which data a measurement was made on, precisely enough to repeat it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    sha256: str
+    rows: int
+    evaluated: int
+    sample: int | None
+    seed: int
+    text_col: str
+    label_col: str
+
+
+class MetricEstimate(BaseModel):
+    value: float
+    low: float
+    high: float
+
+
+class EvalCard(BaseModel):
+    """Metrics with confidence intervals, measured on a named dataset, for one artifact."""
+
+    artifact_tag: str | None
+    dataset: DatasetRef
+    labels: list[str]
+    metrics: dict[str, MetricEstimate]
+    baseline: dict[str, float]
+    per_class: dict[str, dict[str, float]]
+    confusion_matrix: list[list[int]]
+    confidence: float
+    n_resamples: int
+    created_at: str
+    labelwise_version: str
+
+
+class LabelledData(BaseModel):
+    """Texts and their true labels, with the reference to where they came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    texts: list[str]
+    labels: list[str]
+    dataset: DatasetRef
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _as_label(value: Any) -> str:
+    # Stars read from CSV arrive as integers (or floats when a column has gaps): 5 -> "5".
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def load_labelled(
+    path: Path,
+    *,
+    text_col: str,
+    label_col: str,
+    label_set: Sequence[str],
+    sample: int | None = None,
+    seed: int = 0,
+    exclude_index: Sequence[int] = (),
+) -> LabelledData:
+    """Read a labelled table, check its labels, and take a seeded sample."""
+    frame = read_table(path, required={text_col: "--text-col", label_col: "--label-col"})
+    total = len(frame)
+    frame = frame.dropna(subset=[text_col, label_col])
+    if len(exclude_index):
+        frame = frame.drop(index=[i for i in exclude_index if i in frame.index])
+    labels = frame[label_col].map(_as_label)
+    unknown = sorted(set(labels) - set(label_set))
+    if unknown:
+        shown = ", ".join(unknown[:10])
+        raise LabelwiseError(
+            f"{path}: column {label_col!r} holds values that are not labels of the classifier: {shown}; "
+            f"labels are {', '.join(label_set)}"
+        )
+    if sample is not None and sample < len(frame):
+        frame = frame.sample(n=sample, random_state=seed)
+        labels = labels.loc[frame.index]
+    return LabelledData(
+        texts=frame[text_col].astype(str).tolist(),
+        labels=labels.tolist(),
+        dataset=DatasetRef(
+            name=path.name,
+            sha256=_file_sha256(path),
+            rows=total,
+            evaluated=len(frame),
+            sample=sample,
+            seed=seed,
+            text_col=text_col,
+            label_col=label_col,
+        ),
+    )
+
+
+def probability_matrix(predictions: Sequence[Prediction], labels: Sequence[str]) -> np.ndarray | None:
+    """Rows of label probabilities (NaN where none), or None when the mode gives none at all."""
+    if not any(p.probabilities for p in predictions):
+        return None
+    return np.asarray(
+        [
+            [p.probabilities[label] for label in labels] if p.probabilities else [np.nan] * len(labels)
+            for p in predictions
+        ],
+        dtype=float,
+    )
+
+
+def evaluate_predictions(
+    y_true: Sequence[str],
+    y_pred: Sequence[str | None],
+    *,
+    labels: Sequence[str],
+    ordinal: bool = False,
+    y_proba: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+) -> dict[str, Estimate]:
+    """Every applicable metric with its bootstrap interval, on the same resamples."""
+    true = np.asarray(list(y_true), dtype=object)
+    pred = np.asarray(list(y_pred), dtype=object)
+    chosen = {**METRICS, **(ORDINAL_METRICS if ordinal else {})}
+    if y_proba is not None:
+        chosen |= PROBABILITY_METRICS
+    out: dict[str, Estimate] = {}
+    for name, (metric, needs_proba, _) in chosen.items():
+
+        def statistic(i: np.ndarray, metric: Metric = metric, needs_proba: bool = needs_proba) -> float:
+            if needs_proba:
+                return metric(true[i], y_proba[i], labels=labels)  # type: ignore[index]
+            return metric(true[i], pred[i], labels=labels)
+
+        out[name] = bootstrap_interval(
+            statistic, len(true), n_resamples=n_resamples, confidence=confidence, random_state=random_state
+        )
+    return out
+
+
+def evaluate(
+    classifier: Classifier,
+    data: LabelledData,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+    predictions: Sequence[Prediction] | None = None,
+) -> tuple[EvalCard, list[Prediction]]:
+    """Score ``data`` with ``classifier`` (unless ``predictions`` are given) and build its eval card."""
+    spec = classifier.artifact.spec
+    labels = spec.task.labels
+    predictions = list(predictions) if predictions is not None else classifier.classify(data.texts)
+    y_pred = [p.label for p in predictions]
+    estimates = evaluate_predictions(
+        data.labels,
+        y_pred,
+        labels=labels,
+        ordinal=spec.task.ordinal,
+        y_proba=probability_matrix(predictions, labels),
+        n_resamples=n_resamples,
+        confidence=confidence,
+        random_state=random_state,
+    )
+    card = EvalCard(
+        artifact_tag=str(classifier.tag_),
+        dataset=data.dataset,
+        labels=labels,
+        metrics={k: MetricEstimate(value=e.value, low=e.low, high=e.high) for k, e in estimates.items()},
+        baseline=most_frequent_baseline(data.labels, labels=labels, ordinal=spec.task.ordinal),
+        per_class=m.per_class_report(data.labels, y_pred, labels=labels),
+        confusion_matrix=m.confusion_matrix(data.labels, y_pred, labels=labels).tolist(),
+        confidence=confidence,
+        n_resamples=n_resamples,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        labelwise_version=__version__,
+    )
+    return card, predictions
+
+
+def most_frequent_baseline(
+    y_true: Sequence[str], *, labels: Sequence[str], ordinal: bool
+) -> dict[str, float]:
+    """Metrics of always answering the most frequent label (scikit-learn's DummyClassifier)."""
+    dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(y_true), 1)), list(y_true))
+    y_pred = dummy.predict(np.zeros((len(y_true), 1))).tolist()
+    chosen = {**METRICS, **(ORDINAL_METRICS if ordinal else {})}
+    return {name: metric(list(y_true), y_pred, labels=labels) for name, (metric, _, _) in chosen.items()}
+
+
+def predictions_frame(data: LabelledData, predictions: Sequence[Prediction]) -> pd.DataFrame:
+    """One row per item: text, true label, prediction and its details."""
+    return pd.DataFrame(
+        {
+            "text": data.texts,
+            "label": data.labels,
+            "predicted": [p.label for p in predictions],
+            "reason": [p.reason for p in predictions],
+            "probabilities": [p.probabilities for p in predictions],
+        }
+    )
