@@ -11,10 +11,11 @@ from typer.core import TyperGroup
 
 from ._console import JsonOption, console, print_json
 from .evaluation import EvalCard, compare_predictions, evaluate, load_labelled, verdict
+from .evaluation._calibration import fit_calibration
 from .evaluation._evaluate import EVAL_CARD, LabelledData
-from .packaging import Classifier, LabelwiseError, attach, load_artifact
+from .packaging import Classifier, LabelwiseError, attach, load_artifact, package
 
-__all__ = ["eval_app", "print_card", "run_eval"]
+__all__ = ["calibrate_command", "eval_app", "print_card", "run_eval"]
 
 
 class _DefaultToRun(TyperGroup):
@@ -165,3 +166,62 @@ def eval_compare(
             better,
         )
     console.print(table)
+
+
+def calibrate_command(
+    tag: Annotated[str, typer.Argument(help="Artifact tag (scoring: logprobs).")],
+    data: Annotated[Path, typer.Argument(help="Labelled data held out from any training.")],
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    method: Annotated[str, typer.Option(help="temperature or isotonic.")] = "temperature",
+    abstain_below: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Give no label below this confidence.")
+    ] = None,
+    held_out: Annotated[
+        float, typer.Option(min=0.1, max=0.9, help="Share kept to measure the result.")
+    ] = 0.5,
+    sample: Sample = None,
+    seed: Seed = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit calibration on part of DATA, report ECE before and after on the rest, package the result."""
+    if method not in ("temperature", "isotonic"):
+        raise LabelwiseError(f"--method must be temperature or isotonic, not {method!r}")
+    artifact = load_artifact(tag)
+    labelled = load_labelled(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        label_set=artifact.spec.task.labels,
+        sample=sample,
+        seed=seed,
+    )
+    with console.status(f"scoring {labelled.dataset.evaluated} rows with {artifact.tag}"):
+        spec, report = fit_calibration(
+            artifact,
+            labelled,
+            method=method,  # type: ignore[arg-type]
+            held_out=held_out,
+            abstain_below=abstain_below,
+            random_state=seed,
+        )
+    calibrated, _ = package(spec)
+    if out is not None:
+        out.write_text(report.model_dump_json(indent=2))
+    if as_json:
+        print_json({"calibrated_tag": str(calibrated.tag), **report.model_dump(mode="json")})
+        return
+    console.print(
+        f"[bold]{calibrated.tag}[/bold]: {artifact.tag} with {method} calibration, fitted on "
+        f"{report.fit_rows} rows, measured on {report.held_out_rows} held-out rows"
+    )
+    table = Table("metric (held out)", "before", "after")
+    for name in report.before:
+        table.add_row(name, f"{report.before[name]:.4f}", f"{report.after[name]:.4f}")
+    console.print(table)
+    curve = Table("abstain below", "coverage", "accuracy")
+    for point in report.coverage_curve[::2]:
+        accuracy = "-" if point.accuracy is None else f"{point.accuracy:.3f}"
+        curve.add_row(f"{point.threshold:.2f}", f"{point.coverage:.3f}", accuracy)
+    console.print(curve)

@@ -1,0 +1,191 @@
+"""Fitting probability calibration on held-out data, and the coverage-accuracy trade-off.
+
+The classifier's raw label distribution (logprobs scoring) is recalibrated by temperature
+scaling (one parameter, keeps the ranking) or per-label isotonic regression (monotone, more
+flexible, needs more data). The fitted calibrator is stored in the spec, so a calibrated
+classifier is a new artifact version that serves calibrated probabilities everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.optimize import minimize_scalar
+from sklearn.isotonic import IsotonicRegression
+from sklearn.model_selection import train_test_split
+
+from ..packaging import (
+    Calibration,
+    Classifier,
+    ClassifierArtifact,
+    ClassifierSpec,
+    IsotonicCurve,
+    LabelwiseError,
+    calibrate,
+)
+from . import _metrics as m
+from ._evaluate import LabelledData, probability_matrix
+
+__all__ = [
+    "CalibrationReport",
+    "CoveragePoint",
+    "coverage_curve",
+    "fit_calibration",
+    "fit_isotonic",
+    "fit_temperature",
+]
+
+Method = Literal["temperature", "isotonic"]
+
+
+class CoveragePoint(BaseModel):
+    threshold: float
+    coverage: float
+    accuracy: float | None
+
+
+class CalibrationReport(BaseModel):
+    artifact_tag: str
+    method: str
+    fit_rows: int
+    held_out_rows: int
+    before: dict[str, float]
+    after: dict[str, float]
+    coverage_curve: list[CoveragePoint]
+    calibration: Calibration
+
+
+def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature T minimising the negative log likelihood of p ** (1/T), renormalised."""
+    logs = np.log(np.clip(proba, 1e-12, 1.0))
+
+    def nll(temperature: float) -> float:
+        scaled = logs / temperature
+        scaled -= scaled.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scaled).sum(axis=1))
+        return float(-(scaled[np.arange(len(truth)), truth] - log_norm).mean())
+
+    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def fit_isotonic(proba: np.ndarray, truth: np.ndarray, labels: Sequence[str]) -> dict[str, IsotonicCurve]:
+    """One monotone curve per label, fitted one-vs-rest, stored as its breakpoints."""
+    curves = {}
+    for k, label in enumerate(labels):
+        regression = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        regression.fit(proba[:, k], (truth == k).astype(float))
+        x, y = regression.X_thresholds_.tolist(), regression.y_thresholds_.tolist()
+        if len(x) < 2:  # a constant curve (all scores equal): keep its value over [0, 1]
+            x, y = [0.0, 1.0], [y[0], y[0]] if y else [0.0, 0.0]
+        curves[label] = IsotonicCurve(x=x, y=y)
+    return curves
+
+
+def _apply(proba: np.ndarray, calibration: Calibration, labels: Sequence[str]) -> np.ndarray:
+    rows = [calibrate(dict(zip(labels, row, strict=True)), calibration) for row in proba]
+    return np.asarray([[row[label] for label in labels] for row in rows])
+
+
+def coverage_curve(
+    proba: np.ndarray,
+    truth: np.ndarray,
+    thresholds: Sequence[float] = tuple(np.round(np.arange(0, 1.0, 0.05), 2)),
+) -> list[CoveragePoint]:
+    """Answer only when the top probability reaches the threshold: coverage and accuracy then."""
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == truth
+    points = []
+    for threshold in thresholds:
+        answered = confidence >= threshold
+        accuracy = float(correct[answered].mean()) if answered.any() else None
+        points.append(
+            CoveragePoint(threshold=float(threshold), coverage=float(answered.mean()), accuracy=accuracy)
+        )
+    return points
+
+
+def _quality(labels_true: Sequence[str], proba: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    return {
+        "expected_calibration_error": m.expected_calibration_error(labels_true, proba, labels=labels),
+        "brier_score": m.brier_score(labels_true, proba, labels=labels),
+        "log_loss": m.log_loss(labels_true, proba, labels=labels),
+        "accuracy": m.accuracy(labels_true, [labels[i] for i in proba.argmax(axis=1)]),
+    }
+
+
+def fit_calibration(
+    artifact: ClassifierArtifact,
+    data: LabelledData,
+    *,
+    method: Method = "temperature",
+    held_out: float = 0.5,
+    abstain_below: float | None = None,
+    random_state: int = 0,
+    classifier: Classifier | None = None,
+) -> tuple[ClassifierSpec, CalibrationReport]:
+    """Score ``data`` uncalibrated, fit on one stratified part, report on the other.
+
+    Returns the spec with the calibration in it (package it for the new version) and the report.
+    """
+    spec = artifact.spec
+    if spec.scoring != "logprobs":
+        raise LabelwiseError(
+            f"{artifact.tag} uses scoring: {spec.scoring}; calibration needs scoring: logprobs"
+        )
+    labels = spec.task.labels
+    raw = ClassifierArtifact(spec=_with_calibration(spec, None), label_tokens=artifact.label_tokens)
+    classifier = classifier or Classifier(artifact=raw, max_concurrency=16)
+    predictions = classifier.classify(data.texts)
+    proba = probability_matrix(predictions, labels)
+    if proba is None:
+        raise LabelwiseError("the classifier returned no probabilities to calibrate")
+    keep = ~np.isnan(proba).any(axis=1)
+    proba = proba[keep]
+    y_true = np.asarray(data.labels, dtype=object)[keep]
+    truth = np.asarray([labels.index(v) for v in y_true])
+    counts = np.bincount(truth, minlength=len(labels))
+    stratify = truth if counts[counts > 0].min() >= 2 else None
+    fit_idx, test_idx = train_test_split(
+        np.arange(len(truth)), test_size=held_out, random_state=random_state, stratify=stratify
+    )
+    fitted_on = (
+        f"{data.dataset.name} sha256:{data.dataset.sha256[:16]} rows:{len(fit_idx)} seed:{random_state}"
+    )
+    if method == "temperature":
+        calibration = Calibration(
+            method="temperature",
+            temperature=fit_temperature(proba[fit_idx], truth[fit_idx]),
+            abstain_below=abstain_below,
+            fitted_on=fitted_on,
+        )
+    else:
+        calibration = Calibration(
+            method="isotonic",
+            isotonic=fit_isotonic(proba[fit_idx], truth[fit_idx], labels),
+            abstain_below=abstain_below,
+            fitted_on=fitted_on,
+        )
+    calibrated = _apply(proba[test_idx], calibration, labels)
+    report = CalibrationReport(
+        artifact_tag=str(artifact.tag),
+        method=method,
+        fit_rows=len(fit_idx),
+        held_out_rows=len(test_idx),
+        before=_quality(y_true[test_idx].tolist(), proba[test_idx], labels),
+        after=_quality(y_true[test_idx].tolist(), calibrated, labels),
+        coverage_curve=coverage_curve(calibrated, truth[test_idx]),
+        calibration=calibration,
+    )
+    return _with_calibration(spec, calibration), report
+
+
+def _with_calibration(spec: ClassifierSpec, calibration: Calibration | None) -> ClassifierSpec:
+    """A validated copy of ``spec`` with another calibration."""
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data.pop("calibration", None)
+    if calibration is not None:
+        data["calibration"] = calibration.model_dump(mode="json", exclude_none=True)
+    return ClassifierSpec.from_dict(data)
