@@ -33,6 +33,7 @@ from ._errors import (
     SpecError,
 )
 from ._spec import BackendSpec, ScoringMode
+from ._tokenizers import openai_encoding
 
 __all__ = [
     "BACKENDS",
@@ -300,18 +301,7 @@ class OpenAIBackend(ClassifierBackend):
         return params
 
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
-        import tiktoken
-
-        base = self.model.removeprefix("ft:").split(":")[0]
-        try:
-            encoding = tiktoken.encoding_for_model(base)
-        except KeyError:
-            encoding = tiktoken.get_encoding("o200k_base")
-        except Exception as exc:  # tiktoken downloads its tables on first use
-            raise SpecError(
-                f"cannot load the tokenizer for {base} to check logprobs label tokens ({exc}); "
-                "package with network access once, or set TIKTOKEN_CACHE_DIR"
-            ) from exc
+        encoding = openai_encoding(self.model)
         return {
             label: [LabelToken(t, encoding.decode([t])) for t in encoding.encode(label)] for label in labels
         }

@@ -352,3 +352,17 @@ def test_configured_timeout_against_a_slow_server() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_openai_label_tokens_offline_through_tiktoken() -> None:
+    from labelwise.packaging import SpecError, package
+
+    spec = ClassifierSpec.from_dict(
+        spec_dict(name="openai-logprobs", task={"labels": ["1", "2", "3", "4", "5"]}, scoring="logprobs")
+    )
+    artifact, _ = package(spec)
+    assert artifact.label_tokens is not None
+    assert [t.piece for t in artifact.label_tokens.values()] == ["1", "2", "3", "4", "5"]
+    shared = spec_dict(name="openai-shared", task={"labels": ["very good", "very bad"]}, scoring="logprobs")
+    with pytest.raises(SpecError, match="share their first token 'very'"):
+        package(ClassifierSpec.from_dict(shared))
