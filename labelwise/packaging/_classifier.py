@@ -6,7 +6,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ import numpy as np
 
 from ._aio import run_sync
 from ._artifact import ClassifierArtifact, load_artifact
-from ._backends import ClassifierBackend, create_backend
+from ._backends import ClassifierBackend, CompletionRequest, create_backend
 from ._errors import BackendError, ProbabilitiesUnavailable
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Prediction, Scorer
@@ -105,26 +105,35 @@ class Classifier:
 
         Raises the first ``BackendError`` that persists after retries.
         """
-        texts = _as_texts(texts)
+        scorer = self.scorer_
+        return await self._arun([scorer.request(t) if t.strip() else None for t in _as_texts(texts)])
+
+    async def aclassify_prompts(self, prompts: Iterable[tuple[str | None, str]]) -> list[Prediction]:
+        """Classify already rendered ``(system, prompt)`` pairs, e.g. replayed from a fine-tuning file.
+
+        Decoding and scoring follow the artifact; only its template is bypassed.
+        """
+        scorer = self.scorer_
+        return await self._arun([scorer.request_for(p, system=s) if p.strip() else None for s, p in prompts])
+
+    async def _arun(self, requests: list[CompletionRequest | None]) -> list[Prediction]:
         semaphore = asyncio.Semaphore(self.max_concurrency)
         rng = random.Random(self.random_state)
         await self.backend_.prepare()
 
-        async def one(text: str) -> Prediction:
+        async def one(request: CompletionRequest | None) -> Prediction:
+            if request is None:
+                return Prediction(label=None, reason="empty text", artifact_tag=str(self.tag_))
             async with semaphore:
-                return await self._classify_one(text, rng)
+                return await self._complete(request, rng)
 
-        return list(await asyncio.gather(*(one(t) for t in texts)))
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    async def _classify_one(self, text: str, rng: random.Random) -> Prediction:
-        tag = str(self.tag_)
-        if not text.strip():
-            return Prediction(label=None, reason="empty text", artifact_tag=tag)
+    async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
         backend_spec = self.artifact.spec.backend
         policy = RetryPolicy(
             backend_spec.max_retries, backend_spec.backoff_initial_s, backend_spec.backoff_max_s
         )
-        request = self.scorer_.request(text)
         started = time.perf_counter()
         completion = await call_with_retries(
             lambda: self.backend_.complete(request), policy, rng=rng, on_retry=self.on_retry
@@ -139,17 +148,22 @@ class Classifier:
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
             latency_s=latency,
-            artifact_tag=tag,
+            artifact_tag=str(self.tag_),
             model=completion.model,
         )
 
     def classify(self, texts: Iterable[str]) -> list[Prediction]:
         """Synchronous ``aclassify``."""
-        texts = _as_texts(texts)
+        return self._sync(self.aclassify(_as_texts(texts)))
 
+    def classify_prompts(self, prompts: Iterable[tuple[str | None, str]]) -> list[Prediction]:
+        """Synchronous ``aclassify_prompts``."""
+        return self._sync(self.aclassify_prompts(list(prompts)))
+
+    def _sync(self, work: Coroutine[Any, Any, list[Prediction]]) -> list[Prediction]:
         async def run() -> list[Prediction]:
             try:
-                return await self.aclassify(texts)
+                return await work
             finally:
                 await self.backend_.aclose()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -104,8 +105,6 @@ class Scorer:
     """Renders prompts for a spec and turns completions into outcomes."""
 
     def __init__(self, spec: ClassifierSpec, *, label_tokens: Mapping[str, LabelToken] | None) -> None:
-        if spec.scoring == "logprobs" and not label_tokens:
-            raise SpecError("scoring: logprobs needs the label tokens recorded at packaging")
         self.spec = spec
         self.label_tokens = dict(label_tokens or {})
         self.parser = LabelParser(spec.task.labels, spec.task.synonyms)
@@ -133,12 +132,32 @@ class Scorer:
             {**self._fixed, "text": truncate(text, self.spec.technique.max_text_chars)}
         )
 
+    def text_pattern(self) -> re.Pattern[str]:
+        """A regex whose group ``text`` recovers the input from a prompt this scorer rendered."""
+        parts = re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\})", self._template.source)
+        pattern = ""
+        for part in parts:
+            name = part[1:-1] if part.startswith("{") and part.endswith("}") else None
+            if name == "text":
+                pattern += "(?P<text>.*)"
+            elif name in self._fixed:
+                pattern += re.escape(self._fixed[name])
+            else:
+                pattern += re.escape(part)
+        return re.compile(f"^{pattern}$", re.DOTALL)
+
     def request(self, text: str) -> CompletionRequest:
+        return self.request_for(self.prompt(text), system=self.spec.technique.system)
+
+    def request_for(self, prompt: str, *, system: str | None) -> CompletionRequest:
+        """A request for an already rendered prompt, with the spec's decoding and scoring settings."""
         spec, decoding = self.spec, self.spec.decoding
         logprobs = spec.scoring == "logprobs"
+        if logprobs and not self.label_tokens:
+            raise SpecError("scoring: logprobs needs the label tokens recorded at packaging")
         return CompletionRequest(
-            prompt=self.prompt(text),
-            system=spec.technique.system,
+            prompt=prompt,
+            system=system,
             max_tokens=1 if logprobs else decoding.max_tokens or _MAX_TOKENS[spec.scoring],
             temperature=decoding.temperature,
             top_p=decoding.top_p,
