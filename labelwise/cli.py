@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._console import JsonOption, console, print_json
-from .cli_eval import calibrate_command, eval_app, finetune_app, print_card, run_eval
+from .cli_eval import calibrate_command, eval_app, experiment_command, finetune_app, print_card, run_eval
 from .evaluation import EvalCard
 from .evaluation._evaluate import EVAL_CARD
 from .packaging import (
@@ -56,6 +56,7 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(eval_app, name="eval")
 app.command("calibrate")(calibrate_command)
 app.add_typer(finetune_app, name="finetune")
+app.command("experiment")(experiment_command)
 
 
 def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ._console import JsonOption, console, print_json
 from .evaluation import EvalCard, compare_predictions, evaluate, load_labelled, verdict
 from .evaluation._calibration import fit_calibration
 from .evaluation._evaluate import EVAL_CARD, LabelledData
+from .evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
 from .evaluation._finetune import export_finetune, gap_report
 from .packaging import (
     Classifier,
@@ -25,7 +26,7 @@ from .packaging import (
     package,
 )
 
-__all__ = ["calibrate_command", "eval_app", "finetune_app", "print_card", "run_eval"]
+__all__ = ["calibrate_command", "eval_app", "experiment_command", "finetune_app", "print_card", "run_eval"]
 
 
 class _DefaultToRun(TyperGroup):
@@ -359,3 +360,49 @@ def finetune_gap(
     console.print(table)
     for finding in report.findings:
         console.print(f"- {finding}")
+
+
+def experiment_command(
+    grid: Annotated[Path, typer.Argument(help="Experiment file (YAML): base spec, data, grid.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the leaderboard (default: beside GRID).")
+    ] = None,
+    package_best: Annotated[bool, typer.Option("--package-best", help="Package the best candidate.")] = False,
+    mlflow_uri: Annotated[
+        str | None,
+        typer.Option("--mlflow", help="Also log to MLflow at this tracking URI (e.g. sqlite:///mlflow.db)."),
+    ] = None,
+) -> None:
+    """Run a prompt experiment and write a leaderboard (CSV, JSON, HTML with plots)."""
+    experiment, root = ExperimentSpec.from_yaml(grid)
+    out = out or grid.parent / f"{experiment.name}-results"
+
+    def progress(i: int, total: int, candidate: Any) -> None:
+        console.print(f"[{i + 1}/{total}] {candidate.name} ({candidate.tag})", highlight=False)
+
+    board = run_experiment(experiment, root, on_candidate=progress)
+    files = write_leaderboard(board, out)
+    table = Table("rank", "candidate", "weighted F1 [95%]", "accuracy", "coverage")
+    for rank, row in enumerate(board.rows, start=1):
+        f1 = row.card.metrics["weighted_f1"]
+        table.add_row(
+            str(rank),
+            row.candidate.name,
+            f"{f1.value:.3f} [{f1.low:.3f}, {f1.high:.3f}]",
+            f"{row.card.metrics['accuracy'].value:.3f}",
+            f"{row.card.metrics['coverage'].value:.3f}",
+        )
+    baseline = board.baseline
+    table.add_row(
+        "-", "most frequent label", f"{baseline['weighted_f1']:.3f}", f"{baseline['accuracy']:.3f}", "1.000"
+    )
+    console.print(table)
+    console.print("wrote " + ", ".join(str(f) for f in files))
+    if mlflow_uri:
+        experiment_id = log_to_mlflow(board, mlflow_uri, artifact_dir=out / "mlartifacts")
+        console.print(f"logged to MLflow experiment {experiment_id} at {mlflow_uri}")
+    if package_best:
+        best = board.best()
+        artifact, _ = package(best.spec)
+        attach(artifact.tag, EVAL_CARD, best.card.model_dump_json(indent=2).encode())
+        console.print(f"packaged the best candidate as [bold]{artifact.tag}[/bold]")

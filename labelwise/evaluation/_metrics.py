@@ -8,11 +8,13 @@ distance by position in ``labels`` (for stars, "1" < "2" < ... < "5").
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 __all__ = [
     "accuracy",
@@ -165,15 +167,18 @@ def quadratic_weighted_kappa(
     if not t.size:
         return float("nan")
     n_labels = len(_labels(y_true, y_pred, labels))
-    return float(
-        skm.cohen_kappa_score(
-            t.astype(int),
-            p.astype(int),
-            labels=list(range(n_labels)),
-            weights="quadratic",
-            sample_weight=_weights(sample_weight, keep),
+    with warnings.catch_warnings():
+        # Undefined when truth and prediction are one and the same constant: NaN says so.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return float(
+            skm.cohen_kappa_score(
+                t.astype(int),
+                p.astype(int),
+                labels=list(range(n_labels)),
+                weights="quadratic",
+                sample_weight=_weights(sample_weight, keep),
+            )
         )
-    )
 
 
 def _proba_matrix(y_proba: Any) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Uncertainty and significance: bootstrap intervals and paired comparisons of two classifiers.
 
-Intervals come from ``scipy.stats.bootstrap`` (percentile method) over resampled item indices,
-so any metric works, paired metrics included. Randomness is a parameter (``random_state``).
+Intervals are percentile bootstraps over resampled item indices, so any metric works, paired
+ones included, and a resample where a metric is undefined (NaN, e.g. kappa of a constant
+prediction) is left out rather than failing the whole interval (which ``scipy.stats.bootstrap``
+does). Tests of significance use scipy. Randomness is a parameter (``random_state``).
 """
 
 from __future__ import annotations
@@ -66,21 +68,19 @@ def bootstrap_interval(
     >>> round(est.value, 3), est.low <= est.value <= est.high
     (0.75, True)
     """
-    indices = np.arange(n_items)
-    value = float(statistic(indices))
-    if n_items < 2:
+    value = float(statistic(np.arange(n_items)))
+    if n_items < 2 or math.isnan(value):
         return Estimate(value, float("nan"), float("nan"), confidence)
-    result = stats.bootstrap(
-        (indices,),
-        lambda sample: statistic(sample.astype(int)),
-        vectorized=False,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        random_state=np.random.default_rng(random_state),
+    rng = np.random.default_rng(random_state)
+    draws = np.asarray(
+        [statistic(rng.integers(0, n_items, n_items)) for _ in range(n_resamples)], dtype=float
     )
-    interval = result.confidence_interval
-    return Estimate(value, float(interval.low), float(interval.high), confidence)
+    draws = draws[~np.isnan(draws)]
+    if not draws.size:
+        return Estimate(value, float("nan"), float("nan"), confidence)
+    alpha = 1 - confidence
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return Estimate(value, float(low), float(high), confidence)
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> tuple[float, float, int, int]:

@@ -12,6 +12,7 @@ from ._artifact import (
     import_artifact,
     list_artifacts,
     load_artifact,
+    measure_label_tokens,
     package,
 )
 from ._backends import (
@@ -124,6 +125,7 @@ __all__ = [
     "list_artifacts",
     "load_artifact",
     "local_server",
+    "measure_label_tokens",
     "package",
     "register_backend",
     "translate_provider_errors",

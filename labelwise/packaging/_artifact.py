@@ -37,6 +37,7 @@ __all__ = [
     "import_artifact",
     "list_artifacts",
     "load_artifact",
+    "measure_label_tokens",
     "package",
 ]
 
@@ -265,6 +266,11 @@ async def _label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
         await backend.aclose()
 
 
+def measure_label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
+    """Each label's first token for logprobs scoring (``None`` for other modes), checked distinct."""
+    return run_sync(_label_tokens(spec))
+
+
 def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifact, bool]:
     """Validate a spec and store it as an artifact.
 
@@ -278,7 +284,7 @@ def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifa
     else:
         source = Path(spec_or_path)
         spec = ClassifierSpec.from_yaml(source)
-    label_tokens = run_sync(_label_tokens(spec))
+    label_tokens = measure_label_tokens(spec)
     artifact = ClassifierArtifact(
         spec=spec,
         label_tokens=label_tokens,

@@ -456,9 +456,9 @@ _TECHNIQUES: dict[str, type[BaseModel]] = {
 }
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
+def _allowed_keys(loc: tuple[int | str, ...], root: type[BaseModel]) -> list[str]:
     """The keys the model at ``loc`` (an error location ending in the bad key) accepts."""
-    model: type[BaseModel] | None = ClassifierSpec
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue  # a list index: the model stays that of the list's items
@@ -473,7 +473,9 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     return sorted(model.model_fields) if model else []
 
 
-def format_validation_error(exc: ValidationError, *, source: str) -> str:
+def format_validation_error(
+    exc: ValidationError, *, source: str, root: type[BaseModel] | None = None, what: str = "classifier spec"
+) -> str:
     """One line per problem, each naming the field and what to do about it."""
     lines = []
     for error in exc.errors():
@@ -487,7 +489,7 @@ def format_validation_error(exc: ValidationError, *, source: str) -> str:
                     "and give its name as backend.api_key_env"
                 )
                 continue
-            allowed = _allowed_keys(loc)
+            allowed = _allowed_keys(loc, root or ClassifierSpec)
             hint = difflib.get_close_matches(key, allowed, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             lines.append(f"{where}: unknown key{suggestion}; allowed keys: {', '.join(allowed)}")
@@ -496,4 +498,4 @@ def format_validation_error(exc: ValidationError, *, source: str) -> str:
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{where}: {message}")
-    return f"{source} is not a valid classifier spec:\n  " + "\n  ".join(lines)
+    return f"{source} is not a valid {what}:\n  " + "\n  ".join(lines)
