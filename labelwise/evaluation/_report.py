@@ -86,19 +86,33 @@ def leaderboard_html(board: Leaderboard) -> str:
     if few_shot:
         figure, axis = plt.subplots(figsize=(7, 4))
         for template in sorted({row.candidate.template for row in few_shot}):
-            by_k: dict[int, list[float]] = {}
-            for row in few_shot:
-                if row.candidate.template == template:
-                    by_k.setdefault(row.candidate.k, []).append(row.card.metrics["weighted_f1"].value)
-            ks = sorted(by_k)
-            means = [sum(by_k[k]) / len(by_k[k]) for k in ks]
-            spread = [
-                [m - min(by_k[k]) for m, k in zip(means, ks, strict=True)],
-                [max(by_k[k]) - m for m, k in zip(means, ks, strict=True)],
+            ours = sorted(
+                (r for r in few_shot if r.candidate.template == template), key=lambda r: r.candidate.k
+            )
+            seeds = sorted({r.candidate.example_seed or 0 for r in ours})
+            # One point per example set with its bootstrap interval, nudged apart; a line through the means.
+            for r in ours:
+                f1 = r.card.metrics["weighted_f1"]
+                x = r.candidate.k + 0.08 * (seeds.index(r.candidate.example_seed or 0) - (len(seeds) - 1) / 2)
+                axis.errorbar(
+                    [x],
+                    [f1.value],
+                    yerr=[[f1.value - f1.low], [f1.high - f1.value]],
+                    fmt="o",
+                    capsize=3,
+                    color="#4c72b0",
+                    alpha=0.7,
+                )
+            ks = sorted({r.candidate.k for r in ours})
+            means = [
+                sum(r.card.metrics["weighted_f1"].value for r in ours if r.candidate.k == k)
+                / sum(1 for r in ours if r.candidate.k == k)
+                for k in ks
             ]
-            axis.errorbar(ks, means, yerr=spread, marker="o", capsize=4, label=template)
+            axis.plot(ks, means, marker="s", label=f"{template} (mean over example sets)")
+        axis.set_xticks(sorted({r.candidate.k for r in few_shot}))
         axis.set_xlabel("number of examples (k)")
-        axis.set_ylabel("weighted F1 (mean, range over example sets)")
+        axis.set_ylabel("weighted F1 (95% bootstrap interval)")
         axis.legend()
         sections.append(("F1 by number of examples", _img(figure_uri(figure), "F1 by number of examples")))
 
