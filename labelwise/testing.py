@@ -67,6 +67,10 @@ class FakeOpenAIServer:
         for _ in range(times):
             self._faults.append((status, headers or {}, body))
 
+    def clear_failures(self) -> None:
+        """Forget failures scripted with ``fail_next`` that have not happened yet."""
+        self._faults.clear()
+
     def _app(self) -> Any:
         from starlette.applications import Starlette
         from starlette.requests import Request

@@ -35,7 +35,7 @@ def fake_openai() -> Iterator[FakeOpenAIServer]:
 @pytest.fixture(autouse=True)
 def _no_leftover_faults(fake_openai: FakeOpenAIServer) -> Iterator[None]:
     yield
-    fake_openai._faults.clear()
+    fake_openai.clear_failures()
 
 
 def served_spec(base_url: str, *, name: str = "svc-sentiment") -> ClassifierSpec:
