@@ -48,6 +48,7 @@ from ._errors import (
 from ._labels import LabelParser, ParsedLabel
 from ._local import LocalBackend, LocalServer, LocalServerConfig, labelwise_home, local_server
 from ._prompts import Template
+from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Prediction, Scorer, calibrate
 from ._spec import (
@@ -108,6 +109,7 @@ __all__ = [
     "Prediction",
     "ProbabilitiesUnavailable",
     "RateLimited",
+    "RateLimiter",
     "RetryPolicy",
     "Scorer",
     "SpecError",

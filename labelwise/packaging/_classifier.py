@@ -6,7 +6,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 
 import httpx
@@ -14,13 +14,20 @@ import numpy as np
 
 from ._aio import run_sync
 from ._artifact import ClassifierArtifact, load_artifact
-from ._backends import ClassifierBackend, CompletionRequest, create_backend
+from ._backends import ClassifierBackend, Completion, CompletionRequest, create_backend
 from ._errors import BackendError, ProbabilitiesUnavailable
+from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Prediction, Scorer
 from ._tag import ArtifactTag
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "estimate_tokens"]
+
+
+def estimate_tokens(request: CompletionRequest) -> int:
+    """Tokens a request may count against a quota: about 4 characters a token, plus the reply."""
+    characters = len(request.prompt) + len(request.system or "")
+    return characters // 4 + 4 + request.max_tokens
 
 
 def _as_texts(texts: Iterable[str]) -> list[str]:
@@ -46,6 +53,8 @@ class Classifier:
         Seeds the jitter of retry backoff.
     on_retry : callable, default=None
         Called as ``on_retry(error, wait_s)`` before each retry (metrics count them).
+    rate_limiter : RateLimiter, default=None
+        Waited on before every request (retries included), for requests/tokens-per-minute quotas.
 
     Examples
     --------
@@ -63,6 +72,7 @@ class Classifier:
         max_concurrency: int = 8,
         random_state: int | None = None,
         on_retry: Callable[[BackendError, float], None] | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.artifact = artifact
         self.backend = backend
@@ -70,6 +80,7 @@ class Classifier:
         self.max_concurrency = max_concurrency
         self.random_state = random_state
         self.on_retry = on_retry
+        self.rate_limiter = rate_limiter
 
     @classmethod
     def load(cls, tag: str | ArtifactTag, **params: Any) -> Classifier:
@@ -117,17 +128,56 @@ class Classifier:
         return await self._arun([scorer.request_for(p, system=s) if p.strip() else None for s, p in prompts])
 
     async def _arun(self, requests: list[CompletionRequest | None]) -> list[Prediction]:
+        results: list[Prediction | BackendError | None] = [None] * len(requests)
+        async for index, outcome in self._each(requests):
+            results[index] = outcome
+        for result in results:
+            if isinstance(result, BackendError):
+                raise result
+        return [r for r in results if isinstance(r, Prediction)]
+
+    async def _each(
+        self, requests: list[CompletionRequest | None]
+    ) -> AsyncIterator[tuple[int, Prediction | BackendError]]:
+        """``(index, prediction or error)`` as each request finishes; ``None`` is an empty text."""
         semaphore = asyncio.Semaphore(self.max_concurrency)
         rng = random.Random(self.random_state)
         await self.backend_.prepare()
 
-        async def one(request: CompletionRequest | None) -> Prediction:
+        async def one(index: int, request: CompletionRequest | None) -> tuple[int, Prediction | BackendError]:
             if request is None:
-                return Prediction(label=None, reason="empty text", artifact_tag=str(self.tag_))
+                return index, Prediction(label=None, reason="empty text", artifact_tag=str(self.tag_))
             async with semaphore:
-                return await self._complete(request, rng)
+                try:
+                    return index, await self._complete(request, rng)
+                except BackendError as exc:
+                    return index, exc
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        # Tasks are created in order, so requests start in input order (as_completed alone
+        # would start them in set order).
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                yield await finished
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _send(self, request: CompletionRequest) -> Completion:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire(estimate_tokens(request))
+        return await self.backend_.complete(request)
+
+    async def aclassify_each(
+        self, texts: Iterable[str]
+    ) -> AsyncIterator[tuple[int, Prediction | BackendError]]:
+        """Yield ``(index, prediction or error)`` as each text finishes, errors included.
+
+        For long jobs: results can be saved as they come, and one failure does not stop the rest.
+        """
+        scorer = self.scorer_
+        async for item in self._each([scorer.request(t) if t.strip() else None for t in _as_texts(texts)]):
+            yield item
 
     async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
         backend_spec = self.artifact.spec.backend
@@ -136,7 +186,7 @@ class Classifier:
         )
         started = time.perf_counter()
         completion = await call_with_retries(
-            lambda: self.backend_.complete(request), policy, rng=rng, on_retry=self.on_retry
+            lambda: self._send(request), policy, rng=rng, on_retry=self.on_retry
         )
         latency = time.perf_counter() - started
         outcome = self.scorer_.outcome(completion)
