@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._console import JsonOption, console, print_json
+from .cli_batch import batch_app
 from .cli_eval import calibrate_command, eval_app, experiment_command, finetune_app, print_card, run_eval
 from .evaluation import EvalCard
 from .evaluation._evaluate import EVAL_CARD
@@ -57,6 +58,7 @@ app.add_typer(eval_app, name="eval")
 app.command("calibrate")(calibrate_command)
 app.add_typer(finetune_app, name="finetune")
 app.command("experiment")(experiment_command)
+app.add_typer(batch_app, name="batch")
 
 
 def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ._errors import LabelwiseError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_table", "write_table"]
+__all__ = ["read_table", "write_frame", "write_table"]
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -53,8 +53,12 @@ def write_table(rows: Sequence[dict[str, Any]], path: Path, *, columns: Sequence
     """Write rows atomically: to a temporary file beside ``path``, then renamed over it."""
     import pandas as pd
 
+    write_frame(pd.DataFrame(list(rows), columns=list(columns)), path)
+
+
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame atomically (CSV, JSONL or Parquet by suffix)."""
     suffix = _format(path)
-    frame = pd.DataFrame(list(rows), columns=list(columns))
     partial = path.with_name(f".{path.name}.partial")
     if suffix == ".csv":
         frame.to_csv(partial, index=False)

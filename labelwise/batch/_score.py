@@ -1,0 +1,160 @@
+"""Scoring a table of texts: concurrent, rate-limited, deduplicated, cached and resumable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from ..packaging import BackendError, Classifier, Prediction
+from ._cache import ResultCache, text_key
+
+__all__ = ["OUTPUT_COLUMNS", "ScoreSummary", "score_dataframe", "score_frame"]
+
+OUTPUT_COLUMNS = [
+    "label",
+    "probabilities",
+    "status",
+    "error",
+    "reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_s",
+    "cached",
+    "artifact_tag",
+    "model",
+    "scored_at",
+]
+
+
+@dataclass
+class ScoreSummary:
+    rows: int
+    unique_texts: int
+    from_cache: int
+    scored: int
+    failed_rows: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    seconds: float
+
+
+def _row(prediction: Prediction | None, error: str | None, *, cached: bool, tag: str) -> dict[str, Any]:
+    if prediction is None:
+        return {"status": "error", "error": error, "cached": False, "artifact_tag": tag}
+    return {
+        "label": prediction.label,
+        "probabilities": json.dumps(prediction.probabilities) if prediction.probabilities else None,
+        "status": "ok"
+        if prediction.label is not None
+        else ("empty" if prediction.reason == "empty text" else "no_label"),
+        "error": None,
+        "reason": prediction.reason,
+        "prompt_tokens": 0 if cached else prediction.prompt_tokens,
+        "completion_tokens": 0 if cached else prediction.completion_tokens,
+        "latency_s": prediction.latency_s,
+        "cached": cached,
+        "artifact_tag": prediction.artifact_tag,
+        "model": prediction.model,
+        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+async def score_frame(
+    frame: pd.DataFrame,
+    classifier: Classifier,
+    *,
+    text_col: str = "text",
+    cache: ResultCache | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, ScoreSummary]:
+    """Score ``frame[text_col]``; returns the frame with the output columns added, in input order.
+
+    Identical texts are scored once; texts already in ``cache`` are not scored again; every
+    finished text is committed to ``cache`` at once. A text whose backend call fails after
+    retries keeps its rows, with status ``error`` and the error, and is not cached.
+    """
+    import time
+
+    started = time.perf_counter()
+    tag = str(classifier.tag_)
+    texts = frame[text_col].fillna("").astype(str).tolist()
+    keys = [text_key(t) for t in texts]
+    unique: dict[str, str] = dict(zip(keys, texts, strict=True))
+    done = cache.get_many(tag, unique) if cache is not None else {}
+    results: dict[str, tuple[Prediction | None, str | None, bool]] = {
+        k: (p, None, True) for k, p in done.items()
+    }
+    if on_progress is not None and done:
+        on_progress(sum(1 for k in keys if k in done))
+    todo = [k for k in unique if k not in done]
+    counts = pd.Series(keys).value_counts().to_dict()
+    async for index, outcome in _each(classifier, [unique[k] for k in todo]):
+        key = todo[index]
+        if isinstance(outcome, BackendError):
+            results[key] = (None, f"{type(outcome).__name__}: {outcome}", False)
+        else:
+            results[key] = (outcome, None, False)
+            if cache is not None and outcome.reason != "empty text":
+                cache.put(key, outcome)
+        if on_progress is not None:
+            on_progress(int(counts[key]))
+    rows = [_row(*results[k][:2], cached=results[k][2], tag=tag) for k in keys]
+    scored = frame.reset_index(drop=True).copy()
+    output = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+    for column in OUTPUT_COLUMNS:
+        scored[column] = output[column]
+    fresh = [results[k][0] for k in todo if results[k][0] is not None]
+    prompt = sum(p.prompt_tokens for p in fresh if p is not None)
+    completion = sum(p.completion_tokens for p in fresh if p is not None)
+    summary = ScoreSummary(
+        rows=len(keys),
+        unique_texts=len(unique),
+        from_cache=len(done),
+        scored=len(todo),
+        failed_rows=int((scored["status"] == "error").sum()),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_usd=classifier.artifact.spec.backend.cost_usd(prompt, completion),
+        seconds=time.perf_counter() - started,
+    )
+    return scored, summary
+
+
+async def _each(classifier: Classifier, texts: list[str]) -> Any:
+    # Nothing to score (all cached): do not start a backend, e.g. the local model server.
+    if texts:
+        async for item in classifier.aclassify_each(texts):
+            yield item
+
+
+def score_dataframe(
+    frame: pd.DataFrame,
+    classifier: Classifier | str,
+    *,
+    text_col: str = "text",
+    cache: ResultCache | None = None,
+    max_concurrency: int = 16,
+) -> pd.DataFrame:
+    """Score a DataFrame from a notebook or script: ``score_dataframe(df, "yelp-few-shot:latest")``.
+
+    Returns a copy with label, probabilities, status, error and the other output columns.
+    """
+    from ..packaging._aio import run_sync
+
+    if isinstance(classifier, str):
+        classifier = Classifier.load(classifier, max_concurrency=max_concurrency)
+
+    async def run() -> pd.DataFrame:
+        try:
+            scored, _ = await score_frame(frame, classifier, text_col=text_col, cache=cache)
+            return scored
+        finally:
+            await classifier.backend_.aclose()
+
+    return run_sync(run())

@@ -1,0 +1,143 @@
+"""``labelwise batch score``: score a whole CSV, JSONL or Parquet file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ._console import JsonOption, console, print_json
+from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
+from .batch._cache import text_key
+from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home
+from .packaging._classifier import estimate_tokens
+from .packaging._tables import read_table, write_frame
+
+__all__ = ["batch_app"]
+
+batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
+FAILED_ROWS_EXIT = 3
+
+
+@batch_app.command("score")
+def batch_score(
+    tag: Annotated[str, typer.Argument(help="Artifact tag.")],
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, JSONL or Parquet file.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output file (CSV, JSONL or Parquet), written atomically.")
+    ],
+    text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
+    rpm: Annotated[float | None, typer.Option(min=1, help="Requests per minute, at most.")] = None,
+    tpm: Annotated[float | None, typer.Option(min=1, help="Tokens per minute, at most (estimated).")] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Do not use the persistent cache (a job checkpoint is still kept)."),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Estimate tokens and cost; call nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Score every row of INPUT; keep its columns and add label, probabilities, status, error, ...
+
+    Re-running the same command after an interruption resumes: finished texts are not scored
+    again. The exit status is 3 when some rows failed after retries (they are in the output
+    with status "error").
+    """
+    if out.resolve() == input_path.resolve():
+        raise LabelwiseError("--out must not be the input file")
+    frame = read_table(input_path, required={text_col: "--text-col"})
+    for column in OUTPUT_COLUMNS:
+        if column in frame.columns:
+            raise LabelwiseError(
+                f"{input_path} already has a column {column!r}, which the output adds; rename it"
+            )
+    limiter = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
+    classifier = Classifier.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
+    checkpoint = out.with_name(f".{out.name}.checkpoint.sqlite")
+    cache = ResultCache(checkpoint if no_cache else labelwise_home() / "batch-cache.sqlite")
+    try:
+        if dry_run:
+            _dry_run(classifier, frame, text_col, cache, as_json=as_json)
+            return
+        scored, summary = _run(classifier, frame, text_col, cache)
+        write_frame(scored, out)
+    finally:
+        cache.close()
+    if no_cache:
+        for leftover in checkpoint.parent.glob(f"{checkpoint.name}*"):
+            leftover.unlink()  # the job finished and its output is written
+    report = {**summary.__dict__, "output": str(out)}
+    if as_json:
+        print_json(report)
+    else:
+        table = Table(show_header=False)
+        for key, value in report.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        console.print(table)
+    if summary.failed_rows:
+        console.print(f"[red]{summary.failed_rows} rows failed[/red]; they are in {out} with status 'error'")
+        raise typer.Exit(FAILED_ROWS_EXIT)
+
+
+def _run(
+    classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache
+) -> tuple[pd.DataFrame, ScoreSummary]:
+    columns = [
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"scoring with {classifier.tag_}", total=len(frame), rate="")
+
+        def advance(rows: int) -> None:
+            progress.advance(task, rows)
+            speed = progress.tasks[task].speed
+            progress.update(task, rate=f"{speed:.1f} rows/s" if speed else "")
+
+        async def run() -> tuple[pd.DataFrame, ScoreSummary]:
+            try:
+                return await score_frame(
+                    frame, classifier, text_col=text_col, cache=cache, on_progress=advance
+                )
+            finally:
+                await classifier.backend_.aclose()
+
+        return asyncio.run(run())
+
+
+def _dry_run(
+    classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
+) -> None:
+    texts = frame[text_col].fillna("").astype(str).tolist()
+    unique = {text_key(t): t for t in texts if t.strip()}
+    cached = cache.get_many(str(classifier.tag_), unique)
+    todo = [t for k, t in unique.items() if k not in cached]
+    requests = [classifier.scorer_.request(t) for t in todo]
+    prompt = sum(estimate_tokens(r) - r.max_tokens for r in requests)
+    completion = sum(r.max_tokens for r in requests)
+    estimate = {
+        "rows": len(texts),
+        "unique_texts": len(unique),
+        "cached": len(cached),
+        "to_score": len(todo),
+        "estimated_prompt_tokens": prompt,
+        "max_completion_tokens": completion,
+        "estimated_cost_usd": classifier.artifact.spec.backend.cost_usd(prompt, completion),
+    }
+    if as_json:
+        print_json(estimate)
+        return
+    table = Table("dry run", "estimate")
+    for key, value in estimate.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    console.print(table)
