@@ -70,9 +70,10 @@ def batch_score(
         write_frame(scored, out)
     finally:
         cache.close()
-    if no_cache:
+    if no_cache and not summary.failed_rows:
+        # Done and written. With failed rows the checkpoint stays, so the same command retries only those.
         for leftover in checkpoint.parent.glob(f"{checkpoint.name}*"):
-            leftover.unlink()  # the job finished and its output is written
+            leftover.unlink()
     report = {**summary.__dict__, "output": str(out)}
     if as_json:
         print_json(report)
