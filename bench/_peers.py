@@ -10,10 +10,10 @@ import sys
 import time
 
 
-def run_backend(port: int, latency_s: float) -> None:
+def run_backend(port: int, latency_s: float, cap: int | None = None) -> None:
     from labelwise.testing import FakeOpenAIServer
 
-    server = FakeOpenAIServer(latency_s=latency_s)
+    server = FakeOpenAIServer(latency_s=latency_s, max_concurrency=cap)
     server.start_on(port)
     while True:
         time.sleep(3600)
@@ -47,7 +47,7 @@ def bare_app(base_url: str):  # type: ignore[no-untyped-def]
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "backend":
-        run_backend(port, float(sys.argv[3]))
+        run_backend(port, float(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
         import uvicorn
 
