@@ -42,6 +42,8 @@ def batch_score(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate tokens and cost; call nothing.")
     ] = False,
+    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; no cache or checkpoint).")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score every row of INPUT; keep its columns and add label, probabilities, status, error, ...
@@ -66,7 +68,16 @@ def batch_score(
         if dry_run:
             _dry_run(classifier, frame, text_col, cache, as_json=as_json)
             return
-        scored, summary = _run(classifier, frame, text_col, cache)
+        if engine == "ray":
+            from .batch._ray import score_with_ray
+
+            scored, summary = score_with_ray(
+                frame, classifier.artifact, text_col=text_col, address=address, concurrency=concurrency
+            )
+        elif engine == "local":
+            scored, summary = _run(classifier, frame, text_col, cache)
+        else:
+            raise LabelwiseError(f"--engine must be local or ray, not {engine!r}")
         write_frame(scored, out)
     finally:
         cache.close()

@@ -211,3 +211,17 @@ def test_bad_input_is_refused_clearly(fake: FakeOpenAIServer, tmp_path: Path) ->
         "batch", "score", tag, str(path), "--out", str(path), "--text-col", "review", check=False
     )
     assert result.returncode == 2 and "--out must not be the input file" in result.stderr
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_output(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the 'ray' extra")
+    tag = _artifact_tag(fake, "batch-ray")
+    path = tmp_path / "in.csv"
+    _frame(40).to_csv(path, index=False)
+    labelwise("batch", "score", tag, str(path), "--out", str(tmp_path / "local.csv"), "--no-cache")
+    labelwise("batch", "score", tag, str(path), "--out", str(tmp_path / "ray.csv"), "--engine", "ray")
+    compared = ["id", "text", "label", "status", "artifact_tag"]
+    local = pd.read_csv(tmp_path / "local.csv")[compared]
+    on_ray = pd.read_csv(tmp_path / "ray.csv")[compared]
+    pd.testing.assert_frame_equal(local, on_ray)
