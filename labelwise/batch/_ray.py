@@ -54,8 +54,9 @@ def score_with_ray(
     # Rows come back in input order, as with the local engine.
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     dataset = ray.data.from_pandas(frame.reset_index(drop=True))
-    scored_ds = dataset.map_batches(  # type: ignore[arg-type]  # Ray types fn as one positional arg
-        _score_batch,
+    # Ray's stubs type the function as taking the batch alone; fn_kwargs supplies the rest.
+    scored_ds = dataset.map_batches(
+        _score_batch,  # type: ignore[arg-type]
         batch_format="pandas",
         batch_size=batch_size,
         fn_kwargs={"artifact": artifact, "text_col": text_col, "concurrency": concurrency},
