@@ -120,3 +120,26 @@ def zero_shot_spec() -> ClassifierSpec:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def fake_server_spec(
+    name: str, base_url: str, *, template: str = "Sentiment ({labels}) of: {text}\nAnswer:", **backend: object
+) -> ClassifierSpec:
+    """A sentiment classifier on a fake OpenAI-compatible server, with fast retries."""
+    return ClassifierSpec.from_dict(
+        {
+            "name": name,
+            "task": {"labels": ["negative", "neutral", "positive"]},
+            "technique": {"kind": "zero_shot", "template": template},
+            "backend": {
+                "provider": "openai_compatible",
+                "model": "fake-model",
+                "base_url": base_url,
+                "max_retries": 1,
+                "backoff_initial_s": 0.01,
+                "backoff_max_s": 0.05,
+                "timeout_s": 5,
+                **backend,
+            },
+        }
+    )

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from labelwise.batch import ResultCache, score_dataframe
-from labelwise.packaging import ClassifierSpec, RateLimiter, package
+from labelwise.packaging import RateLimiter, package
 from labelwise.testing import FakeOpenAIServer
-from tests.conftest import REPO
+from tests.conftest import REPO, fake_server_spec
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -34,23 +34,9 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 
 def _artifact_tag(fake: FakeOpenAIServer, name: str, *, max_retries: int = 1) -> str:
-    spec = ClassifierSpec.from_dict(
-        {
-            "name": name,
-            "task": {"labels": LABELS},
-            "technique": {"kind": "zero_shot", "template": "Sentiment of: {text}"},
-            "backend": {
-                "provider": "openai_compatible",
-                "model": "m",
-                "base_url": fake.base_url,
-                "max_retries": max_retries,
-                "backoff_initial_s": 0.01,
-                "backoff_max_s": 0.05,
-                "timeout_s": 5,
-            },
-        }
+    artifact, _ = package(
+        fake_server_spec(name, fake.base_url, template="Sentiment of: {text}", max_retries=max_retries)
     )
-    artifact, _ = package(spec)
     return str(artifact.tag)
 
 
@@ -116,19 +102,7 @@ def test_faults_keep_every_row_and_the_exit_code_says_so(fake: FakeOpenAIServer,
 
 def test_timeouts_keep_rows(tmp_path: Path) -> None:
     with FakeOpenAIServer(answer=answer, latency_s=1.0) as slow:
-        spec = {
-            "name": "batch-timeouts",
-            "task": {"labels": LABELS},
-            "technique": {"kind": "zero_shot", "template": "{text}"},
-            "backend": {
-                "provider": "openai_compatible",
-                "model": "m",
-                "base_url": slow.base_url,
-                "timeout_s": 0.2,
-                "max_retries": 0,
-            },
-        }
-        artifact, _ = package(ClassifierSpec.from_dict(spec))
+        artifact, _ = package(fake_server_spec("batch-timeouts", slow.base_url, timeout_s=0.2, max_retries=0))
         scored = score_dataframe(pd.DataFrame({"text": ["a bad one", "a good one"]}), str(artifact.tag))
     assert scored["status"].tolist() == ["error", "error"]
     assert scored["error"].str.startswith("BackendTimeout").all()

@@ -10,6 +10,7 @@ import pytest
 
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
 from labelwise.testing import FakeOpenAIServer
+from tests.conftest import fake_server_spec
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -39,24 +40,8 @@ def _no_leftover_faults(fake_openai: FakeOpenAIServer) -> Iterator[None]:
 
 
 def served_spec(base_url: str, *, name: str = "svc-sentiment") -> ClassifierSpec:
-    return ClassifierSpec.from_dict(
-        {
-            "name": name,
-            "task": {"labels": LABELS},
-            "technique": {"kind": "zero_shot", "template": "Sentiment ({labels}) of: {text}\nAnswer:"},
-            "backend": {
-                "provider": "openai_compatible",
-                "model": "fake-model",
-                "base_url": base_url,
-                "max_retries": 1,
-                "backoff_initial_s": 0.01,
-                "backoff_max_s": 0.05,
-                "timeout_s": 5,
-                "usd_per_million_prompt_tokens": 0.5,
-                "usd_per_million_completion_tokens": 1.5,
-            },
-        }
-    )
+    prices = {"usd_per_million_prompt_tokens": 0.5, "usd_per_million_completion_tokens": 1.5}
+    return fake_server_spec(name, base_url, **prices)
 
 
 @pytest.fixture(scope="session")
