@@ -17,6 +17,7 @@ from .batch._cache import text_key
 from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home
 from .packaging._classifier import estimate_tokens
 from .packaging._tables import read_table, write_frame
+from .packaging._tokenizers import openai_encoding
 
 __all__ = ["batch_app"]
 
@@ -135,7 +136,15 @@ def _dry_run(
     cached = cache.get_many(str(classifier.tag_), unique)
     todo = [t for k, t in unique.items() if k not in cached]
     requests = [classifier.scorer_.request(t) for t in todo]
-    prompt = sum(estimate_tokens(r) - r.max_tokens for r in requests)
+    spec = classifier.artifact.spec
+    if spec.backend.provider in ("openai", "azure_openai"):
+        # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
+        encoding = openai_encoding(spec.model_name)
+        prompt = sum(len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests)
+        counted = "tiktoken"
+    else:
+        prompt = sum(estimate_tokens(r) - r.max_tokens for r in requests)
+        counted = "about 4 characters a token"
     completion = sum(r.max_tokens for r in requests)
     estimate = {
         "rows": len(texts),
@@ -144,7 +153,8 @@ def _dry_run(
         "to_score": len(todo),
         "estimated_prompt_tokens": prompt,
         "max_completion_tokens": completion,
-        "estimated_cost_usd": classifier.artifact.spec.backend.cost_usd(prompt, completion),
+        "estimated_cost_usd": spec.backend.cost_usd(prompt, completion),
+        "prompt_tokens_counted_with": counted,
     }
     if as_json:
         print_json(estimate)

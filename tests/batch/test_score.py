@@ -199,3 +199,21 @@ def test_ray_engine_gives_the_local_output(fake: FakeOpenAIServer, tmp_path: Pat
     local = pd.read_csv(tmp_path / "local.csv")[compared]
     on_ray = pd.read_csv(tmp_path / "ray.csv")[compared]
     pd.testing.assert_frame_equal(local, on_ray)
+
+
+def test_dry_run_counts_openai_tokens_with_tiktoken(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import EXAMPLES
+
+    tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-fine-tuned.yaml"), "--json").stdout)["tag"]
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"text": ["The food was cold.", "Great tacos!"]}).to_csv(path, index=False)
+    estimate = json.loads(
+        labelwise(
+            "batch", "score", tag, str(path), "--out", str(tmp_path / "o.csv"), "--dry-run", "--json"
+        ).stdout
+    )
+    assert estimate["prompt_tokens_counted_with"] == "tiktoken"
+    assert 20 < estimate["estimated_prompt_tokens"] < 80  # two short reviews and the system message
+    assert estimate["estimated_cost_usd"] > 0
