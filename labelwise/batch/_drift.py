@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-__all__ = ["DriftCheck", "categorical_drift", "numeric_drift"]
+__all__ = ["DriftCheck", "categorical_drift", "numeric_drift", "text_domain_drift"]
 
 _P_VALUE = 0.01
 _PSI = 0.2
@@ -92,3 +92,43 @@ def numeric_drift(reference: Sequence[float], current: Sequence[float], *, featu
         ),
         DriftCheck(feature, "wasserstein", distance, threshold, distance > threshold, **sizes),
     ]
+
+
+def text_domain_drift(
+    reference: Sequence[str],
+    current: Sequence[str],
+    *,
+    max_per_side: int = 1000,
+    permutations: int = 10,
+    random_state: int = 0,
+) -> DriftCheck:
+    """Can a classifier tell current texts from reference texts? (domain classifier, ROC AUC)
+
+    Texts are TF-IDF vectors (no embedding model needed); the AUC of a cross-validated logistic
+    regression is compared with the 95th percentile of AUCs with shuffled sides, so the threshold
+    adapts to the sample size.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(random_state)
+    ref = [reference[i] for i in rng.permutation(len(reference))[:max_per_side]]
+    cur = [current[i] for i in rng.permutation(len(current))[:max_per_side]]
+    sizes = {"reference_n": len(ref), "current_n": len(cur)}
+    if min(len(ref), len(cur)) < 10:
+        return DriftCheck("text", "domain_classifier_auc", float("nan"), float("nan"), False, **sizes)
+    features = TfidfVectorizer(max_features=5000, sublinear_tf=True).fit_transform(ref + cur)
+    sides = np.asarray([0] * len(ref) + [1] * len(cur))
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=random_state)
+    model = LogisticRegression(max_iter=1000)
+
+    def auc(labels: np.ndarray) -> float:
+        scores = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")[:, 1]
+        return float(roc_auc_score(labels, scores))
+
+    observed = auc(sides)
+    null = [auc(rng.permutation(sides)) for _ in range(permutations)]
+    threshold = max(float(np.quantile(null, 0.95)), 0.55)
+    return DriftCheck("text", "domain_classifier_auc", observed, threshold, observed > threshold, **sizes)

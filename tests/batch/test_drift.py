@@ -60,3 +60,20 @@ def test_abstentions_are_a_category_of_their_own() -> None:
 def test_numeric_checks_skip_missing_values() -> None:
     checks = numeric_drift([0.5, float("nan"), 0.7], [float("nan")], feature="confidence")
     assert checks == []
+
+
+def test_text_domain_drift(yelp: pd.DataFrame) -> None:
+    from labelwise.batch._drift import text_domain_drift
+
+    reference, current = _split(yelp, 0)
+    same = text_domain_drift(
+        reference["text"].tolist(), current["text"].tolist(), max_per_side=400, permutations=5
+    )
+    assert not same.drifted and same.statistic < 0.6
+    # Another domain: product support tickets instead of restaurant reviews.
+    tickets = [
+        f"Ticket {i}: my {item} stopped working after the firmware update, please send a replacement unit."
+        for i, item in enumerate(["router", "printer", "laptop", "phone", "camera"] * 80)
+    ]
+    other = text_domain_drift(reference["text"].tolist(), tickets, max_per_side=400, permutations=5)
+    assert other.drifted and other.statistic > 0.9
