@@ -14,7 +14,7 @@ from rich.table import Table
 from ._console import JsonOption, console, print_json
 from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
 from .batch._cache import text_key
-from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home
+from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home, load_artifact
 from .packaging._classifier import estimate_tokens
 from .packaging._tables import read_table, write_frame
 from .packaging._tokenizers import openai_encoding
@@ -163,3 +163,45 @@ def _dry_run(
     for key, value in estimate.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+@batch_app.command("drift")
+def batch_drift(
+    current: Annotated[str, typer.Option("--current", help="Scored file, or the service's store URL.")],
+    reference: Annotated[str, typer.Option("--reference", help="Scored reference data (file or store URL).")],
+    out: Annotated[Path, typer.Option("--out", help="HTML report; the JSON goes beside it.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Artifact tag the data was scored with.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="With a store URL: predictions since (ISO time).")] = None,
+    text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    as_json: JsonOption = False,
+) -> None:
+    """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text."""
+    from datetime import UTC, datetime
+
+    from .batch._drift_report import drift_report, load_drift_data, write_drift_report
+
+    tag = str(load_artifact(model).tag) if model else None
+    when = None
+    if since:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            raise LabelwiseError(f"--since {since!r} is not an ISO date or time") from None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    reference_data = load_drift_data(reference, text_col=text_col)
+    current_data = load_drift_data(current, text_col=text_col, since=when)
+    report = drift_report(reference_data, current_data, model=tag)
+    files = write_drift_report(report, reference_data, current_data, out)
+    if as_json:
+        print_json(report)
+        return
+    table = Table("feature", "test", "statistic", "threshold", "verdict")
+    for check in report["checks"]:
+        verdict = "[red]drift[/red]" if check["drifted"] else "ok"
+        table.add_row(
+            check["feature"], check["test"], f"{check['statistic']:.4g}", f"{check['threshold']:.4g}", verdict
+        )
+    console.print(table)
+    console.print("wrote " + ", ".join(str(f) for f in files))

@@ -220,6 +220,14 @@ class PredictionStore:
                 for tag, label, thumbs, correct, n in session.execute(query)
             ]
 
+    def predictions(self, *, since: datetime | None = None) -> Iterator[PredictionRow]:
+        """Logged predictions, oldest first, streamed."""
+        query = select(PredictionRow).order_by(PredictionRow.created_at)
+        if since is not None:
+            query = query.where(PredictionRow.created_at >= since)
+        with self._sessions() as session:
+            yield from session.scalars(query.execution_options(yield_per=1000))
+
     def feedback_rows(self, *, since: datetime | None = None) -> Iterator[tuple[PredictionRow, FeedbackRow]]:
         """Feedback joined with its prediction, oldest first, streamed."""
         query = (

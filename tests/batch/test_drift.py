@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -77,3 +79,65 @@ def test_text_domain_drift(yelp: pd.DataFrame) -> None:
     ]
     other = text_domain_drift(reference["text"].tolist(), tickets, max_per_side=400, permutations=5)
     assert other.drifted and other.statistic > 0.9
+
+
+def _scored(frame: pd.DataFrame, path: Path) -> Path:
+    """A file shaped like `labelwise batch score` output (stars stand in for predictions)."""
+    import json
+
+    out = frame.assign(
+        label=frame["stars"],
+        probabilities=[
+            json.dumps({s: (0.6 if s == star else 0.1) for s in "12345"}) for star in frame["stars"]
+        ],
+    )[["text", "label", "probabilities"]]
+    out.to_csv(path, index=False)
+    return path
+
+
+def test_drift_command_writes_json_and_html(yelp: pd.DataFrame, tmp_path: Path) -> None:
+    import json
+
+    from tests.test_cli import labelwise
+
+    reference, current = _split(yelp.sample(n=1200, random_state=0), 0)
+    low = current[current["stars"].isin(["1", "2"])]
+    ref_path = _scored(reference, tmp_path / "reference.csv")
+    cur_path = _scored(low, tmp_path / "current.csv")
+    result = labelwise(
+        "batch",
+        "drift",
+        "--reference",
+        str(ref_path),
+        "--current",
+        str(cur_path),
+        "--out",
+        str(tmp_path / "drift.html"),
+    )
+    assert "drift" in result.stdout
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert report["drifted"] is True
+    by_test = {(c["feature"], c["test"]): c for c in report["checks"]}
+    assert by_test[("predicted_label", "psi")]["drifted"]
+    assert ("text", "domain_classifier_auc") in by_test
+    html = (tmp_path / "drift.html").read_text()
+    assert html.count("data:image/png;base64,") == 3  # labels, confidence, length
+
+
+def test_drift_on_the_service_prediction_log(yelp: pd.DataFrame, tmp_path: Path) -> None:
+    from labelwise.batch._drift_report import load_drift_data
+    from labelwise.packaging import Prediction
+    from labelwise.service import PredictionStore
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    store = PredictionStore.from_url(url)
+    for text, star in zip(yelp["text"].head(30), yelp["stars"].head(30), strict=True):
+        store.log_prediction(
+            Prediction(label=star, artifact_tag="m:1", probabilities={star: 0.7}),
+            text=text,
+            metadata={},
+            keep_text=True,
+        )
+    store.close()
+    data = load_drift_data(url)
+    assert len(data.labels) == 30 and data.texts is not None and data.confidence[0] == pytest.approx(0.7)

@@ -1,0 +1,151 @@
+"""Loading scored data for drift analysis, running every check, and the report (JSON and HTML)."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..packaging import LabelwiseError
+from ..packaging._tables import read_table
+from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
+
+__all__ = ["DriftData", "drift_report", "load_drift_data", "write_drift_report"]
+
+
+@dataclass(frozen=True)
+class DriftData:
+    """What drift is measured on: predicted labels, their confidence, text lengths, the texts."""
+
+    name: str
+    labels: list[str | None]
+    confidence: list[float]
+    lengths: list[int]
+    texts: list[str] | None
+
+
+def _confidence(raw: Any) -> float:
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+        return float("nan")
+    probabilities = json.loads(raw) if isinstance(raw, str) else raw
+    return float(max(probabilities.values())) if probabilities else float("nan")
+
+
+def load_drift_data(source: str, *, text_col: str = "text", since: datetime | None = None) -> DriftData:
+    """A scored file (from ``labelwise batch score``) or the service's prediction store (a DB URL)."""
+    if "://" in source:
+        from ..service._store import PredictionStore
+
+        store = PredictionStore.from_url(source)
+        try:
+            rows = list(store.predictions(since=since))
+        finally:
+            store.close()
+        if not rows:
+            raise LabelwiseError(
+                f"no predictions in {source.split('://')[0]} store" + (f" since {since}" if since else "")
+            )
+        texts = [r.text for r in rows]
+        return DriftData(
+            name=f"prediction log ({len(rows)} predictions)",
+            labels=[r.label for r in rows],
+            confidence=[r.confidence if r.confidence is not None else float("nan") for r in rows],
+            lengths=[r.text_length for r in rows],
+            texts=None if any(t is None for t in texts) else [str(t) for t in texts],
+        )
+    path = Path(source)
+    frame = read_table(path, required={"label": "labelwise batch score output", text_col: "--text-col"})
+    probabilities = frame["probabilities"] if "probabilities" in frame.columns else [None] * len(frame)
+    texts = frame[text_col].fillna("").astype(str).tolist()
+    return DriftData(
+        name=path.name,
+        labels=[
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in frame["label"]
+        ],
+        confidence=[_confidence(p) for p in probabilities],
+        lengths=[len(t) for t in texts],
+        texts=texts,
+    )
+
+
+def drift_report(reference: DriftData, current: DriftData, *, model: str | None = None) -> dict[str, Any]:
+    checks: list[DriftCheck] = categorical_drift(reference.labels, current.labels)
+    checks += numeric_drift(reference.confidence, current.confidence, feature="confidence")
+    checks += numeric_drift(reference.lengths, current.lengths, feature="text_length")
+    if reference.texts is not None and current.texts is not None:
+        checks.append(text_domain_drift(reference.texts, current.texts))
+    return {
+        "model": model,
+        "reference": reference.name,
+        "current": current.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "drifted": any(c.drifted for c in checks),
+        "checks": [asdict(c) for c in checks],
+    }
+
+
+def _plots(reference: DriftData, current: DriftData) -> list[tuple[str, str]]:
+    from ..evaluation._report import _pyplot, figure_uri
+
+    plt = _pyplot()
+    sections = []
+    categories = sorted({str(v) for v in reference.labels + current.labels})
+    figure, axis = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(categories))
+    for offset, (data, name) in enumerate(((reference, "reference"), (current, "current"))):
+        values = [str(v) for v in data.labels]
+        shares = [values.count(c) / max(len(values), 1) for c in categories]
+        axis.bar(x + (offset - 0.5) * 0.4, shares, width=0.4, label=name)
+    axis.set_xticks(x, categories)
+    axis.set_ylabel("share of predictions")
+    axis.legend()
+    sections.append(("Predicted labels", f"<img src='{figure_uri(figure)}' alt='predicted label shares'>"))
+    for feature, attribute in (("Confidence", "confidence"), ("Text length", "lengths")):
+        ref = np.asarray(getattr(reference, attribute), dtype=float)
+        cur = np.asarray(getattr(current, attribute), dtype=float)
+        ref, cur = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
+        if not len(ref) or not len(cur):
+            continue
+        figure, axis = plt.subplots(figsize=(7, 3.5))
+        bins = np.histogram_bin_edges(np.concatenate([ref, cur]), bins=30)
+        axis.hist(ref, bins=bins, alpha=0.6, density=True, label="reference")
+        axis.hist(cur, bins=bins, alpha=0.6, density=True, label="current")
+        axis.set_xlabel(feature.lower())
+        axis.legend()
+        sections.append((feature, f"<img src='{figure_uri(figure)}' alt='{feature.lower()} distributions'>"))
+    return sections
+
+
+def write_drift_report(
+    report: dict[str, Any], reference: DriftData, current: DriftData, out: Path
+) -> list[Path]:
+    """``out`` (HTML, with plots) and the same name with ``.json``."""
+    from ..evaluation._report import html_page, html_table
+
+    rows = [
+        [c["feature"], c["test"], f"{c['statistic']:.4g}", f"{c['threshold']:.4g}",
+         "" if c["p_value"] is None else f"{c['p_value']:.3g}", "DRIFT" if c["drifted"] else "ok"]
+        for c in report["checks"]
+    ]  # fmt: skip
+    verdict = "Drift detected" if report["drifted"] else "No drift detected"
+    summary = (
+        f"<p><b>{verdict}</b>: current <i>{html.escape(report['current'])}</i> against reference "
+        f"<i>{html.escape(report['reference'])}</i> (model {html.escape(str(report['model']))}).</p>"
+    )
+    sections = [
+        (
+            "Summary",
+            summary + html_table(["feature", "test", "statistic", "threshold", "p-value", "verdict"], rows),
+        )
+    ]
+    sections += _plots(reference, current)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html_page("Drift report", sections), encoding="utf-8")
+    json_path = out.with_suffix(".json")
+    json_path.write_text(json.dumps(report, indent=2))
+    return [out, json_path]
