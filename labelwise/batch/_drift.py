@@ -4,6 +4,8 @@ Each check returns a ``DriftCheck`` (statistic, threshold, verdict); rendering i
 Defaults follow common practice: chi-square and Kolmogorov-Smirnov at p < 0.01 (with an effect
 size floor, so a huge sample does not flag a negligible change), PSI above 0.2, Jensen-Shannon
 distance above 0.1, and a Wasserstein distance above 10% of the reference's interquartile range.
+The last two must also exceed what random splits of the pooled values give, so small samples
+do not raise alarms from noise alone.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def categorical_drift(
     p_ref, p_cur = p_ref / p_ref.sum(), p_cur / p_cur.sum()
     psi = float(np.sum((p_cur - p_ref) * np.log(p_cur / p_ref)))
     js = float(jensenshannon(p_ref, p_cur, base=2))
+    js_threshold = max(_JS_DISTANCE, _js_noise(ref, cur, categories))
     sizes = {"reference_n": len(ref), "current_n": len(cur)}
     if len(categories) > 1:
         chi2, p_value, _, _ = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
@@ -63,8 +66,23 @@ def categorical_drift(
     return [
         chi,
         DriftCheck(feature, "psi", psi, _PSI, psi > _PSI, **sizes),
-        DriftCheck(feature, "jensen_shannon", js, _JS_DISTANCE, js > _JS_DISTANCE, **sizes),
+        DriftCheck(feature, "jensen_shannon", js, js_threshold, js > js_threshold, **sizes),
     ]
+
+
+def _js_noise(ref: list[str], cur: list[str], categories: list[str], rounds: int = 100) -> float:
+    """The 99th percentile of Jensen-Shannon distances between random splits of the pooled values."""
+    rng = np.random.default_rng(0)
+    pooled = np.asarray(ref + cur, dtype=object)
+    index = {c: i for i, c in enumerate(categories)}
+    codes = np.asarray([index[v] for v in pooled])
+    distances = []
+    for _ in range(rounds):
+        shuffled = rng.permutation(codes)
+        a = np.bincount(shuffled[: len(ref)], minlength=len(categories)) + _EPSILON
+        b = np.bincount(shuffled[len(ref) :], minlength=len(categories)) + _EPSILON
+        distances.append(jensenshannon(a / a.sum(), b / b.sum(), base=2))
+    return float(np.quantile(distances, 0.99))
 
 
 def numeric_drift(reference: Sequence[float], current: Sequence[float], *, feature: str) -> list[DriftCheck]:
@@ -78,7 +96,15 @@ def numeric_drift(reference: Sequence[float], current: Sequence[float], *, featu
     ks = stats.ks_2samp(ref, cur)
     iqr = float(np.subtract(*np.percentile(ref, [75, 25]))) or float(np.std(ref)) or 1.0
     distance = float(stats.wasserstein_distance(ref, cur))
-    threshold = _WASSERSTEIN_IQR_SHARE * iqr
+    # At least 10% of the reference's IQR, and more than sampling noise alone gives: the 99th
+    # percentile of distances between random splits of the pooled values (small samples are noisy).
+    rng = np.random.default_rng(0)
+    pooled = np.concatenate([ref, cur])
+    null = []
+    for _ in range(100):
+        shuffled = rng.permutation(pooled)
+        null.append(stats.wasserstein_distance(shuffled[: len(ref)], shuffled[len(ref) :]))
+    threshold = max(_WASSERSTEIN_IQR_SHARE * iqr, float(np.quantile(null, 0.99)))
     return [
         # Significant and large enough to matter: a KS statistic of at least 0.1.
         DriftCheck(

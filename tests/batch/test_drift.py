@@ -141,3 +141,14 @@ def test_drift_on_the_service_prediction_log(yelp: pd.DataFrame, tmp_path: Path)
     store.close()
     data = load_drift_data(url)
     assert len(data.labels) == 30 and data.texts is not None and data.confidence[0] == pytest.approx(0.7)
+
+
+def test_no_false_alarm_on_small_same_distribution_samples(yelp: pd.DataFrame) -> None:
+    alarms = 0
+    for seed in range(10):
+        sample = yelp.sample(n=600, random_state=seed)
+        lengths = sample["length"]
+        checks = numeric_drift(lengths.iloc[:300], lengths.iloc[300:], feature="text_length")
+        checks += categorical_drift(sample["stars"].iloc[:300].tolist(), sample["stars"].iloc[300:].tolist())
+        alarms += any(c.drifted for c in checks)
+    assert alarms <= 1  # at the 1% levels, about 0.5 expected over 10 pairs of samples
