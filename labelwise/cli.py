@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ._console import JsonOption, console, print_json
+from ._console import JsonOption, console, parse_since, print_json
 from .cli_batch import batch_app
 from .cli_eval import calibrate_command, eval_app, experiment_command, finetune_app, print_card, run_eval
 from .evaluation import EvalCard
@@ -278,7 +278,9 @@ def feedback_export(
     """Write feedback joined with its predictions as a labelled dataset (text, label, ...)."""
     from .service._export import export_feedback
 
-    rows = export_feedback(out, db_url=db_url, since=since, include_unlabelled=include_unlabelled)
+    rows = export_feedback(
+        out, db_url=db_url, since=parse_since(since), include_unlabelled=include_unlabelled
+    )
     console.print(f"wrote {rows} rows to {out}")
 
 

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ._console import JsonOption, console, print_json
+from ._console import JsonOption, console, parse_since, print_json
 from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
 from .batch._cache import text_key
 from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home, load_artifact
@@ -178,18 +178,10 @@ def batch_drift(
     as_json: JsonOption = False,
 ) -> None:
     """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text."""
-    from datetime import UTC, datetime
-
     from .batch._drift_report import drift_report, load_drift_data, write_drift_report
 
     tag = str(load_artifact(model).tag) if model else None
-    when = None
-    if since:
-        try:
-            when = datetime.fromisoformat(since)
-        except ValueError:
-            raise LabelwiseError(f"--since {since!r} is not an ISO date or time") from None
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    when = parse_since(since)
     reference_data = load_drift_data(reference, text_col=text_col)
     current_data = load_drift_data(current, text_col=text_col, since=when)
     report = drift_report(reference_data, current_data, model=tag)

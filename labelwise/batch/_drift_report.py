@@ -90,9 +90,9 @@ def drift_report(reference: DriftData, current: DriftData, *, model: str | None 
 
 
 def _plots(reference: DriftData, current: DriftData) -> list[tuple[str, str]]:
-    from ..evaluation._report import _pyplot, figure_uri
+    from ..evaluation._report import figure_uri, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     sections = []
     categories = sorted({str(v) for v in reference.labels + current.labels})
     figure, axis = plt.subplots(figsize=(7, 3.5))

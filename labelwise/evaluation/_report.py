@@ -13,7 +13,7 @@ from ..packaging import LabelwiseError
 if TYPE_CHECKING:
     from ._experiment import Leaderboard
 
-__all__ = ["figure_uri", "html_page", "html_table", "leaderboard_html"]
+__all__ = ["figure_uri", "html_page", "html_table", "leaderboard_html", "pyplot"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
@@ -24,7 +24,7 @@ img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
 """
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
 
@@ -39,7 +39,7 @@ def figure_uri(figure: Any) -> str:
     """A matplotlib figure as an inline PNG, so the page needs no other file."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -63,7 +63,7 @@ def _img(uri: str, alt: str) -> str:
 
 
 def leaderboard_html(board: Leaderboard) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     rows = board.rows
     names = [row.candidate.name for row in rows]
     values = [row.card.metrics["weighted_f1"].value for row in rows]

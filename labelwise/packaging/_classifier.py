@@ -116,8 +116,12 @@ class Classifier:
 
         Raises the first ``BackendError`` that persists after retries.
         """
+        return await self._arun(self._requests(texts))
+
+    def _requests(self, texts: Iterable[str]) -> list[CompletionRequest | None]:
+        """One request per text; ``None`` for an empty text, which is never sent."""
         scorer = self.scorer_
-        return await self._arun([scorer.request(t) if t.strip() else None for t in _as_texts(texts)])
+        return [scorer.request(t) if t.strip() else None for t in _as_texts(texts)]
 
     async def aclassify_prompts(self, prompts: Iterable[tuple[str | None, str]]) -> list[Prediction]:
         """Classify already rendered ``(system, prompt)`` pairs, e.g. replayed from a fine-tuning file.
@@ -175,8 +179,7 @@ class Classifier:
 
         For long jobs: results can be saved as they come, and one failure does not stop the rest.
         """
-        scorer = self.scorer_
-        async for item in self._each([scorer.request(t) if t.strip() else None for t in _as_texts(texts)]):
+        async for item in self._each(self._requests(texts)):
             yield item
 
     async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:

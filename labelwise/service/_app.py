@@ -158,9 +158,10 @@ class ClassifierApp:
         )
         if record is None:
             raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
-        prediction = await asyncio.to_thread(self.store.get_prediction, request.prediction_id)
-        if record.created and prediction is not None:
-            metrics.FEEDBACK.labels(prediction.artifact_tag, request.thumbs, prediction.label or "none").inc()
+        if record.created:
+            metrics.FEEDBACK.labels(
+                record.artifact_tag, request.thumbs, record.predicted_label or "none"
+            ).inc()
         await self._refresh_online_accuracy()
         return FeedbackResponse(
             prediction_id=record.prediction_id,

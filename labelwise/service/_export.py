@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..packaging import LabelwiseError
 from ..packaging._tables import write_table
 from ._settings import default_db_url
 from ._store import PredictionStore
@@ -30,18 +29,8 @@ COLUMNS = [
 ]
 
 
-def _parse_since(since: str | None) -> datetime | None:
-    if since is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(since)
-    except ValueError:
-        raise LabelwiseError(f"--since {since!r} is not an ISO date or time (e.g. 2026-11-01)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def export_feedback(
-    out: Path, *, db_url: str | None = None, since: str | None = None, include_unlabelled: bool = False
+    out: Path, *, db_url: str | None = None, since: datetime | None = None, include_unlabelled: bool = False
 ) -> int:
     """Write the feedback dataset; returns the number of rows written."""
     import json
@@ -50,7 +39,7 @@ def export_feedback(
     store = PredictionStore.from_url(db_url or os.environ.get("LABELWISE_DB_URL") or default_db_url())
     rows: list[dict[str, Any]] = []
     try:
-        for prediction, feedback in store.feedback_rows(since=_parse_since(since)):
+        for prediction, feedback in store.feedback_rows(since=since):
             label = true_label(prediction.label, feedback.thumbs, feedback.correct_label)
             if label is None and not include_unlabelled:
                 continue

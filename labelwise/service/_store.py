@@ -81,6 +81,8 @@ class FeedbackRecord:
     comment: str | None
     created: bool
     """True when this was the first feedback for the prediction, False when it updated one."""
+    artifact_tag: str
+    predicted_label: str | None
 
 
 def _now() -> datetime:
@@ -168,13 +170,23 @@ class PredictionStore:
         now = _now()
         values = {"thumbs": thumbs, "correct_label": correct_label, "comment": comment, "updated_at": now}
         with self._sessions.begin() as session:
-            if session.get(PredictionRow, prediction_id) is None:
+            prediction = session.get(PredictionRow, prediction_id)
+            if prediction is None:
                 return None
+            tag, predicted = prediction.artifact_tag, prediction.label
             created = session.get(FeedbackRow, prediction_id) is None
             insert = self._insert(FeedbackRow).values(prediction_id=prediction_id, created_at=now, **values)
             # An upsert, so two concurrent first writes for one prediction still leave one row.
             session.execute(insert.on_conflict_do_update(index_elements=["prediction_id"], set_=values))
-        return FeedbackRecord(prediction_id, thumbs, correct_label, comment, created=created)
+        return FeedbackRecord(
+            prediction_id,
+            thumbs,
+            correct_label,
+            comment,
+            created=created,
+            artifact_tag=tag,
+            predicted_label=predicted,
+        )
 
     def _insert(self, table: type[_Base]) -> Any:
         if self.engine.dialect.name == "postgresql":
