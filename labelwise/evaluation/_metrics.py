@@ -60,16 +60,26 @@ def accuracy(
 
 
 def _f1(y_true: Any, y_pred: Any, labels: Sequence[str] | None, sample_weight: Any, average: str) -> float:
-    return float(
-        skm.f1_score(
-            _as_str(y_true),
-            _as_str(y_pred),
-            labels=_labels(y_true, y_pred, labels),
-            average=average,
-            sample_weight=sample_weight,
-            zero_division=0,
-        )
-    )
+    """Per-label F1 averaged, as scikit-learn's ``f1_score(..., zero_division=0)`` computes it.
+
+    Counted with numpy from integer codes: scikit-learn's input checks cost ~15 ms per call on
+    10,000 items, and bootstrap intervals and per-cohort bootstraps call this thousands of times.
+    """
+    names = _labels(y_true, y_pred, labels)
+    index = {name: i for i, name in enumerate(names)}
+    true = np.fromiter((index.get(v, -1) for v in _as_str(y_true)), dtype=np.int64)
+    pred = np.fromiter((index.get(v, -1) for v in _as_str(y_pred)), dtype=np.int64)
+    weight = np.ones(len(true)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    n = len(names)
+    support = np.bincount(true[true >= 0], weight[true >= 0], minlength=n)
+    predicted = np.bincount(pred[pred >= 0], weight[pred >= 0], minlength=n)
+    hit = (true == pred) & (true >= 0)
+    tp = np.bincount(true[hit], weight[hit], minlength=n)
+    denominator = support + predicted
+    f1 = np.divide(2 * tp, denominator, out=np.zeros(n), where=denominator > 0)
+    if average == "macro":
+        return float(f1.mean()) if n else 0.0
+    return float(f1 @ support / support.sum()) if support.sum() > 0 else 0.0
 
 
 def macro_f1(

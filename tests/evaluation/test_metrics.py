@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from labelwise.evaluation import (
@@ -82,6 +84,27 @@ def test_probability_metrics_by_hand() -> None:
     # Confidence 0.9 (right), 0.8 (right), 0.6 (wrong), bins of width 0.1:
     # |1-0.9|/3 + |1-0.8|/3 + |0-0.6|/3 = 0.3.
     assert expected_calibration_error(y, proba, labels=labels) == pytest.approx(0.3)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.sampled_from(["a", "b", "c", "x", None])), min_size=1),
+    st.sampled_from(["macro", "weighted"]),
+    st.booleans(),
+)
+def test_f1_equals_scikit_learn(pairs: list[tuple[str, str | None]], average: str, weighted: bool) -> None:
+    """The numpy F1 matches scikit-learn's, with abstentions, labels outside the set and weights."""
+    y_true, y_pred = [t for t, _ in pairs], [p for _, p in pairs]
+    weights = [1 + i % 3 for i in range(len(pairs))] if weighted else None
+    f1 = macro_f1 if average == "macro" else weighted_f1
+    expected = skm.f1_score(
+        y_true,
+        ["__none__" if p is None else p for p in y_pred],
+        labels=["a", "b", "c"],
+        average=average,
+        sample_weight=weights,
+        zero_division=0,
+    )
+    assert f1(y_true, y_pred, labels=["a", "b", "c"], sample_weight=weights) == pytest.approx(expected)
 
 
 def test_sample_weight() -> None:
