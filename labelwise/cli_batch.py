@@ -197,3 +197,64 @@ def batch_drift(
         )
     console.print(table)
     console.print("wrote " + ", ".join(str(f) for f in files))
+
+
+@batch_app.command("rai")
+def batch_rai(
+    scored: Annotated[Path, typer.Argument(help="Scored file (labelwise batch score) with true labels.")],
+    label_col: Annotated[str, typer.Option("--label-col", help="Column holding the true label.")],
+    out: Annotated[Path, typer.Option("--out", help="HTML report; the JSON goes beside it.")],
+    cohort: Annotated[
+        list[str] | None,
+        typer.Option("--cohort", help="Column to disaggregate by (repeatable); default: text descriptors."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Artifact tag (default: the file's artifact_tag).")
+    ] = None,
+    text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    probes: Annotated[int, typer.Option(min=0, help="Items in the robustness sample; 0 skips probes.")] = 100,
+    min_group_size: Annotated[
+        int, typer.Option(min=1, help="Smaller groups are flagged, not compared.")
+    ] = 30,
+    n_boot: Annotated[int, typer.Option(min=10, help="Bootstrap resamples for the intervals.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap, the samples and the probes.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Where the classifier works and where it fails: cohorts, errors, calibration, robustness."""
+    import warnings
+
+    from .batch._rai import RaiData, SmallGroupWarning
+    from .batch._rai_report import rai_report, write_rai_report
+
+    data = RaiData.load(scored, label_col=label_col, text_col=text_col, cohort_cols=cohort or (), model=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallGroupWarning)  # they are in the report and printed below
+        report = rai_report(data, probes=probes, seed=seed, min_group_size=min_group_size, n_boot=n_boot)
+    files = write_rai_report(report, out)
+    if as_json:
+        print_json(report)
+        return
+    metrics = report["overall"]["metrics"]
+    console.print(
+        f"{report['overall']['rows']} items: accuracy {metrics['accuracy']['value']:.3f}, "
+        f"weighted F1 {metrics['weighted_f1']['value']:.3f}"
+    )
+    table = Table("cohort", "worst group", "items", "accuracy", "largest gap")
+    for result in report["cohorts"]:
+        trusted = [g for g in result["groups"] if not g["small"]] or result["groups"]
+        worst = min(trusted, key=lambda g: g["metrics"]["accuracy"]["value"])
+        gap = result["difference"]["accuracy"]["value"] if result["difference"] else float("nan")
+        table.add_row(
+            result["cohort"], worst["group"], str(worst["count"]),
+            f"{worst['metrics']['accuracy']['value']:.3f}", f"{gap:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    for probe in report["robustness"]["probes"]:
+        console.print(
+            f"probe {probe['probe']}: {probe['flip_rate']:.1%} of {probe['items']} predictions flipped"
+        )
+    if report["robustness"]["note"]:
+        console.print(f"[yellow]{report['robustness']['note']}[/yellow]")
+    for warning in report["warnings"]:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
+    console.print("wrote " + ", ".join(str(f) for f in files))

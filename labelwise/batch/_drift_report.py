@@ -14,6 +14,7 @@ import numpy as np
 from ..packaging import LabelwiseError
 from ..packaging._tables import read_table
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
+from ._score import read_probabilities
 
 __all__ = ["DriftData", "drift_report", "load_drift_data", "write_drift_report"]
 
@@ -30,10 +31,8 @@ class DriftData:
 
 
 def _confidence(raw: Any) -> float:
-    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
-        return float("nan")
-    probabilities = json.loads(raw) if isinstance(raw, str) else raw
-    return float(max(probabilities.values())) if probabilities else float("nan")
+    probabilities = read_probabilities(raw)
+    return max(probabilities.values()) if probabilities else float("nan")
 
 
 def load_drift_data(source: str, *, text_col: str = "text", since: datetime | None = None) -> DriftData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import pandas as pd
 from ..packaging import BackendError, Classifier, Prediction
 from ._cache import ResultCache, text_key
 
-__all__ = ["OUTPUT_COLUMNS", "ScoreSummary", "score_dataframe", "score_frame"]
+__all__ = ["OUTPUT_COLUMNS", "ScoreSummary", "read_probabilities", "score_dataframe", "score_frame"]
 
 OUTPUT_COLUMNS = [
     "label",
@@ -42,6 +43,14 @@ class ScoreSummary:
     completion_tokens: int
     cost_usd: float
     seconds: float
+
+
+def read_probabilities(raw: Any) -> dict[str, float] | None:
+    """The ``probabilities`` cell of a scored table (JSON text, or a mapping in JSONL/Parquet)."""
+    if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+        return None
+    probabilities = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    return {str(k): float(v) for k, v in probabilities.items()} or None
 
 
 def _row(prediction: Prediction | None, error: str | None, *, cached: bool, tag: str) -> dict[str, Any]:

@@ -103,11 +103,23 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _as_label(value: Any) -> str:
+def as_label(value: Any) -> str:
     # Stars read from CSV arrive as integers (or floats when a column has gaps): 5 -> "5".
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+def as_labels(values: pd.Series, *, label_set: Sequence[str], where: str) -> pd.Series:
+    """True labels as label strings, refused when one is not in the classifier's label set."""
+    labels = values.map(as_label)
+    unknown = sorted(set(labels) - set(label_set))
+    if unknown:
+        raise LabelwiseError(
+            f"{where} holds values that are not labels of the classifier: {', '.join(unknown[:10])}; "
+            f"labels are {', '.join(label_set)}"
+        )
+    return labels
 
 
 def load_labelled(
@@ -126,14 +138,7 @@ def load_labelled(
     frame = frame.dropna(subset=[text_col, label_col])
     if len(exclude_index):
         frame = frame.drop(index=[i for i in exclude_index if i in frame.index])
-    labels = frame[label_col].map(_as_label)
-    unknown = sorted(set(labels) - set(label_set))
-    if unknown:
-        shown = ", ".join(unknown[:10])
-        raise LabelwiseError(
-            f"{path}: column {label_col!r} holds values that are not labels of the classifier: {shown}; "
-            f"labels are {', '.join(label_set)}"
-        )
+    labels = as_labels(frame[label_col], label_set=label_set, where=f"{path}: column {label_col!r}")
     if sample is not None and sample < len(frame):
         frame = frame.sample(n=sample, random_state=seed)
         labels = labels.loc[frame.index]

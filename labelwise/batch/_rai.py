@@ -1,0 +1,322 @@
+"""Responsible-AI analysis of scored, labelled data: where a classifier works, and where it fails.
+
+Metrics are disaggregated by cohort with Fairlearn's ``MetricFrame`` (groups, differences and
+ratios with bootstrap intervals). Groups smaller than ``min_group_size`` get their point values
+and a ``SmallGroupWarning`` but are left out of intervals and differences: a between-group gap
+computed from a handful of items says more about chance than about the classifier.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..evaluation import _metrics as m
+from ..evaluation._evaluate import as_label, as_labels, evaluate_predictions, most_frequent_baseline
+from ..packaging import ClassifierArtifact, LabelwiseError, load_artifact
+from ..packaging._tables import read_table
+from ._cohorts import as_cohort, text_descriptors
+from ._score import read_probabilities
+
+__all__ = ["RaiData", "SmallGroupWarning", "calibration_analysis", "cohort_metrics", "error_analysis"]
+
+EXAMPLE_CHARS = 300
+
+
+class SmallGroupWarning(UserWarning):
+    """A cohort group holds too few items for its metrics to be trusted."""
+
+
+@dataclass(frozen=True)
+class RaiData:
+    """Scored rows with their true labels, predictions, probabilities and cohorts."""
+
+    name: str
+    texts: list[str]
+    truth: list[str]
+    predicted: list[str | None]
+    proba: np.ndarray | None  # rows x labels; NaN rows where a prediction had none
+    labels: list[str]
+    ordinal: bool
+    cohorts: pd.DataFrame  # one categorical column per cohort
+    cohort_source: str
+    left_out: dict[str, int] = field(default_factory=dict)
+    artifact: ClassifierArtifact | None = None  # the classifier, when it is in the model store
+
+    @property
+    def artifact_tag(self) -> str | None:
+        return str(self.artifact.tag) if self.artifact is not None else None
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        *,
+        label_col: str,
+        text_col: str = "text",
+        cohort_cols: Sequence[str] = (),
+        model: str | None = None,
+    ) -> RaiData:
+        """A file written by ``labelwise batch score`` that also holds the true label.
+
+        The classifier is ``model`` or else the one named in the file's ``artifact_tag`` column,
+        when it is in the model store; it gives the label set and runs the robustness probes.
+        """
+        if label_col == "label":
+            raise LabelwiseError(
+                "'label' is the predicted-label column that batch score writes; "
+                "name the column with the true labels in --label-col"
+            )
+        required = {"label": "labelwise batch score output", text_col: "--text-col", label_col: "--label-col"}
+        frame = read_table(path, required=required | {c: "--cohort" for c in cohort_cols})
+        left_out = {}
+        if "status" in frame.columns:
+            failed = frame["status"] == "error"
+            left_out["scoring failed"] = int(failed.sum())
+            frame = frame[~failed]
+        unlabelled = frame[label_col].isna()
+        left_out["no true label"] = int(unlabelled.sum())
+        frame = frame[~unlabelled].reset_index(drop=True)
+        if frame.empty:
+            raise LabelwiseError(f"{path}: no scored rows with a true label in {label_col!r}")
+        predicted = [None if pd.isna(v) else as_label(v) for v in frame["label"]]
+        artifact = _artifact(model, frame)
+        if artifact is not None:
+            labels, ordinal = list(artifact.spec.task.labels), artifact.spec.task.ordinal
+        else:
+            labels = sorted({str(v) for v in frame[label_col].map(as_label)} | {p for p in predicted if p})
+            ordinal = False
+        truth = as_labels(frame[label_col], label_set=labels, where=f"{path}: column {label_col!r}")
+        texts = frame[text_col].fillna("").astype(str).tolist()
+        proba = None
+        if "probabilities" in frame.columns and frame["probabilities"].notna().any():
+            rows = [read_probabilities(v) for v in frame["probabilities"]]
+            proba = np.asarray(
+                [[r.get(label, 0.0) for label in labels] if r else [np.nan] * len(labels) for r in rows]
+            )
+        if cohort_cols:
+            cohorts = pd.DataFrame({c: as_cohort(frame[c]) for c in cohort_cols})
+            source = "columns " + ", ".join(cohort_cols)
+        else:
+            cohorts, source = text_descriptors(texts), "text descriptors"
+        return cls(
+            name=path.name,
+            texts=texts,
+            truth=truth.tolist(),
+            predicted=predicted,
+            proba=proba,
+            labels=labels,
+            ordinal=ordinal,
+            cohorts=cohorts,
+            cohort_source=source,
+            left_out={k: v for k, v in left_out.items() if v},
+            artifact=artifact,
+        )
+
+    def overall(self, *, n_resamples: int = 1000, random_state: int = 0) -> dict[str, Any]:
+        estimates = evaluate_predictions(
+            self.truth,
+            self.predicted,
+            labels=self.labels,
+            ordinal=self.ordinal,
+            y_proba=self.proba,
+            n_resamples=n_resamples,
+            random_state=random_state,
+        )
+        baseline = most_frequent_baseline(self.truth, labels=self.labels, ordinal=self.ordinal)
+        return {
+            "rows": len(self.truth),
+            "metrics": {k: e.as_dict() for k, e in estimates.items()},
+            "most_frequent_baseline": baseline,
+        }
+
+
+def _artifact(model: str | None, frame: pd.DataFrame) -> ClassifierArtifact | None:
+    if model is not None:
+        return load_artifact(model)
+    tags = frame["artifact_tag"].dropna().unique() if "artifact_tag" in frame.columns else []
+    if len(tags) != 1:
+        return None
+    try:
+        return load_artifact(str(tags[0]))
+    except LabelwiseError:  # scored elsewhere; the analysis still runs, without probes
+        return None
+
+
+def _group_metrics(labels: Sequence[str], ordinal: bool) -> dict[str, Callable[[Any, Any], float]]:
+    def wrap(metric: Callable[..., float]) -> Callable[[Any, Any], float]:
+        # MetricFrame turns None into NaN, so abstentions travel as m.ABSTAIN and come back here.
+        def call(y_true: Any, y_pred: Any) -> float:
+            return metric(y_true, [None if p == m.ABSTAIN else p for p in y_pred], labels=labels)
+
+        return functools.update_wrapper(call, metric)
+
+    chosen = {"accuracy": wrap(m.accuracy), "weighted_f1": wrap(m.weighted_f1)}
+    if ordinal:
+        chosen["mae"] = wrap(m.mae)
+    return chosen
+
+
+def _interval(value: float, low: float, high: float) -> dict[str, float]:
+    return {"value": float(value), "low": float(low), "high": float(high)}
+
+
+def cohort_metrics(
+    data: RaiData,
+    cohort: str,
+    *,
+    min_group_size: int = 30,
+    n_boot: int = 100,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Metrics per group of one cohort, and the largest difference and smallest ratio between groups."""
+    from fairlearn.metrics import MetricFrame
+
+    groups = data.cohorts[cohort]
+    metrics = _group_metrics(data.labels, data.ordinal)
+    truth = np.asarray(data.truth, dtype=object)
+    predicted = np.asarray([m.ABSTAIN if p is None else p for p in data.predicted], dtype=object)
+    counts = groups.value_counts()
+    small = [str(g) for g in groups.cat.categories if 0 < counts.get(g, 0) < min_group_size]
+    trusted = groups.isin([g for g in groups.cat.categories if counts.get(g, 0) >= min_group_size])
+    names = groups.astype(str).to_numpy()
+    point = MetricFrame(metrics=metrics, y_true=truth, y_pred=predicted, sensitive_features=names)
+    bootstrapped = None
+    if trusted.any():
+        bootstrapped = MetricFrame(
+            metrics=metrics,
+            y_true=truth[trusted.to_numpy()],
+            y_pred=predicted[trusted.to_numpy()],
+            sensitive_features=names[trusted.to_numpy()],
+            n_boot=n_boot,
+            ci_quantiles=[0.025, 0.975],
+            random_state=random_state,
+        )
+    rows = []
+    for group in (str(g) for g in groups.cat.categories if counts.get(g, 0)):
+        values = {}
+        for metric in metrics:
+            value = float(point.by_group.loc[group, metric])
+            if bootstrapped is not None and group not in small:
+                low, high = (float(frame.loc[group, metric]) for frame in bootstrapped.by_group_ci)
+            else:
+                low = high = float("nan")
+            values[metric] = _interval(value, low, high)
+        rows.append({"group": group, "count": int(counts[group]), "small": group in small, "metrics": values})
+    result: dict[str, Any] = {"cohort": cohort, "groups": rows, "difference": None, "ratio": None}
+    compared = sorted(set(groups[trusted].astype(str)))
+    result["compared_groups"] = compared
+    if bootstrapped is not None and len(compared) >= 2:
+        for kind in ("difference", "ratio"):
+            value, (low, high) = getattr(bootstrapped, kind)(), getattr(bootstrapped, f"{kind}_ci")()
+            result[kind] = {k: _interval(value[k], low[k], high[k]) for k in metrics}
+    if small:
+        message = (
+            f"cohort {cohort!r}: {', '.join(small)} hold fewer than {min_group_size} items; "
+            "their metrics have no interval and are left out of the differences"
+        )
+        warnings.warn(SmallGroupWarning(message), stacklevel=2)
+        result["warning"] = message
+    return result
+
+
+def _examples(indices: np.ndarray, texts: Sequence[str], count: int, rng: np.random.Generator) -> list[str]:
+    chosen = np.sort(rng.choice(indices, size=min(count, len(indices)), replace=False))
+    return [snippet(texts[i]) for i in chosen]
+
+
+def snippet(text: str) -> str:
+    return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
+
+
+def error_analysis(
+    data: RaiData,
+    cohorts: Sequence[dict[str, Any]],
+    *,
+    top: int = 5,
+    examples: int = 3,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """The worst-served cohort groups, the most confused label pairs, and abstentions, with examples."""
+    rng = np.random.default_rng(random_state)
+    overall = m.accuracy(data.truth, data.predicted)
+    groups = [
+        {"cohort": c["cohort"], "group": g["group"], "count": g["count"], **g["metrics"]["accuracy"]}
+        for c in cohorts
+        for g in c["groups"]
+        if not g["small"]
+    ]
+    worst = sorted(groups, key=lambda g: g["value"])[:top]
+    for group in worst:
+        group["gap_to_overall"] = group["value"] - overall
+    matrix = m.confusion_matrix(data.truth, data.predicted, labels=data.labels)
+    support = matrix.sum(axis=1)
+    truth = np.asarray(data.truth, dtype=object)
+    predicted = np.asarray(data.predicted, dtype=object)
+    pairs = [
+        (int(matrix[i, j]), i, j)
+        for i in range(len(data.labels))
+        for j in range(len(data.labels))
+        if i != j and matrix[i, j]
+    ]
+    confused = []
+    for count, i, j in sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))[:top]:
+        where = np.flatnonzero((truth == data.labels[i]) & (predicted == data.labels[j]))
+        confused.append(
+            {
+                "true": data.labels[i],
+                "predicted": data.labels[j],
+                "count": count,
+                "share_of_true": count / support[i],
+                "examples": _examples(where, data.texts, examples, rng),
+            }
+        )
+    abstained = np.flatnonzero(predicted == None)  # noqa: E711 (element-wise comparison)
+    return {
+        "overall_accuracy": overall,
+        "worst_groups": worst,
+        "confused_pairs": confused,
+        "confusion_matrix": matrix.tolist(),
+        "abstentions": {"count": len(abstained), "examples": _examples(abstained, data.texts, examples, rng)},
+    }
+
+
+def calibration_analysis(data: RaiData, *, n_bins: int = 10) -> dict[str, Any] | None:
+    """Reliability of the top label's probability: per-bin confidence against accuracy, ECE, Brier."""
+    if data.proba is None:
+        return None
+    truth = np.asarray(data.truth, dtype=object)
+    has = ~np.isnan(data.proba).any(axis=1)
+    if not has.any():
+        return None
+    proba, truth = data.proba[has], truth[has]
+    confidence = proba.max(axis=1)
+    correct = np.asarray(data.labels, dtype=object)[proba.argmax(axis=1)] == truth
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    table = [
+        {
+            "low": float(edges[b]),
+            "high": float(edges[b + 1]),
+            "count": int((bins == b).sum()),
+            "confidence": float(confidence[bins == b].mean()),
+            "accuracy": float(correct[bins == b].mean()),
+        }
+        for b in range(n_bins)
+        if (bins == b).any()
+    ]
+    return {
+        "rows": int(has.sum()),
+        "expected_calibration_error": m.expected_calibration_error(
+            truth, proba, labels=data.labels, n_bins=n_bins
+        ),
+        "brier_score": m.brier_score(truth, proba, labels=data.labels),
+        "bins": table,
+    }
