@@ -80,7 +80,11 @@ def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:
 def package_command(
     spec: Annotated[Path, typer.Argument(help="Classifier spec (YAML).")],
     eval_data: Annotated[
-        Path | None, typer.Option("--eval", help="Labelled data to measure it on; attaches an eval card.")
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="Labelled data to measure it on; attaches an eval card and a drift reference profile.",
+        ),
     ] = None,
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
     label_col: Annotated[str, typer.Option("--label-col")] = "label",
@@ -92,7 +96,9 @@ def package_command(
     artifact, created = package(spec)
     card = None
     if eval_data is not None:
-        card, _, _ = run_eval(
+        from .batch._drift_report import REFERENCE_PROFILE, DriftData
+
+        card, labelled, predictions = run_eval(
             str(artifact.tag),
             eval_data,
             text_col=text_col,
@@ -101,7 +107,9 @@ def package_command(
             seed=seed,
             n_resamples=1000,
         )
-        artifact = attach(artifact.tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
+        attach(artifact.tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
+        profile = DriftData.profile(labelled.texts, predictions, name=eval_data.name, seed=seed)
+        artifact = attach(artifact.tag, REFERENCE_PROFILE, profile.to_json())
     if as_json:
         print_json({**_summary(artifact), "created": created})
         return

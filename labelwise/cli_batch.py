@@ -168,8 +168,11 @@ def _dry_run(
 @batch_app.command("drift")
 def batch_drift(
     current: Annotated[str, typer.Option("--current", help="Scored file, or the service's store URL.")],
-    reference: Annotated[str, typer.Option("--reference", help="Scored reference data (file or store URL).")],
     out: Annotated[Path, typer.Option("--out", help="HTML report; the JSON goes beside it.")],
+    reference: Annotated[
+        str | None,
+        typer.Option(help="Scored reference data (file or store URL); default: the artifact's profile."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Artifact tag the data was scored with.")
     ] = None,
@@ -177,12 +180,23 @@ def batch_drift(
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
     as_json: JsonOption = False,
 ) -> None:
-    """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text."""
-    from .batch._drift_report import drift_report, load_drift_data, write_drift_report
+    """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text.
 
-    tag = str(load_artifact(model).tag) if model else None
+    The reference is --reference, or else the profile recorded when the artifact was packaged
+    with --eval (no texts: the text-domain check then needs --reference).
+    """
+    from .batch._drift_report import DriftData, drift_report, load_drift_data, write_drift_report
+
+    if reference is None and model is None:
+        raise LabelwiseError("give --model TAG (its reference profile is the reference) or --reference DATA")
+    artifact = load_artifact(model) if model else None
+    tag = str(artifact.tag) if artifact else None
     when = parse_since(since)
-    reference_data = load_drift_data(reference, text_col=text_col)
+    if reference is not None:
+        reference_data = load_drift_data(reference, text_col=text_col)
+    else:
+        assert artifact is not None
+        reference_data = DriftData.from_artifact(artifact)
     current_data = load_drift_data(current, text_col=text_col, since=when)
     report = drift_report(reference_data, current_data, model=tag)
     files = write_drift_report(report, reference_data, current_data, out)

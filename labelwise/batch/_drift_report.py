@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from ..packaging import LabelwiseError
+from ..packaging import ClassifierArtifact, LabelwiseError, Prediction
 from ..packaging._tables import read_table
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._score import read_probabilities
 
-__all__ = ["DriftData", "drift_report", "load_drift_data", "write_drift_report"]
+__all__ = ["REFERENCE_PROFILE", "DriftData", "drift_report", "load_drift_data", "write_drift_report"]
+
+# The artifact attachment that holds the reference profile, recorded when packaging with --eval.
+REFERENCE_PROFILE = "reference_profile.json"
+PROFILE_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,37 @@ class DriftData:
     confidence: list[float]
     lengths: list[int]
     texts: list[str] | None
+
+    @classmethod
+    def profile(
+        cls, texts: Sequence[str], predictions: Sequence[Prediction], *, name: str, seed: int = 0
+    ) -> DriftData:
+        """What the classifier did on its evaluation data, without the texts (artifacts travel)."""
+        rows = list(range(len(texts)))
+        if len(rows) > PROFILE_ROWS:
+            rows = sorted(random.Random(seed).sample(rows, PROFILE_ROWS))
+        chosen = [predictions[i] for i in rows]
+        return cls(
+            name=f"reference profile ({name}, {len(rows)} predictions)",
+            labels=[p.label for p in chosen],
+            confidence=[max(p.probabilities.values()) if p.probabilities else float("nan") for p in chosen],
+            lengths=[len(texts[i]) for i in rows],
+            texts=None,
+        )
+
+    def to_json(self) -> bytes:
+        confidence = [None if np.isnan(c) else c for c in self.confidence]
+        return json.dumps({**asdict(self), "confidence": confidence}).encode()
+
+    @classmethod
+    def from_artifact(cls, artifact: ClassifierArtifact) -> DriftData:
+        if REFERENCE_PROFILE not in artifact.attachments:
+            raise LabelwiseError(
+                f"{artifact.tag} has no reference profile: package it with --eval DATA, or pass --reference"
+            )
+        data = json.loads(artifact.attachments[REFERENCE_PROFILE])
+        data["confidence"] = [float("nan") if c is None else c for c in data["confidence"]]
+        return cls(**data)
 
 
 def _confidence(raw: Any) -> float:

@@ -177,7 +177,10 @@ def cohort_metrics(
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Metrics per group of one cohort, and the largest difference and smallest ratio between groups."""
-    from fairlearn.metrics import MetricFrame
+    try:
+        from fairlearn.metrics import MetricFrame
+    except ImportError:
+        raise LabelwiseError("the RAI analysis needs Fairlearn: pip install 'labelwise[rai]'") from None
 
     groups = data.cohorts[cohort]
     metrics = _group_metrics(data.labels, data.ordinal)

@@ -152,3 +152,60 @@ def test_no_false_alarm_on_small_same_distribution_samples(yelp: pd.DataFrame) -
         checks += categorical_drift(sample["stars"].iloc[:300].tolist(), sample["stars"].iloc[300:].tolist())
         alarms += any(c.drifted for c in checks)
     assert alarms <= 1  # at the 1% levels, about 0.5 expected over 10 pairs of samples
+
+
+def _stars_by_length(prompt: str) -> str:
+    """A fake classifier whose predicted stars follow review length, so drift in length shows."""
+    return str(min(5, 1 + len(prompt) // 400))
+
+
+def test_reference_profile_recorded_at_packaging_is_the_default_reference(
+    yelp: pd.DataFrame, tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+
+    from labelwise.testing import FakeOpenAIServer
+    from tests.conftest import fake_server_spec
+    from tests.test_cli import labelwise
+
+    eval_rows = yelp.sample(n=300, random_state=1)
+    eval_rows.to_csv(tmp_path / "eval.csv", index=False)
+    long_rows = yelp[yelp["text"].str.len() > 1200].sample(n=200, random_state=2)
+    with FakeOpenAIServer(answer=_stars_by_length) as server:
+        spec = fake_server_spec("profiled", server.base_url, template="{text}").model_dump(
+            mode="json", exclude_none=True
+        )
+        spec["task"] = {"labels": ["1", "2", "3", "4", "5"], "ordinal": True}
+        (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+        packaged = json.loads(
+            labelwise("package", str(tmp_path / "spec.yaml"), "--eval", str(tmp_path / "eval.csv"),
+                      "--label-col", "stars", "--json").stdout
+        )  # fmt: skip
+        tag = packaged["tag"]
+        assert packaged["attachments"] == ["eval_card.json", "reference_profile.json"]
+        for name, rows in (("same", yelp.sample(n=300, random_state=3)), ("long", long_rows)):
+            rows.to_csv(tmp_path / f"{name}.csv", index=False)
+            labelwise(
+                "batch", "score", tag, str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / f"{name}-s.csv")
+            )
+    verdicts = {}
+    for name in ("same", "long"):
+        out = tmp_path / f"drift-{name}.html"
+        labelwise(
+            "batch", "drift", "--model", tag, "--current", str(tmp_path / f"{name}-s.csv"), "--out", str(out)
+        )
+        report = json.loads(out.with_suffix(".json").read_text())
+        assert report["reference"].startswith("reference profile (eval.csv, 300 predictions)")
+        verdicts[name] = {(c["feature"], c["test"]): c["drifted"] for c in report["checks"]}
+    assert not any(verdicts["same"].values())
+    assert (
+        verdicts["long"][("text_length", "kolmogorov_smirnov")]
+        and verdicts["long"][("predicted_label", "psi")]
+    )
+    assert ("text", "domain_classifier_auc") not in verdicts["long"]  # the profile keeps no texts
+    neither = labelwise(
+        "batch", "drift", "--current", str(tmp_path / "long-s.csv"), "--out", "x.html", check=False
+    )
+    assert neither.returncode == 2 and "--model TAG" in neither.stderr
