@@ -73,7 +73,7 @@ def _chat_tokens(encoding: Any, messages: list[dict[str, str]]) -> int:
 
 
 def _rows(scorer: Scorer, data: LabelledData, index: np.ndarray) -> list[tuple[list[dict[str, str]], str]]:
-    system = scorer.spec.technique.system
+    system = scorer.technique.system
     out = []
     for i in index:
         messages = [{"role": "system", "content": system}] if system else []
@@ -229,7 +229,7 @@ def gap_report(
         trained=measured_trained,
         test=measured_test,
         mismatched=sum(m is None for m in matches)
-        + sum((system or None) != (spec.technique.system or None) for system, _, _ in rows),
+        + sum((system or None) != (classifier.scorer_.technique.system or None) for system, _, _ in rows),
         rows=len(rows),
         validation_labels=truth,
         test_labels=test.labels if test else None,

@@ -29,6 +29,7 @@ from ._backends import (
     translate_provider_errors,
 )
 from ._classifier import Classifier
+from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend
 from ._errors import (
     ArtifactError,
     ArtifactIntegrityError,
@@ -82,6 +83,9 @@ __all__ = [
     "BackendUnavailable",
     "Calibration",
     "Classifier",
+    "Embedder",
+    "EmbeddingCache",
+    "SentenceTransformersBackend",
     "ClassifierArtifact",
     "ClassifierBackend",
     "ClassifierSpec",

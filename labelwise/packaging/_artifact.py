@@ -11,6 +11,7 @@ Loading re-hashes every file and refuses an artifact whose files, file list or v
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -19,13 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ._aio import run_sync
 from ._backends import LabelToken, create_backend
 from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound, SpecError
 from ._scoring import check_label_tokens
-from ._spec import ClassifierSpec, FewShot
+from ._spec import ClassifierSpec, Embedding, FewShot
 from ._tag import ArtifactTag
 
 __all__ = [
@@ -44,6 +46,9 @@ __all__ = [
 FORMAT_VERSION = 1
 VERSION_LENGTH = 16
 MANIFEST = "manifest.json"
+HEAD_FILE = "head.skops"
+POOL_EMBEDDINGS = "pool_embeddings.npy"
+MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS)
 LINEAGE = "lineage.json"
 # The store writes its own model.yaml beside our files.
 _STORE_FILES = {MANIFEST, LINEAGE, "model.yaml"}
@@ -89,9 +94,12 @@ class ClassifierArtifact:
         lineage: Lineage | None = None,
         attachments: dict[str, bytes] | None = None,
         tag: ArtifactTag | None = None,
+        model_files: dict[str, bytes] | None = None,
     ) -> None:
         self.spec = spec
         self.label_tokens = label_tokens
+        # Binary content that the technique needs (head.skops, pool_embeddings.npy): in the version.
+        self.model_files = dict(model_files or {})
         self.lineage = lineage
         self.attachments = attachments or {}
         self._tag = tag
@@ -110,7 +118,7 @@ class ClassifierArtifact:
             files["label_tokens.json"] = _dumps(
                 {label: {"token_id": t.token_id, "piece": t.piece} for label, t in self.label_tokens.items()}
             )
-        return files
+        return files | self.model_files
 
     @property
     def content_hash(self) -> str:
@@ -168,6 +176,7 @@ class ClassifierArtifact:
             lineage=lineage,
             attachments=attachments,
             tag=tag,
+            model_files=artifact.model_files,
         )
 
     @classmethod
@@ -187,7 +196,8 @@ class ClassifierArtifact:
         if "label_tokens.json" in files:
             raw = json.loads(files["label_tokens.json"])
             label_tokens = {label: LabelToken(**token) for label, token in raw.items()}
-        return cls(spec=spec, label_tokens=label_tokens)
+        model_files = {name: files[name] for name in MODEL_FILES if name in files}
+        return cls(spec=spec, label_tokens=label_tokens, model_files=model_files)
 
     def write(self, path: Path) -> None:
         """Write the content files, the attachments, the manifest and the lineage into ``path``."""
@@ -257,7 +267,7 @@ def _labelwise_version() -> str:
 
 
 async def _label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
-    if spec.scoring != "logprobs":
+    if spec.scoring != "logprobs" or isinstance(spec.technique, Embedding):
         return None
     backend = create_backend(spec.backend, model=spec.model_name, scoring=spec.scoring)
     try:
@@ -271,9 +281,25 @@ def measure_label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
     return run_sync(_label_tokens(spec))
 
 
-def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifact, bool]:
+def pool_embeddings(spec: ClassifierSpec) -> bytes | None:
+    """For few-shot ``nearest`` selection: the examples' embeddings, computed once at packaging."""
+    technique = spec.technique
+    if not isinstance(technique, FewShot) or technique.selection != "nearest" or technique.embedder is None:
+        return None
+    from ._embeddings import Embedder
+
+    vectors = Embedder.with_default_cache(technique.embedder).embed([e.text for e in technique.examples])
+    buffer = io.BytesIO()
+    np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def package(
+    spec_or_path: ClassifierSpec | str | Path, *, model_files: dict[str, bytes] | None = None
+) -> tuple[ClassifierArtifact, bool]:
     """Validate a spec and store it as an artifact.
 
+    ``model_files`` carries what training produced (an embedding classifier's ``head.skops``).
     Returns the artifact and whether it was created (``False`` when the same content was
     already in the store, which then holds no second copy).
     """
@@ -284,9 +310,18 @@ def package(spec_or_path: ClassifierSpec | str | Path) -> tuple[ClassifierArtifa
     else:
         source = Path(spec_or_path)
         spec = ClassifierSpec.from_yaml(source)
+    files = dict(model_files or {})
+    if isinstance(spec.technique, Embedding) and HEAD_FILE not in files:
+        raise ArtifactError(
+            "technique embedding needs its fitted head: `labelwise train-embedding` fits and packages it"
+        )
+    pool = pool_embeddings(spec)
+    if pool is not None:
+        files[POOL_EMBEDDINGS] = pool
     label_tokens = measure_label_tokens(spec)
     artifact = ClassifierArtifact(
         spec=spec,
+        model_files=files,
         label_tokens=label_tokens,
         lineage=Lineage(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),

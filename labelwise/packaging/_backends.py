@@ -110,6 +110,10 @@ class ClassifierBackend(ABC):
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send one request to the model; raise a ``BackendError`` subclass on failure."""
 
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One embedding per text. Backends with an embeddings endpoint or model override it."""
+        raise SpecError(f"provider {self.spec.provider} gives no embeddings")
+
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
         """Each label's tokens, for logprobs scoring. Backends that can tokenize override it."""
         raise SpecError(
@@ -259,6 +263,17 @@ class OpenAIBackend(ClassifierBackend):
                 model=self.model, prompt=prompt, **self._completion_params(request)
             )
             return _read_response(completion, self.spec.provider, chat=False)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        client = await self._get_client()
+        with translate_provider_errors(self.spec.provider):
+            response = await client.embeddings.create(model=self.model, input=list(texts))
+        vectors = sorted(response.data, key=lambda item: item.index)
+        if len(vectors) != len(texts):
+            raise MalformedResponse(
+                f"{self.spec.provider} returned {len(vectors)} embeddings for {len(texts)} texts"
+            )
+        return [list(item.embedding) for item in vectors]
 
     def _common_params(self, request: CompletionRequest) -> dict[str, Any]:
         params: dict[str, Any] = {

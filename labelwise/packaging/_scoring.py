@@ -29,7 +29,7 @@ from ._prompts import (
     render_labels,
     truncate,
 )
-from ._spec import Calibration, ClassifierSpec, FewShot, FineTuned
+from ._spec import Calibration, ClassifierSpec, Embedding, FewShot, FineTuned, ZeroShot
 
 __all__ = ["Prediction", "Scorer", "calibrate", "check_label_tokens"]
 
@@ -109,6 +109,9 @@ class Scorer:
         self.label_tokens = dict(label_tokens or {})
         self.parser = LabelParser(spec.task.labels, spec.task.synonyms)
         technique = spec.technique
+        if isinstance(technique, Embedding):
+            raise SpecError("technique embedding has no prompt: its head reads embeddings")
+        self.technique: ZeroShot | FewShot | FineTuned = technique
         self._template = Template(
             technique.prompt_format if isinstance(technique, FineTuned) else technique.template
         )
@@ -128,9 +131,7 @@ class Scorer:
         self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
 
     def prompt(self, text: str) -> str:
-        return self._template.render(
-            {**self._fixed, "text": truncate(text, self.spec.technique.max_text_chars)}
-        )
+        return self._template.render({**self._fixed, "text": truncate(text, self.technique.max_text_chars)})
 
     def text_pattern(self) -> re.Pattern[str]:
         """A regex whose group ``text`` recovers the input from a prompt this scorer rendered."""
@@ -147,7 +148,7 @@ class Scorer:
         return re.compile(f"^{pattern}$", re.DOTALL)
 
     def request(self, text: str) -> CompletionRequest:
-        return self.request_for(self.prompt(text), system=self.spec.technique.system)
+        return self.request_for(self.prompt(text), system=self.technique.system)
 
     def request_for(self, prompt: str, *, system: str | None) -> CompletionRequest:
         """A request for an already rendered prompt, with the spec's decoding and scoring settings."""

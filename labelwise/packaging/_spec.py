@@ -27,6 +27,8 @@ __all__ = [
     "Calibration",
     "ClassifierSpec",
     "DecodingSpec",
+    "Embedding",
+    "EmbeddingHead",
     "Example",
     "FewShot",
     "FineTuneProvenance",
@@ -39,7 +41,7 @@ __all__ = [
     "ZeroShot",
 ]
 
-Provider = Literal["local", "openai", "azure_openai", "openai_compatible"]
+Provider = Literal["local", "openai", "azure_openai", "openai_compatible", "sentence_transformers"]
 ScoringMode = Literal["generate", "logprobs", "json_schema"]
 
 _ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
@@ -149,7 +151,12 @@ class FewShot(_Strict):
     )
     example_template: str = "Text: {text}\nLabel: {label}"
     example_separator: str = "\n\n"
-    selection: Literal["fixed"] = "fixed"
+    selection: Literal["fixed", "nearest"] = Field(
+        default="fixed",
+        description="fixed: every example, in order; nearest: the k examples most similar to the input.",
+    )
+    k: int | None = Field(default=None, gt=0, description="nearest: how many examples go in the prompt.")
+    embedder: BackendSpec | None = Field(default=None, description="nearest: where embeddings come from.")
     max_text_chars: int | None = Field(default=None, gt=0)
 
     @field_validator("template")
@@ -203,13 +210,31 @@ class FineTuned(_Strict):
         return _check_template(value, field="prompt_format", required={"text"}, allowed=_PROMPT_VARS)
 
 
-Technique = Annotated[ZeroShot | FewShot | FineTuned, Field(discriminator="kind")]
+class EmbeddingHead(_Strict):
+    """What training chose: the scikit-learn family and settings (the fitted head is head.skops)."""
+
+    family: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    cv_weighted_f1: float | None = None
+    training_rows: int | None = None
+
+
+class Embedding(_Strict):
+    """Embeddings of the text (from ``backend``) and a scikit-learn classifier on top."""
+
+    kind: Literal["embedding"]
+    head: EmbeddingHead
+    max_text_chars: int | None = Field(default=None, gt=0)
+
+
+Technique = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
 
 _DEFAULT_KEY_ENV: dict[str, str | None] = {
     "local": None,
     "openai": "OPENAI_API_KEY",
     "azure_openai": "AZURE_OPENAI_API_KEY",
     "openai_compatible": None,
+    "sentence_transformers": None,
 }
 
 
@@ -283,6 +308,9 @@ class BackendSpec(_Strict):
         return self.api or ("completions" if self.provider == "local" else "chat")
 
 
+FewShot.model_rebuild()  # its embedder is a BackendSpec, defined after it
+
+
 class DecodingSpec(_Strict):
     """Sampling settings; the defaults are deterministic."""
 
@@ -351,7 +379,24 @@ class ClassifierSpec(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> ClassifierSpec:
         technique = self.technique
+        if isinstance(technique, Embedding) != (self.backend.provider == "sentence_transformers"):
+            if self.backend.provider == "sentence_transformers":
+                raise ValueError(
+                    "provider sentence_transformers gives embeddings only: use technique embedding"
+                )
+            if self.backend.provider == "local":
+                raise ValueError(
+                    "technique embedding needs backend.provider sentence_transformers, openai, "
+                    "azure_openai or openai_compatible (a server with /v1/embeddings)"
+                )
         if isinstance(technique, FewShot):
+            if technique.selection == "nearest":
+                if technique.embedder is None or technique.k is None:
+                    raise ValueError("technique.selection nearest needs technique.k and technique.embedder")
+                if technique.examples and technique.k > len(technique.examples):
+                    raise ValueError(
+                        f"technique.k is {technique.k} but there are only {len(technique.examples)} examples"
+                    )
             if technique.examples and technique.examples_file:
                 raise ValueError("technique: give examples or examples_file, not both")
             if not technique.examples and not technique.examples_file:

