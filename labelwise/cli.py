@@ -19,7 +19,16 @@ from rich.text import Text
 
 from ._console import JsonOption, console, parse_since, print_json
 from .cli_batch import batch_app
-from .cli_eval import calibrate_command, eval_app, experiment_command, finetune_app, print_card, run_eval
+from .cli_eval import (
+    attach_evaluation,
+    calibrate_command,
+    eval_app,
+    experiment_command,
+    finetune_app,
+    print_card,
+    run_eval,
+    train_embedding_command,
+)
 from .evaluation import EvalCard
 from .evaluation._evaluate import EVAL_CARD
 from .packaging import (
@@ -29,7 +38,6 @@ from .packaging import (
     LabelwiseError,
     LocalServerConfig,
     Prediction,
-    attach,
     delete_artifact,
     export_artifact,
     import_artifact,
@@ -58,6 +66,7 @@ app.add_typer(eval_app, name="eval")
 app.command("calibrate")(calibrate_command)
 app.add_typer(finetune_app, name="finetune")
 app.command("experiment")(experiment_command)
+app.command("train-embedding")(train_embedding_command)
 app.add_typer(batch_app, name="batch")
 
 
@@ -96,8 +105,6 @@ def package_command(
     artifact, created = package(spec)
     card = None
     if eval_data is not None:
-        from .batch._drift_report import REFERENCE_PROFILE, DriftData
-
         card, labelled, predictions = run_eval(
             str(artifact.tag),
             eval_data,
@@ -107,9 +114,9 @@ def package_command(
             seed=seed,
             n_resamples=1000,
         )
-        attach(artifact.tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
-        profile = DriftData.profile(labelled.texts, predictions, name=eval_data.name, seed=seed)
-        artifact = attach(artifact.tag, REFERENCE_PROFILE, profile.to_json())
+        artifact = attach_evaluation(
+            str(artifact.tag), card, labelled.texts, predictions, source=eval_data.name, seed=seed
+        )
     if as_json:
         print_json({**_summary(artifact), "created": created})
         return

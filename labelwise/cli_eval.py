@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -17,7 +18,9 @@ from .evaluation._evaluate import EVAL_CARD, LabelledData
 from .evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
 from .evaluation._finetune import export_finetune, gap_report
 from .packaging import (
+    BackendSpec,
     Classifier,
+    ClassifierArtifact,
     ClassifierSpec,
     FineTuned,
     LabelwiseError,
@@ -26,7 +29,16 @@ from .packaging import (
     package,
 )
 
-__all__ = ["calibrate_command", "eval_app", "experiment_command", "finetune_app", "print_card", "run_eval"]
+__all__ = [
+    "attach_evaluation",
+    "calibrate_command",
+    "eval_app",
+    "experiment_command",
+    "finetune_app",
+    "print_card",
+    "run_eval",
+    "train_embedding_command",
+]
 
 
 class _DefaultToRun(TyperGroup):
@@ -66,6 +78,17 @@ def run_eval(
     with console.status(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}"):
         card, predictions = evaluate(classifier, labelled, n_resamples=n_resamples, random_state=seed)
     return card, labelled, predictions
+
+
+def attach_evaluation(
+    tag: str, card: EvalCard, texts: list[str], predictions: list[Any], *, source: str, seed: int
+) -> ClassifierArtifact:
+    """Store the eval card and the drift reference profile with the artifact."""
+    from .batch._drift_report import REFERENCE_PROFILE, DriftData
+
+    attach(tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
+    profile = DriftData.profile(texts, predictions, name=source, seed=seed)
+    return attach(tag, REFERENCE_PROFILE, profile.to_json())
 
 
 def print_card(card: EvalCard) -> None:
@@ -406,3 +429,63 @@ def experiment_command(
         artifact, _ = package(best.spec)
         attach(artifact.tag, EVAL_CARD, best.card.model_dump_json(indent=2).encode())
         console.print(f"packaged the best candidate as [bold]{artifact.tag}[/bold]")
+
+
+def train_embedding_command(
+    data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the classifier artifact.")],
+    embedder: Annotated[
+        str,
+        typer.Option(
+            help="PROVIDER:MODEL: sentence_transformers:all-MiniLM-L6-v2, openai:text-embedding-3-small, ..."
+        ),
+    ] = "sentence_transformers:all-MiniLM-L6-v2",
+    base_url: Annotated[str | None, typer.Option(help="openai_compatible / azure_openai endpoint.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="NAME of the variable holding the API key.")] = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.5, help="Held-out share.")] = 0.2,
+    sample: Sample = None,
+    seed: Seed = 0,
+    families: Annotated[str, typer.Option(help="Head families to search, comma-separated.")] = (
+        "logistic_regression,linear_svm,gradient_boosting"
+    ),
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the head search.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
+    from .evaluation._train_embedding import train_embedding
+
+    provider, _, model = embedder.partition(":")
+    if not model:
+        raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")
+    try:
+        spec = BackendSpec(provider=provider, model=model, base_url=base_url, api_key_env=api_key_env)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise LabelwiseError(f"--embedder: {exc.errors()[0]['msg']}") from None
+    with console.status(f"embedding and training on {data.name}"):
+        artifact, card, predictions, test, report = train_embedding(
+            data, name=name, embedder=spec, text_col=text_col, label_col=label_col, test_size=test_size,
+            seed=seed, sample=sample, families=tuple(f.strip() for f in families.split(",")), folds=folds,
+        )  # fmt: skip
+    attach_evaluation(str(artifact.tag), card, test.texts, predictions, source=data.name, seed=seed)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    console.print(
+        f"[bold]{artifact.tag}[/bold]: {report.head_family} {report.head_params} "
+        f"(cross-validated weighted F1 {report.cv_weighted_f1:.3f} on {report.train_rows} rows)"
+    )
+    print_card(card)
+    baseline = report.tfidf_baseline
+    console.print(
+        f"TF-IDF + logistic regression on the same split: accuracy {baseline['accuracy']:.3f}, "
+        f"weighted F1 {baseline['weighted_f1']:.3f}"
+    )
+    if report.embedded_texts:
+        console.print(
+            f"embedding: {report.embedding_texts_per_s:.1f} texts/s ({report.embedded_texts} new texts)"
+        )
+    console.print(
+        f"prediction: {report.prediction_texts_per_s:.1f} texts/s ({report.test_rows} held-out texts)"
+    )

@@ -95,7 +95,7 @@ class LabelledData(BaseModel):
     dataset: DatasetRef
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -147,7 +147,7 @@ def load_labelled(
         labels=labels.tolist(),
         dataset=DatasetRef(
             name=path.name,
-            sha256=_file_sha256(path),
+            sha256=file_sha256(path),
             rows=total,
             evaluated=len(frame),
             sample=sample,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
@@ -13,15 +14,21 @@ import httpx
 import numpy as np
 
 from ._aio import run_sync
-from ._artifact import ClassifierArtifact, load_artifact
+from ._artifact import HEAD_FILE, POOL_EMBEDDINGS, ClassifierArtifact, load_artifact
 from ._backends import ClassifierBackend, Completion, CompletionRequest, create_backend
+from ._embeddings import Embedder
 from ._errors import BackendError, ProbabilitiesUnavailable
+from ._head import load_head
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Prediction, Scorer
+from ._spec import Embedding, Example, FewShot
 from ._tag import ArtifactTag
 
 __all__ = ["Classifier", "estimate_tokens"]
+
+
+_EMBEDDING_CHUNK = 256
 
 
 def estimate_tokens(request: CompletionRequest) -> int:
@@ -111,17 +118,83 @@ class Classifier:
     def scorer_(self) -> Scorer:
         return Scorer(self.artifact.spec, label_tokens=self.artifact.label_tokens)
 
+    @functools.cached_property
+    def embedder_(self) -> Embedder:
+        """Embeddings of inputs: the embedding technique's backend, or few-shot ``nearest``'s embedder."""
+        technique = self.artifact.spec.technique
+        if isinstance(technique, FewShot) and technique.embedder is not None:
+            return Embedder.with_default_cache(technique.embedder, http_client=self.http_client)
+        return Embedder.with_default_cache(self.artifact.spec.backend, backend=self.backend_)
+
+    @functools.cached_property
+    def head_(self) -> Any:
+        return load_head(self.artifact.model_files[HEAD_FILE], where=f"artifact {self.tag_}")
+
+    @functools.cached_property
+    def _pool(self) -> np.ndarray:
+        return np.asarray(np.load(io.BytesIO(self.artifact.model_files[POOL_EMBEDDINGS]), allow_pickle=False))
+
     async def aclassify(self, texts: Iterable[str]) -> list[Prediction]:
         """Classify texts concurrently (at most ``max_concurrency`` requests in flight).
 
         Raises the first ``BackendError`` that persists after retries.
         """
-        return await self._arun(self._requests(texts))
+        texts = _as_texts(texts)
+        if isinstance(self.artifact.spec.technique, Embedding):
+            return await self._embedding_predictions(texts)
+        return await self._arun(await self._requests(texts))
 
-    def _requests(self, texts: Iterable[str]) -> list[CompletionRequest | None]:
+    async def _requests(self, texts: Iterable[str]) -> list[CompletionRequest | None]:
         """One request per text; ``None`` for an empty text, which is never sent."""
         scorer = self.scorer_
-        return [scorer.request(t) if t.strip() else None for t in _as_texts(texts)]
+        texts = _as_texts(texts)
+        technique = self.artifact.spec.technique
+        if not (isinstance(technique, FewShot) and technique.selection == "nearest"):
+            return [scorer.request(t) if t.strip() else None for t in texts]
+        examples = iter(await self._nearest_examples([t for t in texts if t.strip()]))
+        return [scorer.request(t, next(examples)) if t.strip() else None for t in texts]
+
+    async def _nearest_examples(self, texts: list[str]) -> list[list[Example]]:
+        """For each text the k most similar pool examples, the most similar last (next to the input)."""
+        technique = self.artifact.spec.technique
+        assert isinstance(technique, FewShot) and technique.k is not None
+        if not texts:
+            return []
+        similarity = (await self.embedder_.aembed(texts)) @ self._pool.T
+        position = np.arange(similarity.shape[1])
+        picks = []
+        for row in similarity:
+            order = np.lexsort((position, -row))[: technique.k]  # ties go to the earlier example
+            picks.append([technique.examples[i] for i in order[::-1]])
+        return picks
+
+    async def _embedding_predictions(self, texts: list[str]) -> list[Prediction]:
+        """Embed the non-empty texts in one go and read the head's probabilities."""
+        spec = self.artifact.spec
+        technique = spec.technique
+        assert isinstance(technique, Embedding)
+        started = time.perf_counter()
+        predictions = [
+            Prediction(label=None, reason="empty text", artifact_tag=str(self.tag_)) for _ in texts
+        ]
+        filled = [i for i, t in enumerate(texts) if t.strip()]
+        if not filled:
+            return predictions
+        vectors = await self.embedder_.aembed([texts[i][: technique.max_text_chars] for i in filled])
+        proba = self.head_.predict_proba(vectors)
+        classes = [str(c) for c in self.head_.classes_]
+        latency = time.perf_counter() - started
+        for row, i in zip(proba, filled, strict=True):
+            by_class = dict(zip(classes, map(float, row), strict=True))
+            probabilities = {label: by_class.get(label, 0.0) for label in spec.task.labels}
+            predictions[i] = Prediction(
+                label=max(probabilities, key=probabilities.__getitem__),
+                probabilities=probabilities,
+                latency_s=latency,
+                artifact_tag=str(self.tag_),
+                model=spec.model_name,
+            )
+        return predictions
 
     async def aclassify_prompts(self, prompts: Iterable[tuple[str | None, str]]) -> list[Prediction]:
         """Classify already rendered ``(system, prompt)`` pairs, e.g. replayed from a fine-tuning file.
@@ -179,8 +252,22 @@ class Classifier:
 
         For long jobs: results can be saved as they come, and one failure does not stop the rest.
         """
-        async for item in self._each(self._requests(texts)):
-            yield item
+        texts = _as_texts(texts)
+        if not isinstance(self.artifact.spec.technique, Embedding):
+            async for item in self._each(await self._requests(texts)):
+                yield item
+            return
+        # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.
+        for start in range(0, len(texts), _EMBEDDING_CHUNK):
+            chunk = texts[start : start + _EMBEDDING_CHUNK]
+            try:
+                predictions = await self._embedding_predictions(chunk)
+            except BackendError as exc:
+                for offset in range(len(chunk)):
+                    yield start + offset, exc
+                continue
+            for offset, prediction in enumerate(predictions):
+                yield start + offset, prediction
 
     async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
         backend_spec = self.artifact.spec.backend
@@ -231,7 +318,9 @@ class Classifier:
 
         Only for ``scoring: logprobs``; rows whose output could not be read are NaN.
         """
-        if self.artifact.spec.scoring != "logprobs":
+        if self.artifact.spec.scoring != "logprobs" and not isinstance(
+            self.artifact.spec.technique, Embedding
+        ):
             raise ProbabilitiesUnavailable(
                 f"{self.tag_} uses scoring: {self.artifact.spec.scoring}, which gives no "
                 "probabilities; package it with scoring: logprobs"

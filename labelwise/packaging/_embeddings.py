@@ -133,6 +133,7 @@ class Embedder:
         cache: EmbeddingCache | None = None,
         batch_size: int = 64,
         http_client: Any = None,
+        backend: ClassifierBackend | None = None,
     ) -> None:
         if not spec.model:
             raise SpecError("an embedder needs a model")
@@ -140,7 +141,8 @@ class Embedder:
         self.id = f"{spec.provider}:{spec.model}"
         self.cache = cache
         self.batch_size = batch_size
-        self.backend = create_backend(spec, model=spec.model, http_client=http_client)
+        self.embedded = 0  # texts sent to the backend (not found in the cache)
+        self.backend = backend or create_backend(spec, model=spec.model, http_client=http_client)
 
     @classmethod
     def with_default_cache(cls, spec: BackendSpec, **params: Any) -> Embedder:
@@ -165,6 +167,7 @@ class Embedder:
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32)
             fresh = dict(zip(batch, vectors, strict=True))
+            self.embedded += len(batch)
             if self.cache is not None:
                 self.cache.put_many(self.id, fresh)
             known.update(fresh)

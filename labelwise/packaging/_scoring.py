@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ from ._prompts import (
     render_labels,
     truncate,
 )
-from ._spec import Calibration, ClassifierSpec, Embedding, FewShot, FineTuned, ZeroShot
+from ._spec import Calibration, ClassifierSpec, Embedding, Example, FewShot, FineTuned, ZeroShot
 
 __all__ = ["Prediction", "Scorer", "calibrate", "check_label_tokens"]
 
@@ -130,8 +130,17 @@ class Scorer:
         # Logprobs are read by token text; the model may write a label with a leading space.
         self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
 
-    def prompt(self, text: str) -> str:
-        return self._template.render({**self._fixed, "text": truncate(text, self.technique.max_text_chars)})
+    def prompt(self, text: str, examples: Sequence[Example] | None = None) -> str:
+        """The prompt for ``text``; ``examples`` replace the spec's (few-shot ``nearest`` selection)."""
+        values = {**self._fixed, "text": truncate(text, self.technique.max_text_chars)}
+        if examples is not None and isinstance(self.technique, FewShot):
+            values["examples"] = render_examples(
+                examples,
+                Template(self.technique.example_template),
+                separator=self.technique.example_separator,
+                max_chars=self.technique.max_text_chars,
+            )
+        return self._template.render(values)
 
     def text_pattern(self) -> re.Pattern[str]:
         """A regex whose group ``text`` recovers the input from a prompt this scorer rendered."""
@@ -147,8 +156,8 @@ class Scorer:
                 pattern += re.escape(part)
         return re.compile(f"^{pattern}$", re.DOTALL)
 
-    def request(self, text: str) -> CompletionRequest:
-        return self.request_for(self.prompt(text), system=self.technique.system)
+    def request(self, text: str, examples: Sequence[Example] | None = None) -> CompletionRequest:
+        return self.request_for(self.prompt(text, examples), system=self.technique.system)
 
     def request_for(self, prompt: str, *, system: str | None) -> CompletionRequest:
         """A request for an already rendered prompt, with the spec's decoding and scoring settings."""
