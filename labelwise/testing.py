@@ -8,27 +8,39 @@ what it was asked. Answers come from a function of the prompt, so results are kn
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FakeOpenAIServer"]
+__all__ = ["FakeOpenAIServer", "bag_of_words"]
 
 
 def _always_positive(prompt: str) -> str:
     return "positive"
 
 
+def bag_of_words(text: str, dimensions: int = 32) -> list[float]:
+    """A deterministic embedding: word counts hashed into ``dimensions`` buckets."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"[a-z']+", text.lower()):
+        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
+    return vector
+
+
 class FakeOpenAIServer:
-    """Serve ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models`` on a free port.
+    """Serve ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and ``/v1/models``.
 
     Parameters
     ----------
     answer : callable, default=always "positive"
         Maps the prompt (the last user message, for chat) to the completion text.
+    embed : callable, default=bag_of_words
+        Maps a text to its embedding, for ``/v1/embeddings``.
     latency_s : float, default=0.0
         Time each answer takes.
     max_concurrency : int, default=None
@@ -42,10 +54,12 @@ class FakeOpenAIServer:
         self,
         *,
         answer: Callable[[str], str] = _always_positive,
+        embed: Callable[[str], list[float]] = bag_of_words,
         latency_s: float = 0.0,
         max_concurrency: int | None = None,
     ) -> None:
         self.answer = answer
+        self.embed = embed
         self.latency_s = latency_s
         self.max_concurrency = max_concurrency
         self.requests = 0
@@ -106,6 +120,7 @@ class FakeOpenAIServer:
             routes=[
                 Route("/v1/chat/completions", complete, methods=["POST"]),
                 Route("/v1/completions", complete, methods=["POST"]),
+                Route("/v1/embeddings", complete, methods=["POST"]),
                 Route("/v1/models", models),
             ]
         )
@@ -118,6 +133,12 @@ class FakeOpenAIServer:
             "model": body.get("model", "fake"),
             "usage": usage,
         }
+        if path.endswith("/embeddings"):
+            texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            data = [
+                {"object": "embedding", "index": i, "embedding": self.embed(t)} for i, t in enumerate(texts)
+            ]
+            return {"object": "list", "data": data, "model": common["model"], "usage": usage}
         if path.endswith("/chat/completions"):
             prompt = str(body["messages"][-1]["content"])
             message = {"role": "assistant", "content": self.answer(prompt)}

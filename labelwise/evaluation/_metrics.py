@@ -238,4 +238,6 @@ def log_loss(y_true: Any, y_proba: Any, *, labels: Sequence[str]) -> float:
     proba, true = _covered_rows(y_true, _proba_matrix(y_proba), labels)
     if not len(true):
         return float("nan")
-    return float(skm.log_loss(true, np.clip(proba, 1e-15, 1.0), labels=list(range(len(labels)))))
+    clipped = np.clip(proba, 1e-15, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    return float(skm.log_loss(true, clipped, labels=list(range(len(labels)))))

@@ -181,7 +181,8 @@ class Classifier:
         if not filled:
             return predictions
         vectors = await self.embedder_.aembed([texts[i][: technique.max_text_chars] for i in filled])
-        proba = self.head_.predict_proba(vectors)
+        proba = np.asarray(self.head_.predict_proba(vectors), dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)  # float32 inputs leave sums a hair off 1
         classes = [str(c) for c in self.head_.classes_]
         latency = time.perf_counter() - started
         for row, i in zip(proba, filled, strict=True):
@@ -306,6 +307,8 @@ class Classifier:
                 return await work
             finally:
                 await self.backend_.aclose()
+                if "embedder_" in self.__dict__:  # made on first use, for few-shot nearest selection
+                    await self.embedder_.aclose()
 
         return run_sync(run())
 

@@ -176,9 +176,16 @@ class Embedder:
         return np.stack([known[k] for k in keys])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Synchronous ``aembed``; connections are closed afterwards (the backend reconnects)."""
         from ._aio import run_sync
 
-        return run_sync(self.aembed(texts))
+        async def run() -> np.ndarray:
+            try:
+                return await self.aembed(texts)
+            finally:
+                await self.backend.aclose()
+
+        return run_sync(run())
 
     async def aclose(self) -> None:
         await self.backend.aclose()
