@@ -14,7 +14,16 @@ from rich.table import Table
 from ._console import JsonOption, console, parse_since, print_json
 from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
 from .batch._cache import text_key
-from .packaging import Classifier, LabelwiseError, RateLimiter, labelwise_home, load_artifact
+from .cli_eval import parse_embedder
+from .packaging import (
+    Classifier,
+    Embedder,
+    Embedding,
+    LabelwiseError,
+    RateLimiter,
+    labelwise_home,
+    load_artifact,
+)
 from .packaging._classifier import estimate_tokens
 from .packaging._tables import read_table, write_frame
 from .packaging._tokenizers import openai_encoding
@@ -178,6 +187,12 @@ def batch_drift(
     ] = None,
     since: Annotated[str | None, typer.Option(help="With a store URL: predictions since (ISO time).")] = None,
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    embedder: Annotated[
+        str | None,
+        typer.Option(
+            help="PROVIDER:MODEL to compare texts as embeddings too (default: an embedding --model's)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text.
@@ -198,7 +213,11 @@ def batch_drift(
         assert artifact is not None
         reference_data = DriftData.from_artifact(artifact)
     current_data = load_drift_data(current, text_col=text_col, since=when)
-    report = drift_report(reference_data, current_data, model=tag)
+    embedding_spec = parse_embedder(embedder) if embedder else None
+    if embedding_spec is None and artifact is not None and isinstance(artifact.spec.technique, Embedding):
+        embedding_spec = artifact.spec.backend
+    encoder = Embedder.with_default_cache(embedding_spec) if embedding_spec else None
+    report = drift_report(reference_data, current_data, model=tag, embedder=encoder)
     files = write_drift_report(report, reference_data, current_data, out)
     if as_json:
         print_json(report)

@@ -35,6 +35,7 @@ __all__ = [
     "eval_app",
     "experiment_command",
     "finetune_app",
+    "parse_embedder",
     "print_card",
     "run_eval",
     "train_embedding_command",
@@ -431,6 +432,19 @@ def experiment_command(
         console.print(f"packaged the best candidate as [bold]{artifact.tag}[/bold]")
 
 
+def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str | None = None) -> BackendSpec:
+    """``--embedder PROVIDER:MODEL`` as a backend spec."""
+    provider, _, model = value.partition(":")
+    if not model:
+        raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")
+    try:
+        return BackendSpec.model_validate(
+            {"provider": provider, "model": model, "base_url": base_url, "api_key_env": api_key_env}
+        )
+    except ValidationError as exc:
+        raise LabelwiseError(f"--embedder: {exc.errors()[0]['msg']}") from None
+
+
 def train_embedding_command(
     data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
     name: Annotated[str, typer.Option("--name", help="Name of the classifier artifact.")],
@@ -456,13 +470,7 @@ def train_embedding_command(
     """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
     from .evaluation._train_embedding import train_embedding
 
-    provider, _, model = embedder.partition(":")
-    if not model:
-        raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")
-    try:
-        spec = BackendSpec(provider=provider, model=model, base_url=base_url, api_key_env=api_key_env)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise LabelwiseError(f"--embedder: {exc.errors()[0]['msg']}") from None
+    spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
     with console.status(f"embedding and training on {data.name}"):
         artifact, card, predictions, test, report = train_embedding(
             data, name=name, embedder=spec, text_col=text_col, label_col=label_col, test_size=test_size,

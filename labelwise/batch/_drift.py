@@ -10,7 +10,7 @@ do not raise alarms from noise alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,12 +127,13 @@ def text_domain_drift(
     max_per_side: int = 1000,
     permutations: int = 10,
     random_state: int = 0,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> DriftCheck:
     """Can a classifier tell current texts from reference texts? (domain classifier, ROC AUC)
 
-    Texts are TF-IDF vectors (no embedding model needed); the AUC of a cross-validated logistic
-    regression is compared with the 95th percentile of AUCs with shuffled sides, so the threshold
-    adapts to the sample size.
+    Texts are TF-IDF vectors, or ``embed``'s vectors when an embedding model is given; the AUC
+    of a cross-validated logistic regression is compared with the 95th percentile of AUCs with
+    shuffled sides, so the threshold adapts to the sample size.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -143,9 +144,13 @@ def text_domain_drift(
     ref = [reference[i] for i in rng.permutation(len(reference))[:max_per_side]]
     cur = [current[i] for i in rng.permutation(len(current))[:max_per_side]]
     sizes = {"reference_n": len(ref), "current_n": len(cur)}
+    feature = "text" if embed is None else "text_embedding"
     if min(len(ref), len(cur)) < 10:
-        return DriftCheck("text", "domain_classifier_auc", float("nan"), float("nan"), False, **sizes)
-    features = TfidfVectorizer(max_features=5000, sublinear_tf=True).fit_transform(ref + cur)
+        return DriftCheck(feature, "domain_classifier_auc", float("nan"), float("nan"), False, **sizes)
+    if embed is None:
+        features = TfidfVectorizer(max_features=5000, sublinear_tf=True).fit_transform(ref + cur)
+    else:
+        features = embed(ref + cur)
     sides = np.asarray([0] * len(ref) + [1] * len(cur))
     folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=random_state)
     model = LogisticRegression(max_iter=1000)
@@ -157,4 +162,4 @@ def text_domain_drift(
     observed = auc(sides)
     null = [auc(rng.permutation(sides)) for _ in range(permutations)]
     threshold = max(float(np.quantile(null, 0.95)), 0.55)
-    return DriftCheck("text", "domain_classifier_auc", observed, threshold, observed > threshold, **sizes)
+    return DriftCheck(feature, "domain_classifier_auc", observed, threshold, observed > threshold, **sizes)

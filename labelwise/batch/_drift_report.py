@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..packaging import ClassifierArtifact, LabelwiseError, Prediction
+from ..packaging import ClassifierArtifact, Embedder, LabelwiseError, Prediction
 from ..packaging._tables import read_table
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._score import read_probabilities
@@ -109,12 +109,21 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
     )
 
 
-def drift_report(reference: DriftData, current: DriftData, *, model: str | None = None) -> dict[str, Any]:
+def drift_report(
+    reference: DriftData,
+    current: DriftData,
+    *,
+    model: str | None = None,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Every check; with an ``embedder`` the texts are also compared as embeddings."""
     checks: list[DriftCheck] = categorical_drift(reference.labels, current.labels)
     checks += numeric_drift(reference.confidence, current.confidence, feature="confidence")
     checks += numeric_drift(reference.lengths, current.lengths, feature="text_length")
     if reference.texts is not None and current.texts is not None:
         checks.append(text_domain_drift(reference.texts, current.texts))
+        if embedder is not None:
+            checks.append(text_domain_drift(reference.texts, current.texts, embed=embedder.embed))
     return {
         "model": model,
         "reference": reference.name,

@@ -209,3 +209,24 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
         "batch", "drift", "--current", str(tmp_path / "long-s.csv"), "--out", "x.html", check=False
     )
     assert neither.returncode == 2 and "--model TAG" in neither.stderr
+
+
+def test_embedding_domain_drift(yelp: pd.DataFrame) -> None:
+    """The same domain check on sentence embeddings: hotel reviews are not restaurant reviews."""
+    from labelwise.batch._drift import text_domain_drift
+    from labelwise.packaging import BackendSpec, Embedder
+
+    embed = Embedder.with_default_cache(
+        BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")
+    ).embed
+    reference, current = _split(yelp.sample(n=400, random_state=5), 0)
+    same = text_domain_drift(
+        reference["text"].tolist(), current["text"].tolist(), permutations=5, embed=embed
+    )
+    assert same.feature == "text_embedding" and not same.drifted
+    rooms = ["room", "suite", "bed", "pool", "lobby"]
+    hotels = [
+        f"Stayed {i % 7 + 1} nights. The {rooms[i % 5]} was clean and check-in was quick." for i in range(200)
+    ]
+    other = text_domain_drift(reference["text"].tolist(), hotels, permutations=5, embed=embed)
+    assert other.drifted and other.statistic > 0.9
