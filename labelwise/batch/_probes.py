@@ -63,7 +63,12 @@ def prompt_probes(spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
     """Variants of the spec whose prompts say the same thing in another order."""
     probes = {}
     technique = spec.technique
-    if isinstance(technique, FewShot) and len({(e.text, e.label) for e in technique.examples}) > 1:
+    # Under nearest selection the chosen examples are ordered by similarity, not by the pool.
+    if (
+        isinstance(technique, FewShot)
+        and technique.selection == "fixed"
+        and len({(e.text, e.label) for e in technique.examples}) > 1
+    ):
         reordered = technique.model_copy(update={"examples": technique.examples[::-1]})
         probes["example_order"] = spec.model_copy(update={"technique": reordered})
     if _uses_labels(spec):
@@ -150,7 +155,11 @@ def run_probes(
         after = [p.label for p in classifier.classify(changed)]
         results.append(_result(name, "text", sampled, changed, before, after, sampled_truth, examples))
     for name, spec in prompt_probes(artifact.spec).items():
-        variant = factory(ClassifierArtifact(spec=spec, label_tokens=artifact.label_tokens))
+        variant = factory(
+            ClassifierArtifact(
+                spec=spec, label_tokens=artifact.label_tokens, model_files=artifact.model_files
+            )
+        )
         after = [p.label for p in variant.classify(sampled)]
         results.append(_result(name, "prompt", sampled, sampled, before, after, sampled_truth, examples))
     return results
