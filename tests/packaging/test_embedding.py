@@ -179,5 +179,6 @@ def test_yelp_embedding_classifier_beats_the_most_frequent_label(tmp_path: Path)
     _, card, _, _, report = train_embedding(
         data, name="yelp-embed-1k", embedder=MINILM, label_col="stars", families=("logistic_regression",)
     )
-    assert card.metrics["accuracy"].low > card.baseline["accuracy"]
+    # The most frequent label (5 stars) scores a weighted F1 near 0.2; the interval clears it.
+    assert card.metrics["weighted_f1"].low > card.baseline["weighted_f1"] + 0.05
     assert report.test_rows == 200
