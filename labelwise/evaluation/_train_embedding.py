@@ -143,9 +143,11 @@ def train_embedding(
         source="train-embedding",
     )
     artifact, _ = package_artifact(spec, model_files={HEAD_FILE: dump_head(choice.estimator)})
+    classifier = Classifier(artifact=artifact)
     started = time.perf_counter()
-    card, predictions = evaluate(Classifier(artifact=artifact), test, random_state=seed)
+    held_out = classifier.classify(test.texts)
     prediction_seconds = time.perf_counter() - started
+    card, predictions = evaluate(classifier, test, random_state=seed, predictions=held_out)
     report = TrainingReport(
         artifact_tag=str(artifact.tag),
         embedder=encoder.id,
