@@ -122,17 +122,21 @@ def eval_run(
     seed: Seed = 0,
     n_resamples: Resamples = 1000,
     out: Annotated[Path | None, typer.Option("--out", help="Write the eval card as JSON here.")] = None,
-    attach_card: Annotated[bool, typer.Option("--attach", help="Attach the result to the artifact.")] = False,
+    attach_card: Annotated[
+        bool, typer.Option("--attach", help="Attach the card and a drift reference profile.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Score TAG on DATA and print its metrics with bootstrap intervals."""
-    card, _, _ = run_eval(
+    card, labelled, predictions = run_eval(
         tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed, n_resamples=n_resamples
     )
     if out is not None:
         out.write_text(card.model_dump_json(indent=2))
     if attach_card:
-        attach(str(card.artifact_tag), EVAL_CARD, card.model_dump_json(indent=2).encode())
+        attach_evaluation(
+            str(card.artifact_tag), card, labelled.texts, predictions, source=data.name, seed=seed
+        )
     if as_json:
         print_json(card.model_dump(mode="json"))
     else:
