@@ -28,6 +28,7 @@ from .packaging import (
     load_artifact,
     package,
 )
+from .packaging._head import FAMILIES
 
 __all__ = [
     "attach_evaluation",
@@ -465,8 +466,8 @@ def train_embedding_command(
     test_size: Annotated[float, typer.Option(min=0.05, max=0.5, help="Held-out share.")] = 0.2,
     sample: Sample = None,
     seed: Seed = 0,
-    families: Annotated[str, typer.Option(help="Head families to search, comma-separated.")] = (
-        "logistic_regression,linear_svm,gradient_boosting"
+    families: Annotated[str, typer.Option(help="Head families to search, comma-separated.")] = ",".join(
+        FAMILIES
     ),
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the head search.")] = 5,
     as_json: JsonOption = False,

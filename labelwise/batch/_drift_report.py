@@ -170,7 +170,7 @@ def write_drift_report(
     report: dict[str, Any], reference: DriftData, current: DriftData, out: Path
 ) -> list[Path]:
     """``out`` (HTML, with plots) and the same name with ``.json``."""
-    from ..evaluation._report import html_page, html_table
+    from ..evaluation._report import html_table, write_report
 
     rows = [
         [c["feature"], c["test"], f"{c['statistic']:.4g}", f"{c['threshold']:.4g}",
@@ -189,8 +189,4 @@ def write_drift_report(
         )
     ]
     sections += _plots(reference, current)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html_page("Drift report", sections), encoding="utf-8")
-    json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(report, indent=2))
-    return [out, json_path]
+    return write_report(out, "Drift report", sections, report)

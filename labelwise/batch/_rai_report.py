@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation._report import figure_uri, html_page, html_table, pyplot
+from ..evaluation._report import figure_uri, html_table, pyplot, write_report
 from ..packaging import Classifier, ClassifierArtifact
 from ._probes import run_probes
 from ._rai import RaiData, calibration_analysis, cohort_metrics, error_analysis
@@ -207,19 +206,6 @@ def _robustness_section(robustness: dict[str, Any]) -> str:
     return f"<img src='{figure_uri(figure)}' alt='robustness flip rates'>" + table + flips
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN (an interval that could not be computed) as null: JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def write_rai_report(report: dict[str, Any], out: Path) -> list[Path]:
     """``out`` (HTML, with plots) and the same name with ``.json``."""
     overall = report["overall"]
@@ -244,8 +230,4 @@ def write_rai_report(report: dict[str, Any], out: Path) -> list[Path]:
     if report["calibration"] is not None:
         sections.append(("Calibration", _calibration_section(report["calibration"])))
     sections.append(("Robustness", _robustness_section(report["robustness"])))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html_page("Responsible-AI report", sections), encoding="utf-8")
-    json_path = out.with_suffix(".json")
-    json_path.write_text(json.dumps(_json_safe(report), indent=2))
-    return [out, json_path]
+    return write_report(out, "Responsible-AI report", sections, report)

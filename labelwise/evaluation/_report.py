@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..packaging import LabelwiseError
 
 if TYPE_CHECKING:
     from ._experiment import Leaderboard
 
-__all__ = ["figure_uri", "html_page", "html_table", "leaderboard_html", "pyplot"]
+__all__ = ["figure_uri", "html_page", "html_table", "leaderboard_html", "pyplot", "write_report"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
@@ -56,6 +60,30 @@ def html_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{parts}</body></html>"
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (a statistic or interval that could not be computed) as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_report(
+    out: Path, title: str, sections: Sequence[tuple[str, str]], report: dict[str, Any]
+) -> list[Path]:
+    """The page at ``out`` and the report as JSON beside it (same name, ``.json``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html_page(title, sections), encoding="utf-8")
+    json_path = out.with_suffix(".json")
+    json_path.write_text(json.dumps(_json_safe(report), indent=2))
+    return [out, json_path]
 
 
 def _img(uri: str, alt: str) -> str:

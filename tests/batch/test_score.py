@@ -19,6 +19,7 @@ from labelwise.batch import ResultCache, score_dataframe
 from labelwise.packaging import RateLimiter, package
 from labelwise.testing import FakeOpenAIServer
 from tests.conftest import REPO, fake_server_spec
+from tests.test_cli import labelwise
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -44,15 +45,6 @@ def _frame(n: int) -> pd.DataFrame:
     """n rows, n/2 distinct texts, each twice."""
     texts = [f"review {j} was {'bad' if j % 3 else 'good'}" for j in (i % (n // 2) for i in range(n))]
     return pd.DataFrame({"id": range(n), "text": texts})
-
-
-def labelwise(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "labelwise.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(result.stdout + result.stderr)
-    return result
 
 
 def test_dedupe_and_cache_save_backend_calls(fake: FakeOpenAIServer, tmp_path: Path) -> None:
