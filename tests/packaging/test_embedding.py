@@ -165,7 +165,8 @@ def test_nearest_few_shot_puts_the_most_similar_examples_in_the_prompt(tmp_path:
         labels = classifier.predict(["friendly waiter", "crust was burnt", "parking"]).tolist()
         again = classifier.predict(["friendly waiter"]).tolist()
     assert labels == ["positive", "negative", "neutral"] and again == ["positive"]
-    first = prompts[0]
+    # Requests run concurrently, so pick the input's prompt by its text, not by arrival order.
+    first = next(p for p in prompts if p.endswith("Text: friendly waiter\nLabel:"))
     assert first.count("Label:") == 3  # k=2 examples and the input
     shown = re.findall(r"Text: (.*)\nLabel: \w+", first)
     assert shown[-1] == "lovely friendly waiter"  # the most similar example sits next to the input
