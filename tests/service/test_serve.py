@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path, Path]]:
     home = tmp_path_factory.mktemp("serve")
     with FakeOpenAIServer(answer=keyword_answer, latency_s=0.05) as fake:
         artifact, _ = package(served_spec(fake.base_url, name="svc-two-workers"))
@@ -58,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError((home / "serve.log").read_text()[-3000:])
                 time.sleep(0.3)
-            yield url, db, Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir"
+            yield url, db, Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir", home / "serve.log"
         finally:
             process.send_signal(signal.SIGINT)
             try:
@@ -85,14 +85,16 @@ def _per_worker(prometheus_dir: Path, metric: str) -> dict[str, float]:
 
 
 def test_two_workers_classify_feedback_summary_metrics(
-    server: tuple[str, Path, Path], tmp_path: Path
+    server: tuple[str, Path, Path, Path], tmp_path: Path
 ) -> None:
-    url, db, prometheus_dir = server
+    url, db, prometheus_dir, log = server
     texts = [f"review {i}: {'great' if i % 3 == 0 else 'cold'} food" for i in range(40)]
     bodies: list[dict[str, object]] = []
-    # The kernel hands each new connection to whichever worker accepts first, so one round
-    # may land on a single worker; send rounds until both have answered (bounded).
-    for _ in range(10):
+    # The kernel hands each new connection to whichever worker accepts first, and /readyz
+    # is answered by the first worker up: on a loaded machine the second may still be
+    # importing. Send rounds until both have answered, bounded by time, not by rounds.
+    deadline = time.monotonic() + 120
+    while True:
         with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
             responses = list(
                 pool.map(lambda t: httpx.post(f"{url}/classify", json={"text": t}, timeout=30), texts)
@@ -101,6 +103,8 @@ def test_two_workers_classify_feedback_summary_metrics(
         bodies += [r.json() for r in responses]
         if len(_per_worker(prometheus_dir, "labelwise_predictions")) == 2:
             break
+        assert time.monotonic() < deadline, "the second worker never answered: " + log.read_text()[-3000:]
+        time.sleep(1)
     assert [b["label"] for b in bodies[: len(texts)]] == [keyword_answer(t) for t in texts]
     sent = len(bodies)
 
