@@ -72,6 +72,9 @@ class SentenceTransformersBackend(ClassifierBackend):
     # One model call at a time per process: torch already uses every core for one batch.
     _lock = threading.Lock()
 
+    async def prepare(self) -> None:
+        await asyncio.to_thread(_sentence_transformer, self.model)  # load before the first request
+
     async def complete(self, request: CompletionRequest) -> Any:
         raise SpecError("provider sentence_transformers gives embeddings, not completions")
 

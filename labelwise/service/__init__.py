@@ -6,6 +6,7 @@ stays small. ``bentoml serve labelwise.service:ClassifierService`` serves the ar
 """
 
 from ._app import ClassifierApp
+from ._args import ServiceArgs
 from ._errors import (
     BackendDown,
     BackendTimedOut,
@@ -29,7 +30,7 @@ from ._schemas import (
     ServiceMetadata,
     SummaryRequest,
 )
-from ._service import ClassifierService, ServiceArgs
+from ._service import ClassifierService
 from ._settings import ServiceSettings
 from ._store import PredictionStore
 

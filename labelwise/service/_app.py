@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from .. import __version__
@@ -54,23 +55,40 @@ def _reason_kind(reason: str | None) -> str:
     return "other"
 
 
-class ClassifierApp:
-    """One served classifier with its prediction store."""
+Classify = Callable[[list[str]], Awaitable[list[Prediction]]]
 
-    def __init__(self, *, classifier: Classifier, store: PredictionStore, settings: ServiceSettings) -> None:
+
+class ClassifierApp:
+    """One served classifier with its prediction store.
+
+    ``classify`` defaults to the classifier in this process; embedding artifacts pass the
+    runner's instead, and then this process never loads the embedding model.
+    """
+
+    def __init__(
+        self,
+        *,
+        classifier: Classifier,
+        store: PredictionStore,
+        settings: ServiceSettings,
+        classify: Classify | None = None,
+    ) -> None:
         self.classifier = classifier
         self.store = store
         self.settings = settings
+        self._remote = classify is not None
+        self._classify: Classify = classify or classifier.aclassify
         self._accuracy_refreshed_at = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> ClassifierApp:
+    def from_settings(cls, settings: ServiceSettings, *, classify: Classify | None = None) -> ClassifierApp:
         """Load (and verify) the artifact, resolving ``latest`` once, and open the store."""
         classifier = Classifier.load(settings.model, max_concurrency=64)
         tag = str(classifier.tag_)
         classifier.on_retry = lambda exc, _wait: metrics.BACKEND_RETRIES.labels(tag, type(exc).__name__).inc()
         logger.warning("labelwise serving %s (asked for %s)", tag, settings.model)
-        return cls(classifier=classifier, store=PredictionStore.from_url(settings.db_url), settings=settings)
+        store = PredictionStore.from_url(settings.db_url)
+        return cls(classifier=classifier, store=store, settings=settings, classify=classify)
 
     @property
     def tag(self) -> str:
@@ -78,10 +96,12 @@ class ClassifierApp:
 
     async def startup(self) -> None:
         """Start the backend (e.g. the local llama.cpp server) before the first request."""
-        await self.classifier.backend_.prepare()
+        if not self._remote:
+            await self.classifier.backend_.prepare()
 
     async def aclose(self) -> None:
-        await self.classifier.backend_.aclose()
+        if not self._remote:
+            await self.classifier.backend_.aclose()
         self.store.close()
 
     def _check_text(self, text: str, *, field: str = "text") -> None:
@@ -110,7 +130,7 @@ class ClassifierApp:
 
     async def _classify_many(self, items: list[ClassifyRequest]) -> list[ClassifyResponse]:
         try:
-            predictions = await self.classifier.aclassify([item.text for item in items])
+            predictions = await self._classify([item.text for item in items])
         except BackendError as exc:
             metrics.BACKEND_ERRORS.labels(self.tag, type(exc).__name__).inc()
             logger.warning("backend failure answered to the client: %s", exc)
@@ -205,4 +225,5 @@ class ClassifierApp:
             auth=bool(os.environ.get("LABELWISE_API_KEY")),
             max_text_chars=self.settings.max_text_chars,
             log_text=self.settings.log_text,
+            adaptive_batching=self._remote,
         )

@@ -140,3 +140,6 @@ class ServiceMetadata(BaseModel):
     auth: bool
     max_text_chars: int
     log_text: bool
+    adaptive_batching: bool = Field(
+        description="Whether texts are classified by the embedding runner, which batches concurrent requests."
+    )

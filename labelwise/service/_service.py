@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, cast
 
 import bentoml
-from pydantic import BaseModel, Field
 
 from ._app import ClassifierApp
+from ._args import ARGS, serves_embeddings
 from ._auth import BearerAuthMiddleware
 from ._errors import ServiceError
+from ._runner import EmbeddingRunner, remote_classify
 from ._schemas import (
     ClassifyBatchRequest,
     ClassifyBatchResponse,
@@ -24,17 +24,7 @@ from ._schemas import (
 )
 from ._settings import ServiceSettings
 
-__all__ = ["ClassifierService", "ServiceArgs"]
-
-
-class ServiceArgs(BaseModel):
-    """``bentoml serve|build --arg model=NAME:VERSION --arg workers=N``, or the environment."""
-
-    model: str = Field(default_factory=lambda: os.environ.get("LABELWISE_MODEL", ""))
-    workers: int = Field(default_factory=lambda: int(os.environ.get("LABELWISE_WORKERS", "1")), ge=1)
-
-
-ARGS = bentoml.use_arguments(ServiceArgs)
+__all__ = ["ClassifierService"]
 
 
 def _error(exc: ServiceError) -> Any:
@@ -52,9 +42,16 @@ class ClassifierService:
 
     # Declared so that `bentoml build --arg model=...` records the artifact in the bento.
     artifact_ref = bentoml.models.BentoModel(ARGS.model) if ARGS.model else None
+    if serves_embeddings(ARGS.model):
+        # Embedding artifacts classify in a runner process that batches across workers.
+        runner = bentoml.depends(EmbeddingRunner)
 
     def __init__(self) -> None:
-        self.app = ClassifierApp.from_settings(ServiceSettings.from_env(model=ARGS.model or None))
+        runner = getattr(self, "runner", None)
+        self.app = ClassifierApp.from_settings(
+            ServiceSettings.from_env(model=ARGS.model or None),
+            classify=remote_classify(runner) if runner is not None else None,
+        )
 
     @bentoml.on_startup
     async def _start_backend(self) -> None:

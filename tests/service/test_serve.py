@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,52 +17,17 @@ import pytest
 from labelwise.packaging import package
 from labelwise.testing import FakeOpenAIServer
 from tests.conftest import REPO
-from tests.service.conftest import keyword_answer, served_spec
+from tests.service.conftest import RunningServer, keyword_answer, labelwise_serve, served_spec
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path, Path]]:
-    home = tmp_path_factory.mktemp("serve")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with FakeOpenAIServer(answer=keyword_answer, latency_s=0.05) as fake:
         artifact, _ = package(served_spec(fake.base_url, name="svc-two-workers"))
-        port = _free_port()
-        db = home / "predictions.db"
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env["BENTOML_HOME"] = os.environ["BENTOML_HOME"]
-        with (home / "serve.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "labelwise.cli", "serve", str(artifact.tag), "--port", str(port),
-                 "--workers", "2", "--db-url", f"sqlite:///{db}"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((home / "serve.log").read_text()[-3000:])
-                time.sleep(0.3)
-            yield url, db, Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir", home / "serve.log"
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        with labelwise_serve(str(artifact.tag), tmp_path_factory.mktemp("serve"), workers=2) as running:
+            yield running
 
 
 def _per_worker(prometheus_dir: Path, metric: str) -> dict[str, float]:
@@ -84,10 +46,8 @@ def _per_worker(prometheus_dir: Path, metric: str) -> dict[str, float]:
     return {pid: v for pid, v in totals.items() if v}
 
 
-def test_two_workers_classify_feedback_summary_metrics(
-    server: tuple[str, Path, Path, Path], tmp_path: Path
-) -> None:
-    url, db, prometheus_dir, log = server
+def test_two_workers_classify_feedback_summary_metrics(server: RunningServer, tmp_path: Path) -> None:
+    url, db, prometheus_dir = server.url, server.db, server.prometheus_dir
     texts = [f"review {i}: {'great' if i % 3 == 0 else 'cold'} food" for i in range(40)]
     bodies: list[dict[str, object]] = []
     # The kernel hands each new connection to whichever worker accepts first, and /readyz
@@ -103,7 +63,7 @@ def test_two_workers_classify_feedback_summary_metrics(
         bodies += [r.json() for r in responses]
         if len(_per_worker(prometheus_dir, "labelwise_predictions")) == 2:
             break
-        assert time.monotonic() < deadline, "the second worker never answered: " + log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the second worker never answered: " + server.log_tail()
         time.sleep(1)
     assert [b["label"] for b in bodies[: len(texts)]] == [keyword_answer(t) for t in texts]
     sent = len(bodies)

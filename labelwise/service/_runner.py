@@ -1,0 +1,100 @@
+"""The embedding runner: embeds and classifies texts in batches, for every service worker.
+
+An embedding model answers 64 texts in about the time of a few single ones (one request to an
+embeddings endpoint, one forward pass on the CPU). Under ``bentoml serve`` the runner is a
+dependency service with a process of its own, and BentoML's adaptive batching merges the texts
+of concurrent requests, from every worker of ``ClassifierService``, into one call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import bentoml
+from pydantic import BaseModel
+
+from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction, RateLimited
+from ._args import ARGS
+
+__all__ = ["EmbeddingRunner", "RunnerReply", "remote_classify"]
+
+# Read when the module is imported: BentoML fixes a batchable API's limits at definition.
+MAX_BATCH_SIZE = int(os.environ.get("LABELWISE_MAX_BATCH_SIZE", "64"))
+MAX_LATENCY_MS = int(os.environ.get("LABELWISE_MAX_LATENCY_MS", "10000"))
+
+
+def _backend_errors(cls: type[BackendError] = BackendError) -> dict[str, type[BackendError]]:
+    found = {cls.__name__: cls}
+    for sub in cls.__subclasses__():
+        found.update(_backend_errors(sub))
+    return found
+
+
+_BACKEND_ERRORS = _backend_errors()
+
+
+class RunnerReply(BaseModel):
+    """One text's prediction, or the backend failure that prevented it (crosses the process boundary)."""
+
+    prediction: Prediction | None = None
+    error: str | None = None  # the BackendError subclass, so the service answers as if in process
+    message: str = ""
+    retry_after: float | None = None
+
+    @classmethod
+    def failure(cls, exc: BackendError) -> RunnerReply:
+        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+        return cls(error=type(exc).__name__, message=str(exc), retry_after=retry_after)
+
+    def result(self) -> Prediction:
+        """The prediction, or the backend error raised again on this side."""
+        if self.prediction is not None:
+            return self.prediction
+        error = _BACKEND_ERRORS.get(self.error or "", BackendError)
+        if error is RateLimited:
+            raise RateLimited(self.message, retry_after=self.retry_after)
+        raise error(self.message)
+
+
+@bentoml.service(
+    name="labelwise-embedding-runner",
+    workers=1,  # one model per machine: torch already uses every core for one batch
+    traffic={"timeout": 120},
+)
+class EmbeddingRunner:
+    """Classifies with the served embedding artifact, batching concurrent requests."""
+
+    def __init__(self) -> None:
+        self.classifier = Classifier.load(ARGS.model)
+
+    @bentoml.on_startup
+    async def _load_model(self) -> None:
+        await self.classifier.embedder_.backend.prepare()
+
+    @bentoml.on_shutdown
+    async def _close(self) -> None:
+        await self.classifier.embedder_.aclose()
+
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    async def classify(self, texts: list[str]) -> list[RunnerReply]:
+        """One reply per text, in order; a backend failure fails the whole batch alike."""
+        try:
+            predictions = await self.classifier.aclassify(texts)
+        except BackendError as exc:
+            return [RunnerReply.failure(exc)] * len(texts)
+        return [RunnerReply(prediction=p) for p in predictions]
+
+
+def remote_classify(runner: Any) -> Callable[[list[str]], Awaitable[list[Prediction]]]:
+    """``classify`` through the runner, with its failures raised as the backend errors they were."""
+
+    async def classify(texts: list[str]) -> list[Prediction]:
+        try:
+            replies = await runner.to_async.classify(texts)
+        except bentoml.exceptions.BentoMLException as exc:  # runner overloaded, timed out or down
+            raise BackendUnavailable(f"the embedding runner did not answer: {exc}") from None
+        return [RunnerReply.model_validate(reply).result() for reply in replies]
+
+    return classify
