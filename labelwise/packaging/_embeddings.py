@@ -83,7 +83,9 @@ class SentenceTransformersBackend(ClassifierBackend):
 
         def encode() -> list[list[float]]:
             with self._lock:
-                vectors = model.encode(list(texts), batch_size=32, convert_to_numpy=True)
+                # On the CPU padding costs more than batching saves past a few texts (measured
+                # on Yelp reviews: 47 texts/s at 4-8 per forward pass, 39 at 32).
+                vectors = model.encode(list(texts), batch_size=8, convert_to_numpy=True)
             return [list(map(float, v)) for v in vectors]
 
         return await asyncio.to_thread(encode)

@@ -9,6 +9,7 @@ of concurrent requests, from every worker of ``ClassifierService``, into one cal
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -87,14 +88,41 @@ class EmbeddingRunner:
         return [RunnerReply(prediction=p) for p in predictions]
 
 
-def remote_classify(runner: Any) -> Callable[[list[str]], Awaitable[list[Prediction]]]:
-    """``classify`` through the runner, with its failures raised as the backend errors they were."""
+def _keep_session(client: Any) -> None:
+    """Stop BentoML's runner client from recycling its HTTP session while calls are in flight.
+
+    Since 1.4.31 the client closes its session every 100 calls or 5 minutes, and the close
+    aborts the calls still running on it (as "Server disconnected"). The attribute is private:
+    without it the retries in ``remote_classify`` still cover the aborted calls.
+    """
+    manager = getattr(client, "_session_manager", None)
+    if manager is not None and hasattr(manager, "max_requests") and hasattr(manager, "max_age"):
+        manager.max_requests = sys.maxsize
+        manager.max_age = float("inf")
+
+
+def remote_classify(runner: Any, *, attempts: int = 3) -> Callable[[list[str]], Awaitable[list[Prediction]]]:
+    """``classify`` through the runner, with its failures raised as the backend errors they were.
+
+    A call whose connection dropped is sent again: classifying is idempotent.
+    """
+    import aiohttp
+
+    client = runner.to_async
+    _keep_session(client)
 
     async def classify(texts: list[str]) -> list[Prediction]:
-        try:
-            replies = await runner.to_async.classify(texts)
-        except bentoml.exceptions.BentoMLException as exc:  # runner overloaded, timed out or down
-            raise BackendUnavailable(f"the embedding runner did not answer: {exc}") from None
+        lost: Exception | None = None
+        for _ in range(attempts):
+            try:
+                replies = await client.classify(texts)
+                break
+            except aiohttp.ClientConnectionError as exc:
+                lost = exc
+            except (bentoml.exceptions.BentoMLException, aiohttp.ClientError) as exc:  # overloaded, timed out
+                raise BackendUnavailable(f"the embedding runner did not answer: {exc}") from None
+        else:
+            raise BackendUnavailable(f"lost the connection to the embedding runner {attempts} times: {lost}")
         return [RunnerReply.model_validate(reply).result() for reply in replies]
 
     return classify

@@ -1,0 +1,62 @@
+"""Helpers the service benchmarks share: free ports, readiness, and a fixed-concurrency load."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import subprocess
+import time
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not start")
+
+
+async def _load(url: str, texts: list[str], concurrency: int) -> tuple[list[float], float, int]:
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(texts)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for text in queue:
+                started = time.perf_counter()
+                response = await client.post("/classify", json={"text": text})
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, len(texts) / elapsed, errors
+
+
+def measure(name: str, url: str, texts: list[str], *, concurrency: int) -> dict[str, float]:
+    """POST each text to ``url``/classify, ``concurrency`` at a time; print and return the figures."""
+    latencies, rps, errors = asyncio.run(_load(url, texts, concurrency))
+    cuts = statistics.quantiles(latencies, n=100)
+    result = {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000, "rps": rps, "errors": errors}
+    timing = f"p50 {result['p50_ms']:7.1f} ms   p99 {result['p99_ms']:7.1f} ms"
+    print(f"{name:<12} {timing}   {rps:7.1f} req/s   errors {errors}", flush=True)
+    return result
