@@ -17,7 +17,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -410,6 +410,23 @@ def export_artifact(tag: str | ArtifactTag, destination: str | Path) -> Path:
     return Path(bentoml.models.export_model(str(artifact.tag), str(destination)))
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse an archive whose members could land outside the store: absolute or ``..`` paths, links."""
+    import tarfile
+
+    try:
+        with tarfile.open(path) as archive:
+            members = archive.getmembers()
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactError(f"{path} is not a .bentomodel archive ({exc})") from None
+    for member in members:
+        parts = PurePosixPath(member.name).parts
+        if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+            raise ArtifactIntegrityError(
+                f"{path}: member {member.name!r} is a link or points outside the archive; not imported"
+            )
+
+
 def import_artifact(path: str | Path) -> tuple[ClassifierArtifact, bool]:
     """Import a ``.bentomodel`` file; an artifact that fails verification is removed again."""
     import bentoml
@@ -418,6 +435,7 @@ def import_artifact(path: str | Path) -> tuple[ClassifierArtifact, bool]:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path} is not a file")
+    _check_archive(path)
     try:
         model = bentoml.models.import_model(str(path))
     except BentoMLException as exc:

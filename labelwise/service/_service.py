@@ -8,8 +8,8 @@ import bentoml
 
 from ._app import ClassifierApp
 from ._args import ARGS, serves_embeddings
-from ._auth import BearerAuthMiddleware
 from ._errors import ServiceError
+from ._guards import BearerAuthMiddleware, BodyLimitMiddleware
 from ._runner import EmbeddingRunner, remote_classify
 from ._schemas import (
     ClassifyBatchRequest,
@@ -101,3 +101,4 @@ class ClassifierService:
 
 
 ClassifierService.add_asgi_middleware(BearerAuthMiddleware)  # type: ignore[attr-defined]
+ClassifierService.add_asgi_middleware(BodyLimitMiddleware)  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ def default_db_url() -> str:
     return f"sqlite:///{labelwise_home() / 'predictions.db'}"
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def int_setting(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
@@ -46,7 +46,8 @@ class ServiceSettings:
 
     MODEL (artifact tag), DB_URL (SQLAlchemy URL; a SQLite file under LABELWISE_HOME by default),
     MAX_TEXT_CHARS (20000), MAX_BATCH_ITEMS (256), LOG_TEXT (true: store texts; false: only their
-    SHA-256). LABELWISE_API_KEY is read by the auth middleware and never stored here.
+    SHA-256). LABELWISE_API_KEY and LABELWISE_MAX_BODY_BYTES are read by the request guards;
+    the key is never stored here.
     """
 
     model: str
@@ -69,7 +70,7 @@ class ServiceSettings:
         return cls(
             model=model,
             db_url=environ.get("LABELWISE_DB_URL") or default_db_url(),
-            max_text_chars=_int(environ, "LABELWISE_MAX_TEXT_CHARS", 20_000),
-            max_batch_items=_int(environ, "LABELWISE_MAX_BATCH_ITEMS", 256),
+            max_text_chars=int_setting(environ, "LABELWISE_MAX_TEXT_CHARS", 20_000),
+            max_batch_items=int_setting(environ, "LABELWISE_MAX_BATCH_ITEMS", 256),
             log_text=_bool(environ, "LABELWISE_LOG_TEXT", True),
         )

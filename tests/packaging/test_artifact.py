@@ -162,3 +162,23 @@ def test_no_secret_reaches_the_artifact(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_unknown_tag() -> None:
     with pytest.raises(ArtifactNotFound, match="labelwise models list"):
         load_artifact("never-packaged:0123456789abcdef")
+
+
+@pytest.mark.parametrize("member", ["../../escaped.txt", "/tmp/absolute.txt", "link"])
+def test_an_archive_reaching_outside_the_store_is_refused(tmp_path: Path, member: str) -> None:
+    import io
+    import tarfile
+
+    archive_path = tmp_path / "evil.bentomodel"
+    with tarfile.open(archive_path, "w:gz") as archive:
+        info = tarfile.TarInfo(member)
+        if member == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            archive.addfile(info)
+        else:
+            info.size = 5
+            archive.addfile(info, io.BytesIO(b"owned"))
+    with pytest.raises(ArtifactIntegrityError, match="outside the archive"):
+        import_artifact(archive_path)
+    assert not (tmp_path.parent.parent / "escaped.txt").exists()
+    assert not Path("/tmp/absolute.txt").exists()

@@ -11,6 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from labelwise.packaging import ClassifierArtifact
+from labelwise.service._guards import OPEN_PATHS
 from labelwise.testing import FakeOpenAIServer
 
 
@@ -236,12 +237,19 @@ def test_metrics_show_labelwise_series(client: TestClient, served_artifact: Clas
 def test_auth_protects_all_but_health_and_metrics(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    operations = [
+        (method.upper(), path)
+        for path, methods in client.get("/docs.json").json()["paths"].items()
+        for method in methods
+        if path not in OPEN_PATHS
+    ]
+    assert ("POST", "/classify") in operations and len(operations) >= 5
     monkeypatch.setenv("LABELWISE_API_KEY", "s3cret-token")
-    assert client.post("/classify", json={"text": "hi"}).status_code == 401
-    wrong = client.post("/classify", json={"text": "hi"}, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and "Bearer" in wrong.json()["error"]
-    for route in ("/feedback/summary", "/metadata", "/docs.json"):
-        assert client.post(route, json={}).status_code == 401 or client.get(route).status_code == 401
+    for method, path in [*operations, ("GET", "/docs.json"), ("GET", "/docs")]:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "s3cret-token"}):
+            refused = client.request(method, path, json={"text": "hi"}, headers=headers)
+            assert refused.status_code == 401, (method, path, headers)
+            assert "Bearer" in refused.json()["error"]
     ok = client.post("/classify", json={"text": "hi"}, headers={"Authorization": "Bearer s3cret-token"})
     assert ok.status_code == 200
     for route in ("/livez", "/readyz", "/metrics"):
