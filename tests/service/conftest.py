@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from labelwise.loadtest import ServeProcess
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
 from labelwise.testing import FakeOpenAIServer
-from tests.conftest import REPO, fake_server_spec
+from tests.conftest import fake_server_spec
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -81,57 +76,25 @@ def client(served_artifact: ClassifierArtifact, db_path: Path) -> Iterator[objec
 
 @dataclass(frozen=True)
 class RunningServer:
-    """A ``labelwise serve`` process: its URL, store, Prometheus files and log."""
+    """A ``labelwise serve`` process with its store and Prometheus files."""
 
-    url: str
+    process: ServeProcess
     db: Path
     prometheus_dir: Path
-    log: Path
+
+    @property
+    def url(self) -> str:
+        return self.process.url
 
     def log_tail(self) -> str:
-        return self.log.read_text()[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        return self.process.log_tail()
 
 
 @contextlib.contextmanager
 def labelwise_serve(tag: str, home: Path, *, workers: int = 1) -> Iterator[RunningServer]:
     """Run ``labelwise serve TAG`` (a real ``bentoml serve``) until the block ends, then SIGINT it."""
-    port = _free_port()
     db = home / "predictions.db"
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    server = RunningServer(
-        url=f"http://127.0.0.1:{port}",
-        db=db,
-        prometheus_dir=Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir",
-        log=home / "serve.log",
-    )
-    with server.log.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "labelwise.cli", "serve", tag, "--port", str(port),
-             "--workers", str(workers), "--db-url", f"sqlite:///{db}"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(server.log_tail())
-            time.sleep(0.3)
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    process = ServeProcess(tag, db_url=f"sqlite:///{db}", log=home / "serve.log", workers=workers)
+    prometheus_dir = Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir"
+    with process:
+        yield RunningServer(process=process, db=db, prometheus_dir=prometheus_dir)

@@ -1,0 +1,160 @@
+"""A real ``labelwise serve`` and the load that tests and ``bench/`` put on it.
+
+``ServeProcess`` runs the server; ``kill()`` SIGKILLs all its processes at once, the way a
+crashed host or an OOM kill ends them, and ``stop()`` is the orderly SIGINT. ``send_feedback``
+writes feedback concurrently and returns what was acknowledged, which is what durability is
+judged against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+__all__ = ["ServeProcess", "free_port", "send_feedback"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServeProcess:
+    """``labelwise serve TAG`` on a free port of 127.0.0.1, with its output in ``log``."""
+
+    def __init__(
+        self,
+        tag: str,
+        *,
+        db_url: str,
+        log: Path,
+        workers: int = 1,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.tag = tag
+        self.db_url = db_url
+        self.log = log
+        self.workers = workers
+        self.port = port or free_port()
+        self.env = {k: v for k, v in (env or os.environ).items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, timeout_s: float = 120) -> ServeProcess:
+        command = [
+            sys.executable, "-m", "labelwise.cli", "serve", self.tag, "--port", str(self.port),
+            "--workers", str(self.workers), "--db-url", self.db_url,
+        ]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"labelwise serve did not start:\n{self.log_tail()}")
+            time.sleep(0.3)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def worker_pids(self) -> list[int]:
+        """Every process of the server (the arbiter, its workers, any runner)."""
+        import psutil
+
+        if self.process is None:
+            return []
+        root = psutil.Process(self.process.pid)
+        return [root.pid, *(child.pid for child in root.children(recursive=True))]
+
+    def kill(self) -> None:
+        """SIGKILL every server process at once: no shutdown hook, no flush, like a power cut.
+
+        The workers are found by walking the process tree: they do not all stay in the
+        server's process group.
+        """
+        if self.process is None or self.process.poll() is not None:
+            return
+        pids = self.worker_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _send_feedback(
+    url: str, prediction_ids: list[str], concurrency: int, on_acknowledged: Callable[[int], None] | None
+) -> tuple[set[str], int]:
+    acknowledged: set[str] = set()
+    failures = 0
+    queue = iter(prediction_ids)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def writer() -> None:
+            nonlocal failures
+            for prediction_id in queue:
+                body = {"prediction_id": prediction_id, "thumbs": "down", "correct_label": None}
+                try:
+                    response = await client.post("/feedback", json=body)
+                except httpx.HTTPError:
+                    failures += 1  # the server went away: this write was never acknowledged
+                    continue
+                if response.status_code in (200, 201):
+                    acknowledged.add(prediction_id)
+                    if on_acknowledged is not None:
+                        on_acknowledged(len(acknowledged))
+                else:
+                    failures += 1
+
+        await asyncio.gather(*(writer() for _ in range(concurrency)))
+    return acknowledged, failures
+
+
+def send_feedback(
+    url: str,
+    prediction_ids: list[str],
+    *,
+    concurrency: int = 64,
+    on_acknowledged: Callable[[int], None] | None = None,
+) -> tuple[set[str], int]:
+    """POST a thumbs-down for each id, ``concurrency`` at a time: (acknowledged ids, failed writes).
+
+    ``on_acknowledged(count)`` is called after each acknowledged write (a crash test kills the
+    server from there, at a point in the load that does not depend on the machine's speed).
+    """
+    return asyncio.run(_send_feedback(url, prediction_ids, concurrency, on_acknowledged))
