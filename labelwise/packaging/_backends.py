@@ -28,6 +28,7 @@ from ._errors import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    BackendUnreachable,
     MalformedResponse,
     RateLimited,
     SpecError,
@@ -182,7 +183,7 @@ def translate_provider_errors(provider: str) -> Iterator[None]:
     except openai.APITimeoutError as exc:
         raise BackendTimeout(f"{provider} did not answer within the timeout") from exc
     except openai.APIConnectionError as exc:
-        raise BackendUnavailable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
+        raise BackendUnreachable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
         raise BackendAuthError(
             f"{provider} refused the credentials (HTTP {exc.status_code}): check the API key "

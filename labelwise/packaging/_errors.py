@@ -13,7 +13,8 @@ The hierarchy::
     └── BackendError                          a provider call failed
         ├── RateLimited                       HTTP 429; carries ``retry_after``
         ├── BackendTimeout                    no answer within the timeout
-        ├── BackendUnavailable                connection refused, 5xx, local server down
+        ├── BackendUnavailable                5xx, local server down
+        │   └── BackendUnreachable            no connection (refused, DNS, network down)
         ├── BackendBadRequest                 the provider rejected the request (4xx)
         ├── BackendAuthError                  missing or rejected credentials
         └── MalformedResponse                 the provider answered something unreadable
@@ -33,6 +34,7 @@ __all__ = [
     "BackendError",
     "BackendTimeout",
     "BackendUnavailable",
+    "BackendUnreachable",
     "LabelwiseError",
     "MalformedResponse",
     "MissingVariables",
@@ -100,6 +102,10 @@ class BackendUnavailable(BackendError):
     """Raised when the provider cannot be reached or answers with a server error."""
 
     retryable = True
+
+
+class BackendUnreachable(BackendUnavailable):
+    """Raised when no connection to the provider can be made (refused, DNS, network down)."""
 
 
 class BackendBadRequest(BackendError):

@@ -20,6 +20,7 @@ from labelwise.packaging import (
     BackendError,
     BackendTimeout,
     BackendUnavailable,
+    BackendUnreachable,
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
@@ -224,7 +225,7 @@ def test_refused_connection_is_unavailable() -> None:
         "max_retries": 0,
     }
     spec = ClassifierSpec.from_dict(spec_dict(backend=backend))
-    with pytest.raises(BackendUnavailable, match="cannot reach openai_compatible"):
+    with pytest.raises(BackendUnreachable, match="cannot reach openai_compatible"):
         Classifier(artifact=ClassifierArtifact(spec=spec)).classify(["x"])
 
 
