@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServeProcess", "free_port", "send_feedback"]
+__all__ = ["ServeProcess", "free_port", "seed_predictions", "send_feedback", "stored_feedback"]
 
 
 def free_port() -> int:
@@ -158,3 +158,48 @@ def send_feedback(
     server from there, at a point in the load that does not depend on the machine's speed).
     """
     return asyncio.run(_send_feedback(url, prediction_ids, concurrency, on_acknowledged))
+
+
+def seed_predictions(db_url: str, tag: str, count: int) -> list[str]:
+    """``count`` prediction rows to give feedback on, inserted in one transaction; their ids."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from .service._store import PredictionRow, PredictionStore
+
+    ids = [uuid.uuid4().hex for _ in range(count)]
+    store = PredictionStore.from_url(db_url)
+    try:
+        with Session(store.engine) as session, session.begin():
+            session.add_all(
+                PredictionRow(
+                    id=i, created_at=datetime.now(UTC), artifact_tag=tag, label="neutral", attributes={},
+                    model="", text_sha256="0" * 64, text_length=0, latency_s=0.0, prompt_tokens=0,
+                    completion_tokens=0,
+                )
+                for i in ids
+            )  # fmt: skip
+    finally:
+        store.close()
+    return ids
+
+
+def stored_feedback(db_url: str, prediction_ids: list[str]) -> set[str]:
+    """Which of ``prediction_ids`` have a feedback record in the store."""
+    from sqlalchemy import select
+
+    from .service._store import FeedbackRow, PredictionStore
+
+    store = PredictionStore.from_url(db_url)
+    found: set[str] = set()
+    try:
+        with store.engine.connect() as connection:
+            for start in range(0, len(prediction_ids), 1000):
+                chunk = prediction_ids[start : start + 1000]
+                query = select(FeedbackRow.prediction_id).where(FeedbackRow.prediction_id.in_(chunk))
+                found.update(row[0] for row in connection.execute(query))
+    finally:
+        store.close()
+    return found
