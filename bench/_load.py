@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import subprocess
 import time
 
 import httpx
 
+from labelwise.loadtest import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port", "measure", "stop_all", "wait_ready"]
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:

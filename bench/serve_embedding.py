@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _load import free_port, measure, wait_ready
+from _load import free_port, measure, stop_all, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = str(REPO / "bench" / "_peers.py")
@@ -94,9 +94,7 @@ def main() -> None:
             f"labelwise/ceiling throughput {ours['rps'] / ceiling:.2f}x"
         )
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            process.wait(timeout=30)
+        stop_all(processes)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _load import free_port, measure, wait_ready
+from _load import free_port, measure, stop_all, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = str(REPO / "bench" / "_peers.py")
@@ -73,9 +73,7 @@ def main() -> None:
             f"p99 {ours['p99_ms'] / bare['p99_ms']:.2f}x, throughput {ours['rps'] / bare['rps']:.2f}x"
         )
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            process.wait(timeout=30)
+        stop_all(processes)
 
 
 if __name__ == "__main__":

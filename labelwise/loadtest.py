@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from .packaging._local import free_port
+
 __all__ = ["ServeProcess", "free_port", "seed_predictions", "send_feedback", "stored_feedback"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServeProcess:

@@ -70,7 +70,8 @@ def model_path() -> Path:
     return Path(gemma.assemble(labelwise_home() / "models" / gemma.MODEL_NAME))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -112,7 +113,7 @@ class LocalServer:
             raise BackendUnavailable(
                 "the local backend needs the 'local' extra: pip install 'labelwise[local]'"
             )
-        port = _free_port()
+        port = free_port()
         log_path = labelwise_home() / "logs" / f"llama-server-{config.key}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
