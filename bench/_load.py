@@ -1,4 +1,4 @@
-"""Helpers the service benchmarks share: free ports, readiness, and a fixed-concurrency load."""
+"""Helpers the service benchmarks share: free ports, readiness (from labelwise.loadtest), a load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from labelwise.loadtest import free_port
+from labelwise.loadtest import free_port, wait_ready
 
 __all__ = ["free_port", "measure", "stop_all", "wait_ready"]
 
@@ -18,20 +18,6 @@ def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in reversed(processes):
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not start")
 
 
 async def _load(url: str, texts: list[str], concurrency: int) -> tuple[list[float], float, int]:

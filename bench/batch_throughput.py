@@ -23,11 +23,11 @@ from pathlib import Path
 
 os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"))
 
-import httpx  # noqa: E402
 import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from labelwise.batch import ResultCache, score_dataframe  # noqa: E402
+from labelwise.loadtest import free_port, wait_ready  # noqa: E402
 from labelwise.packaging import Classifier, ClassifierSpec, package  # noqa: E402
 from labelwise.packaging._local import LocalServerConfig, local_server  # noqa: E402
 
@@ -37,22 +37,13 @@ TEMPLATE = "Rate the following Yelp review with 1, 2, 3, 4 or 5 stars.\n\nReview
 
 
 def fake_backend(latency: float, cap: int) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(REPO / "bench" / "_peers.py"), "backend", str(port), str(latency), str(cap)]
     )
     base_url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base_url}/models", timeout=1)
-            return process, base_url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the fake backend did not start")
+    wait_ready(f"{base_url}/models", process, timeout_s=10)
+    return process, base_url
 
 
 def sequential_loop(base_url: str, texts: list[str]) -> float:

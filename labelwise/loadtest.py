@@ -22,7 +22,22 @@ import httpx
 
 from .packaging._local import free_port
 
-__all__ = ["ServeProcess", "free_port", "seed_predictions", "send_feedback", "stored_feedback"]
+__all__ = ["ServeProcess", "free_port", "seed_predictions", "send_feedback", "stored_feedback", "wait_ready"]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout_s: float = 180) -> None:
+    """Poll ``url`` until it answers below 500 (/readyz says 503 until the app has started)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:g} s")
 
 
 class ServeProcess:
@@ -57,17 +72,12 @@ class ServeProcess:
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"labelwise serve did not start:\n{self.log_tail()}")
-            time.sleep(0.3)
+        try:
+            wait_ready(f"{self.url}/readyz", self.process, timeout_s=timeout_s)
+        except RuntimeError as exc:
+            self.kill()
+            raise RuntimeError(f"{exc}:\n{self.log_tail()}") from None
+        return self
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]

@@ -14,6 +14,7 @@ from ._artifact import (
     load_artifact,
     measure_label_tokens,
     package,
+    stored_technique,
 )
 from ._backends import (
     BACKENDS,
@@ -135,6 +136,7 @@ __all__ = [
     "import_artifact",
     "labelwise_home",
     "list_artifacts",
+    "stored_technique",
     "load_artifact",
     "local_server",
     "measure_label_tokens",

@@ -38,6 +38,7 @@ __all__ = [
     "export_artifact",
     "import_artifact",
     "list_artifacts",
+    "stored_technique",
     "load_artifact",
     "measure_label_tokens",
     "package",
@@ -372,6 +373,12 @@ def load_artifact(tag: str | ArtifactTag) -> ClassifierArtifact:
     model = _store_model(tag)
     resolved = ArtifactTag(model.tag.name, model.tag.version)
     return ClassifierArtifact.from_path(model.path, tag=resolved)
+
+
+def stored_technique(tag: str | ArtifactTag) -> str:
+    """The technique an artifact was stored with, from the store's labels (no file is read)."""
+    tag = ArtifactTag.from_str(tag) if isinstance(tag, str) else tag
+    return str(_store_model(tag).info.labels["technique"])
 
 
 def list_artifacts(name: str | None = None) -> Iterator[tuple[ArtifactTag, datetime]]:

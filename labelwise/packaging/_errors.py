@@ -80,6 +80,7 @@ class BackendError(LabelwiseError):
     """Raised when a call to the model provider fails."""
 
     retryable: bool = False
+    retry_after: float | None = None  # seconds the provider asked to wait (429 only)
 
 
 class RateLimited(BackendError):

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ._errors import BackendError, RateLimited
+from ._errors import BackendError
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
@@ -49,7 +49,7 @@ async def call_with_retries(
             if not exc.retryable or attempt >= policy.max_retries:
                 raise
             wait = policy.delay(attempt, rng)
-            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            if exc.retry_after is not None:
                 if exc.retry_after > policy.max_s:
                     raise
                 wait = max(wait, exc.retry_after)

@@ -7,7 +7,7 @@ import os
 import bentoml
 from pydantic import BaseModel, Field
 
-from ..packaging import ArtifactError, load_artifact
+from ..packaging import ArtifactError, stored_technique
 
 __all__ = ["ARGS", "ServiceArgs", "serves_embeddings"]
 
@@ -27,6 +27,6 @@ def serves_embeddings(tag: str) -> bool:
     if not tag:
         return False
     try:
-        return load_artifact(tag).spec.technique.kind == "embedding"
+        return stored_technique(tag) == "embedding"  # the workers load and verify it in full
     except ArtifactError:
         return False  # the service reports the missing artifact when it starts

@@ -21,7 +21,6 @@ from ..packaging import (
     BackendTimeout,
     LabelwiseError,
     MalformedResponse,
-    RateLimited,
 )
 
 __all__ = [
@@ -92,5 +91,4 @@ def from_backend_error(exc: BackendError) -> ServiceError:
         return BackendTimedOut(f"the model backend timed out: {exc}")
     if isinstance(exc, BackendBadRequest | MalformedResponse):
         return BadGateway(f"the model backend failed: {exc}")
-    retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-    return BackendDown(f"the model backend is unavailable: {exc}", retry_after=retry_after)
+    return BackendDown(f"the model backend is unavailable: {exc}", retry_after=exc.retry_after)

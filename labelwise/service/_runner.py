@@ -16,7 +16,7 @@ from typing import Any
 import bentoml
 from pydantic import BaseModel
 
-from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction, RateLimited
+from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction
 from ._args import ARGS
 
 __all__ = ["EmbeddingRunner", "RunnerReply", "remote_classify"]
@@ -46,17 +46,15 @@ class RunnerReply(BaseModel):
 
     @classmethod
     def failure(cls, exc: BackendError) -> RunnerReply:
-        retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-        return cls(error=type(exc).__name__, message=str(exc), retry_after=retry_after)
+        return cls(error=type(exc).__name__, message=str(exc), retry_after=exc.retry_after)
 
     def result(self) -> Prediction:
         """The prediction, or the backend error raised again on this side."""
         if self.prediction is not None:
             return self.prediction
-        error = _BACKEND_ERRORS.get(self.error or "", BackendError)
-        if error is RateLimited:
-            raise RateLimited(self.message, retry_after=self.retry_after)
-        raise error(self.message)
+        error = _BACKEND_ERRORS.get(self.error or "", BackendError)(self.message)
+        error.retry_after = self.retry_after
+        raise error
 
 
 @bentoml.service(
