@@ -16,6 +16,7 @@ from typing import Any
 
 from scipy import stats
 
+from ..evaluation import accuracy
 from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, FewShot
 from ..packaging._prompts import Template
 from ._rai import snippet
@@ -107,11 +108,6 @@ def _result(
     flipped = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
     interval = stats.binomtest(len(flipped), len(texts)).proportion_ci(method="wilson")
 
-    def accuracy(predicted: Sequence[str | None]) -> float | None:
-        if truth is None:
-            return None
-        return sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
-
     shown = [
         {"text": snippet(texts[i]), "changed": snippet(changed[i]), "before": before[i], "after": after[i]}
         for i in flipped[:examples]
@@ -124,8 +120,8 @@ def _result(
         flip_rate=len(flipped) / len(texts),
         low=float(interval.low),
         high=float(interval.high),
-        accuracy_before=accuracy(before),
-        accuracy_after=accuracy(after),
+        accuracy_before=None if truth is None else accuracy(truth, before),
+        accuracy_after=None if truth is None else accuracy(truth, after),
         examples=shown,
     )
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import random
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 
 from ._backends import ClassifierBackend, CompletionRequest, create_backend, register_backend
 from ._errors import SpecError
+from ._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 from ._retry import RetryPolicy, call_with_retries
 from ._spec import BackendSpec
 
@@ -95,23 +94,19 @@ class EmbeddingCache:
     """float32 vectors keyed on (embedder id, text SHA-256), in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
+        self._db = open_keyed_db(
+            path,
             "CREATE TABLE IF NOT EXISTS embeddings (embedder TEXT NOT NULL, text_sha256 TEXT NOT NULL,"
-            " vector BLOB NOT NULL, PRIMARY KEY (embedder, text_sha256))"
+            " vector BLOB NOT NULL, PRIMARY KEY (embedder, text_sha256))",
+            check_same_thread=False,
         )
 
     def get_many(self, embedder: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            query = "SELECT text_sha256, vector FROM embeddings WHERE embedder = ? AND text_sha256 IN "
-            rows = self._db.execute(query + f"({','.join('?' * len(chunk))})", [embedder, *chunk])
-            found.update((key, np.frombuffer(blob, dtype=np.float32)) for key, blob in rows)
-        return found
+        select = "SELECT text_sha256, vector FROM embeddings WHERE embedder = ? AND text_sha256 IN"
+        return {
+            key: np.frombuffer(blob, dtype=np.float32)
+            for key, blob in rows_for_keys(self._db, select, [embedder], keys)
+        }
 
     def put_many(self, embedder: str, vectors: dict[str, np.ndarray]) -> None:
         with self._db:
@@ -122,10 +117,6 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _key(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Embedder:
@@ -157,7 +148,7 @@ class Embedder:
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         """An (n, dim) array of unit vectors, in the order of ``texts``."""
-        keys = [_key(t) for t in texts]
+        keys = [text_key(t) for t in texts]
         known = self.cache.get_many(self.id, keys) if self.cache is not None else {}
         missing = list(dict.fromkeys(k for k in keys if k not in known))
         text_of = dict(zip(keys, texts, strict=True))

@@ -7,7 +7,6 @@ transaction: a row is either stored whole or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from ..packaging import Prediction
+from ..packaging._keyed_sqlite import text_key
 
 __all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRow", "PredictionStore"]
 
@@ -150,7 +150,7 @@ class PredictionStore:
                     model=prediction.model,
                     attributes=dict(metadata),
                     text=text if keep_text else None,
-                    text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    text_sha256=text_key(text),
                     text_length=len(text),
                 )
             )
