@@ -1,6 +1,9 @@
-"""Helpers the service benchmarks share: free ports, readiness (from labelwise.loadtest), a load."""
+"""Helpers the service benchmarks share: free ports, readiness (from tests.serve_process), a load."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import asyncio
 import statistics
@@ -9,7 +12,9 @@ import time
 
 import httpx
 
-from labelwise.loadtest import free_port, wait_ready
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
+from labelwise.core import free_port
+from tests.serve_process import wait_ready
 
 __all__ = ["free_port", "measure", "stop_all", "wait_ready"]
 

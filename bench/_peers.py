@@ -8,11 +8,13 @@ python bench/_peers.py bare-embed PORT TAG      a bare Starlette app: /classify 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 import time
 
 
 def run_backend(port: int, latency_s: float, cap: int | None = None) -> None:
-    from labelwise.testing import FakeOpenAIServer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
+    from tests.fake_openai import FakeOpenAIServer
 
     server = FakeOpenAIServer(latency_s=latency_s, max_concurrency=cap)
     server.start_on(port)

@@ -29,6 +29,7 @@ from .cli_eval import (
     run_eval,
     train_embedding_command,
 )
+from .core import read_table
 from .evaluation import EvalCard
 from .evaluation._evaluate import EVAL_CARD
 from .packaging import (
@@ -46,7 +47,6 @@ from .packaging import (
     package,
 )
 from .packaging._local import detached_server, start_detached, stop_detached
-from .packaging._tables import read_table
 
 app = typer.Typer(
     help="Ship text classifiers built on large language models.",

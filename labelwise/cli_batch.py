@@ -15,6 +15,7 @@ from ._console import JsonOption, console, parse_since, print_json
 from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
 from .batch._cache import text_key
 from .cli_eval import parse_embedder
+from .core import read_table, write_frame
 from .packaging import (
     Classifier,
     Embedder,
@@ -25,7 +26,6 @@ from .packaging import (
     load_artifact,
 )
 from .packaging._classifier import estimate_tokens
-from .packaging._tables import read_table, write_frame
 from .packaging._tokenizers import openai_encoding
 
 __all__ = ["batch_app"]
@@ -145,7 +145,7 @@ def _dry_run(
     cached = cache.get_many(str(classifier.tag_), unique)
     todo = [t for k, t in unique.items() if k not in cached]
     requests = [classifier.scorer_.request(t) for t in todo]
-    spec = classifier.artifact.spec
+    spec = classifier.artifact_.spec
     if spec.backend.provider in ("openai", "azure_openai"):
         # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
         encoding = openai_encoding(spec.model_name)

@@ -73,7 +73,7 @@ def run_eval(
         data,
         text_col=text_col,
         label_col=label_col,
-        label_set=classifier.artifact.spec.task.labels,
+        label_set=classifier.artifact_.spec.task.labels,
         sample=sample,
         seed=seed,
     )
@@ -342,7 +342,7 @@ def finetune_gap(
 ) -> None:
     """Replay the validation file and a test set through TAG; explain reported vs measured metrics."""
     classifier = Classifier.load(tag, max_concurrency=16)
-    spec = classifier.artifact.spec
+    spec = classifier.artifact_.spec
     if reported is not None:
         try:
             reported_metrics = {str(k): float(v) for k, v in json.loads(reported.read_text()).items()}

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import httpx
 
-from labelwise.loadtest import ServeProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
+from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierSpec, package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 
 TIMEOUT_S = 1.0
 

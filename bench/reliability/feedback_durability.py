@@ -11,6 +11,8 @@ For each store (SQLite by default; PostgreSQL with --postgres-url or LABELWISE_T
 
 from __future__ import annotations
 
+import sys
+
 import argparse
 import os
 import tempfile
@@ -18,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from labelwise.loadtest import ServeProcess, seed_predictions, send_feedback, stored_feedback
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
+from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 from labelwise.packaging import ClassifierSpec, package
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from labelwise.loadtest import ServeProcess, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
+from labelwise.core import free_port
+from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierSpec, package
 
 PEERS = str(Path(__file__).resolve().parent.parent / "_peers.py")

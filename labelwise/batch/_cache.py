@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..core import open_keyed_db, rows_for_keys, text_key
 from ..packaging import Prediction
-from ..packaging._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 
 __all__ = ["ResultCache", "text_key"]
 
@@ -28,10 +28,13 @@ class ResultCache:
 
     def get_many(self, artifact_tag: str, keys: Iterable[str]) -> dict[str, Prediction]:
         select = "SELECT text_sha256, prediction FROM predictions WHERE artifact_tag = ? AND text_sha256 IN"
-        return {
-            key: Prediction.model_validate_json(value)
-            for key, value in rows_for_keys(self._db, select, [artifact_tag], list(keys))
-        }
+        found = {}
+        for key, value in rows_for_keys(self._db, select, [artifact_tag], list(keys)):
+            try:
+                found[key] = Prediction.model_validate_json(value)
+            except ValidationError:
+                continue  # written by an older labelwise in another shape: score the text again
+        return found
 
     def put(self, key: str, prediction: Prediction) -> None:
         self._db.execute(

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core import read_table
 from ..packaging import ClassifierArtifact, Embedder, LabelwiseError, Prediction
-from ..packaging._tables import read_table
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._score import read_probabilities
 
@@ -47,7 +47,7 @@ class DriftData:
         return cls(
             name=f"reference profile ({name}, {len(rows)} predictions)",
             labels=[p.label for p in chosen],
-            confidence=[max(p.probabilities.values()) if p.probabilities else float("nan") for p in chosen],
+            confidence=[float("nan") if p.confidence is None else p.confidence for p in chosen],
             lengths=[len(texts[i]) for i in rows],
             texts=None,
         )
@@ -75,7 +75,7 @@ def _confidence(raw: Any) -> float:
 def load_drift_data(source: str, *, text_col: str = "text", since: datetime | None = None) -> DriftData:
     """A scored file (from ``labelwise batch score``) or the service's prediction store (a DB URL)."""
     if "://" in source:
-        from ..service._store import PredictionStore
+        from ..store import PredictionStore
 
         store = PredictionStore.from_url(source)
         try:
@@ -135,7 +135,7 @@ def drift_report(
 
 
 def _plots(reference: DriftData, current: DriftData) -> list[tuple[str, str]]:
-    from ..evaluation._report import figure_uri, pyplot
+    from ..reports import figure_uri, pyplot
 
     plt = pyplot()
     sections = []
@@ -170,7 +170,7 @@ def write_drift_report(
     report: dict[str, Any], reference: DriftData, current: DriftData, out: Path
 ) -> list[Path]:
     """``out`` (HTML, with plots) and the same name with ``.json``."""
-    from ..evaluation._report import html_table, write_report
+    from ..reports import html_table, write_report
 
     rows = [
         [c["feature"], c["test"], f"{c['statistic']:.4g}", f"{c['threshold']:.4g}",

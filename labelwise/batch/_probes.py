@@ -17,8 +17,8 @@ from typing import Any
 from scipy import stats
 
 from ..evaluation import accuracy
-from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, FewShot
-from ..packaging._prompts import Template
+from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, technique_for
+from ..packaging import Template
 from ._rai import snippet
 
 __all__ = ["ProbeResult", "prompt_probes", "run_probes", "TEXT_PROBES"]
@@ -56,22 +56,13 @@ TEXT_PROBES: dict[str, Perturbation] = {
 
 def _uses_labels(spec: ClassifierSpec) -> bool:
     technique = spec.technique
-    prompts = [getattr(technique, "template", None), getattr(technique, "system", None)]
+    prompts = [technique.prompt_template, getattr(technique, "system", None)]
     return any(p and {"labels", "label_descriptions"} & set(Template(p).vars()) for p in prompts)
 
 
 def prompt_probes(spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
     """Variants of the spec whose prompts say the same thing in another order."""
-    probes = {}
-    technique = spec.technique
-    # Under nearest selection the chosen examples are ordered by similarity, not by the pool.
-    if (
-        isinstance(technique, FewShot)
-        and technique.selection == "fixed"
-        and len({(e.text, e.label) for e in technique.examples}) > 1
-    ):
-        reordered = technique.model_copy(update={"examples": technique.examples[::-1]})
-        probes["example_order"] = spec.model_copy(update={"technique": reordered})
+    probes = technique_for(spec).prompt_variants(spec)
     if _uses_labels(spec):
         task = spec.task.model_copy(update={"labels": spec.task.labels[::-1]})
         probes["label_order"] = spec.model_copy(update={"task": task})

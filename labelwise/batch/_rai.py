@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..evaluation import _metrics as m
-from ..evaluation._evaluate import as_label, as_labels, evaluate_predictions, most_frequent_baseline
-from ..packaging import ClassifierArtifact, LabelwiseError, load_artifact
-from ..packaging._tables import read_table
+from ..core import read_table
+from .. import evaluation as m
+from ..evaluation import as_label, as_labels, evaluate_predictions, most_frequent_baseline
+from ..packaging import ClassifierArtifact, LabelwiseError, load_artifact, probability_matrix
 from ._cohorts import as_cohort, text_descriptors
 from ._score import read_probabilities
 
@@ -97,10 +97,7 @@ class RaiData:
         texts = frame[text_col].fillna("").astype(str).tolist()
         proba = None
         if "probabilities" in frame.columns and frame["probabilities"].notna().any():
-            rows = [read_probabilities(v) for v in frame["probabilities"]]
-            proba = np.asarray(
-                [[r.get(label, 0.0) for label in labels] if r else [np.nan] * len(labels) for r in rows]
-            )
+            proba = probability_matrix([read_probabilities(v) for v in frame["probabilities"]], labels)
         if cohort_cols:
             cohorts = pd.DataFrame({c: as_cohort(frame[c]) for c in cohort_cols})
             source = "columns " + ", ".join(cohort_cols)

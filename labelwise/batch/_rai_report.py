@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluation._report import figure_uri, html_table, pyplot, write_report
+from ..reports import figure_uri, html_table, pyplot, write_report
 from ..packaging import Classifier, ClassifierArtifact
 from ._probes import run_probes
 from ._rai import RaiData, calibration_analysis, cohort_metrics, error_analysis

@@ -11,8 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..packaging import Classifier, ClassifierArtifact, LabelwiseError
-from ..packaging._aio import run_sync
-from ._score import ScoreSummary, score_frame
+from ._score import ScoreSummary, score_dataframe
 
 __all__ = ["score_with_ray"]
 
@@ -20,16 +19,9 @@ __all__ = ["score_with_ray"]
 def _score_batch(
     batch: pd.DataFrame, *, artifact: ClassifierArtifact, text_col: str, concurrency: int
 ) -> pd.DataFrame:
-    classifier = Classifier(artifact=artifact, max_concurrency=concurrency)
-
-    async def run() -> pd.DataFrame:
-        try:
-            scored, _ = await score_frame(batch, classifier, text_col=text_col)
-            return scored
-        finally:
-            await classifier.backend_.aclose()
-
-    return run_sync(run())
+    return score_dataframe(
+        batch, Classifier(artifact=artifact, max_concurrency=concurrency), text_col=text_col
+    )
 
 
 def score_with_ray(

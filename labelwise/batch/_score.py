@@ -11,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..packaging import BackendError, Classifier, Prediction
-from ._cache import ResultCache, text_key
+from ..core import text_key
+from ..packaging import BackendError, Classifier, Prediction, Reason
+from ._cache import ResultCache
 
 __all__ = ["OUTPUT_COLUMNS", "ScoreSummary", "read_probabilities", "score_dataframe", "score_frame"]
 
@@ -20,8 +21,8 @@ OUTPUT_COLUMNS = [
     "label",
     "probabilities",
     "status",
-    "error",
     "reason",
+    "message",
     "prompt_tokens",
     "completion_tokens",
     "latency_s",
@@ -53,17 +54,27 @@ def read_probabilities(raw: Any) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in probabilities.items()} or None
 
 
-def _row(prediction: Prediction | None, error: str | None, *, cached: bool, tag: str) -> dict[str, Any]:
-    if prediction is None:
-        return {"status": "error", "error": error, "cached": False, "artifact_tag": tag}
+def status(reason: Reason | None) -> str:
+    """A scored row's status: ``ok``, ``empty`` (nothing to classify), ``no_label`` or ``error``."""
+    if reason is None:
+        return "ok"
+    if reason is Reason.EMPTY_TEXT:
+        return "empty"
+    return "error" if reason.is_failure else "no_label"
+
+
+def _failed(error: BackendError, tag: str) -> dict[str, Any]:
+    return {"status": status(error.kind), "reason": error.kind.value, "message": str(error), "cached": False,
+            "artifact_tag": tag}  # fmt: skip
+
+
+def _row(prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     return {
         "label": prediction.label,
         "probabilities": json.dumps(prediction.probabilities) if prediction.probabilities else None,
-        "status": "ok"
-        if prediction.label is not None
-        else ("empty" if prediction.reason == "empty text" else "no_label"),
-        "error": None,
-        "reason": prediction.reason,
+        "status": status(prediction.reason),
+        "reason": prediction.reason.value if prediction.reason else None,
+        "message": prediction.message,
         "prompt_tokens": 0 if cached else prediction.prompt_tokens,
         "completion_tokens": 0 if cached else prediction.completion_tokens,
         "latency_s": prediction.latency_s,
@@ -96,31 +107,30 @@ async def score_frame(
     keys = [text_key(t) for t in texts]
     unique: dict[str, str] = dict(zip(keys, texts, strict=True))
     done = cache.get_many(tag, unique) if cache is not None else {}
-    results: dict[str, tuple[Prediction | None, str | None, bool]] = {
-        k: (p, None, True) for k, p in done.items()
-    }
+    results: dict[str, tuple[Prediction | BackendError, bool]] = {k: (p, True) for k, p in done.items()}
     if on_progress is not None and done:
         on_progress(sum(1 for k in keys if k in done))
     todo = [k for k in unique if k not in done]
     counts = pd.Series(keys).value_counts().to_dict()
-    async for index, outcome in _each(classifier, [unique[k] for k in todo]):
+    async for index, outcome in classifier.aclassify_each([unique[k] for k in todo]):
         key = todo[index]
-        if isinstance(outcome, BackendError):
-            results[key] = (None, f"{type(outcome).__name__}: {outcome}", False)
-        else:
-            results[key] = (outcome, None, False)
-            if cache is not None and outcome.reason != "empty text":
-                cache.put(key, outcome)
+        results[key] = (outcome, False)
+        # Failures are tried again next run; an empty text costs nothing to redo.
+        if cache is not None and isinstance(outcome, Prediction) and outcome.reason is not Reason.EMPTY_TEXT:
+            cache.put(key, outcome)
         if on_progress is not None:
             on_progress(int(counts[key]))
-    rows = [_row(*results[k][:2], cached=results[k][2], tag=tag) for k in keys]
+    rows = [
+        _failed(outcome, tag) if isinstance(outcome, BackendError) else _row(outcome, cached=cached)
+        for outcome, cached in (results[k] for k in keys)
+    ]
     scored = frame.reset_index(drop=True).copy()
     output = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
     for column in OUTPUT_COLUMNS:
         scored[column] = output[column]
-    fresh = [results[k][0] for k in todo if results[k][0] is not None]
-    prompt = sum(p.prompt_tokens for p in fresh if p is not None)
-    completion = sum(p.completion_tokens for p in fresh if p is not None)
+    fresh = [p for p, _ in (results[k] for k in todo) if isinstance(p, Prediction)]
+    prompt = sum(p.prompt_tokens for p in fresh)
+    completion = sum(p.completion_tokens for p in fresh)
     summary = ScoreSummary(
         rows=len(keys),
         unique_texts=len(unique),
@@ -129,17 +139,10 @@ async def score_frame(
         failed_rows=int((scored["status"] == "error").sum()),
         prompt_tokens=prompt,
         completion_tokens=completion,
-        cost_usd=classifier.artifact.spec.backend.cost_usd(prompt, completion),
+        cost_usd=classifier.artifact_.spec.backend.cost_usd(prompt, completion),
         seconds=time.perf_counter() - started,
     )
     return scored, summary
-
-
-async def _each(classifier: Classifier, texts: list[str]) -> Any:
-    # Nothing to score (all cached): do not start a backend, e.g. the local model server.
-    if texts:
-        async for item in classifier.aclassify_each(texts):
-            yield item
 
 
 def score_dataframe(
@@ -154,16 +157,14 @@ def score_dataframe(
 
     Returns a copy with label, probabilities, status, error and the other output columns.
     """
-    from ..packaging._aio import run_sync
+    from ..core import run_sync
 
     if isinstance(classifier, str):
         classifier = Classifier.load(classifier, max_concurrency=max_concurrency)
 
     async def run() -> pd.DataFrame:
-        try:
+        async with classifier:
             scored, _ = await score_frame(frame, classifier, text_col=text_col, cache=cache)
             return scored
-        finally:
-            await classifier.backend_.aclose()
 
     return run_sync(run())

@@ -1,8 +1,23 @@
 """Evaluation: metrics, statistical comparison, prompt experiments and fine-tuning gaps."""
 
+from ._calibration import CalibrationReport, fit_calibration
 from ._compare import compare_predictions, verdict
-from ._evaluate import DatasetRef, EvalCard, LabelledData, evaluate, evaluate_predictions, load_labelled
+from ._evaluate import (
+    EVAL_CARD,
+    DatasetRef,
+    EvalCard,
+    LabelledData,
+    as_label,
+    as_labels,
+    evaluate,
+    evaluate_predictions,
+    load_labelled,
+    most_frequent_baseline,
+)
+from ._experiment import ExperimentSpec, Leaderboard, log_to_mlflow, run_experiment, write_leaderboard
+from ._finetune import ExportReport, GapReport, export_finetune, gap_report
 from ._metrics import (
+    ABSTAIN,
     accuracy,
     brier_score,
     confusion_matrix,
@@ -18,14 +33,25 @@ from ._metrics import (
     weighted_f1,
 )
 from ._stats import Estimate, PairedTest, bootstrap_interval, mcnemar, paired_bootstrap
+from ._train_embedding import TrainingReport, train_embedding
 
 __all__ = [
+    "ABSTAIN",
+    "EVAL_CARD",
+    "CalibrationReport",
     "DatasetRef",
     "Estimate",
     "EvalCard",
+    "ExperimentSpec",
+    "ExportReport",
+    "GapReport",
     "LabelledData",
+    "Leaderboard",
     "PairedTest",
+    "TrainingReport",
     "accuracy",
+    "as_label",
+    "as_labels",
     "bootstrap_interval",
     "brier_score",
     "compare_predictions",
@@ -34,16 +60,24 @@ __all__ = [
     "evaluate",
     "evaluate_predictions",
     "expected_calibration_error",
+    "export_finetune",
+    "fit_calibration",
+    "gap_report",
     "load_labelled",
     "log_loss",
+    "log_to_mlflow",
     "macro_f1",
     "mae",
     "mcnemar",
+    "most_frequent_baseline",
     "off_by_one_accuracy",
     "paired_bootstrap",
     "per_class_report",
     "quadratic_weighted_kappa",
     "rmse",
+    "run_experiment",
+    "train_embedding",
     "verdict",
     "weighted_f1",
+    "write_leaderboard",
 ]

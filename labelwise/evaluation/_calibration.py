@@ -27,7 +27,7 @@ from ..packaging import (
     calibrate,
 )
 from . import _metrics as m
-from ._evaluate import LabelledData, probability_matrix
+from ._evaluate import LabelledData, prediction_probabilities
 
 __all__ = [
     "CalibrationReport",
@@ -139,7 +139,7 @@ def fit_calibration(
     raw = ClassifierArtifact(spec=_with_calibration(spec, None), label_tokens=artifact.label_tokens)
     classifier = classifier or Classifier(artifact=raw, max_concurrency=16)
     predictions = classifier.classify(data.texts)
-    proba = probability_matrix(predictions, labels)
+    proba = prediction_probabilities(predictions, labels)
     if proba is None:
         raise LabelwiseError("the classifier returned no probabilities to calibrate")
     keep = ~np.isnan(proba).any(axis=1)

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.dummy import DummyClassifier
 
 from .. import __version__
-from ..packaging import Classifier, LabelwiseError, Prediction
-from ..packaging._tables import read_table
+from ..core import read_table
+from ..packaging import Classifier, LabelwiseError, Prediction, probability_matrix
 from . import _metrics as m
 from ._stats import Estimate, bootstrap_interval
 
@@ -158,17 +158,11 @@ def load_labelled(
     )
 
 
-def probability_matrix(predictions: Sequence[Prediction], labels: Sequence[str]) -> np.ndarray | None:
-    """Rows of label probabilities (NaN where none), or None when the mode gives none at all."""
+def prediction_probabilities(predictions: Sequence[Prediction], labels: Sequence[str]) -> np.ndarray | None:
+    """The predictions' probability matrix (NaN rows where none), or None when none has any."""
     if not any(p.probabilities for p in predictions):
         return None
-    return np.asarray(
-        [
-            [p.probabilities[label] for label in labels] if p.probabilities else [np.nan] * len(labels)
-            for p in predictions
-        ],
-        dtype=float,
-    )
+    return probability_matrix([p.probabilities for p in predictions], labels)
 
 
 def evaluate_predictions(
@@ -212,7 +206,7 @@ def evaluate(
     predictions: Sequence[Prediction] | None = None,
 ) -> tuple[EvalCard, list[Prediction]]:
     """Score ``data`` with ``classifier`` (unless ``predictions`` are given) and build its eval card."""
-    spec = classifier.artifact.spec
+    spec = classifier.artifact_.spec
     labels = spec.task.labels
     predictions = list(predictions) if predictions is not None else classifier.classify(data.texts)
     y_pred = [p.label for p in predictions]
@@ -221,7 +215,7 @@ def evaluate(
         y_pred,
         labels=labels,
         ordinal=spec.task.ordinal,
-        y_proba=probability_matrix(predictions, labels),
+        y_proba=prediction_probabilities(predictions, labels),
         n_resamples=n_resamples,
         confidence=confidence,
         random_state=random_state,
@@ -259,7 +253,7 @@ def predictions_frame(data: LabelledData, predictions: Sequence[Prediction]) -> 
             "text": data.texts,
             "label": data.labels,
             "predicted": [p.label for p in predictions],
-            "reason": [p.reason for p in predictions],
+            "reason": [p.reason.value if p.reason else None for p in predictions],
             "probabilities": [p.probabilities for p in predictions],
         }
     )

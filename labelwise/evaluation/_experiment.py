@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..core import write_table
 from ..packaging import (
     Classifier,
     ClassifierArtifact,
@@ -26,8 +27,7 @@ from ..packaging import (
     load_artifact,
     measure_label_tokens,
 )
-from ..packaging._spec import format_validation_error
-from ..packaging._tables import write_table
+from ..packaging import format_validation_error
 from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled, most_frequent_baseline
 
 __all__ = ["ExperimentSpec", "Leaderboard", "run_experiment"]

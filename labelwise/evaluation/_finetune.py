@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
-from ..packaging import Classifier, ClassifierSpec, LabelwiseError, Prediction, Scorer
-from ..packaging._tokenizers import openai_encoding
+from ..packaging import Classifier, ClassifierSpec, LabelwiseError, Prediction, Scorer, prompt_scorer
+from ..packaging import openai_encoding
 from ._evaluate import LabelledData, evaluate_predictions
 from ._stats import Estimate
 
@@ -73,7 +73,7 @@ def _chat_tokens(encoding: Any, messages: list[dict[str, str]]) -> int:
 
 
 def _rows(scorer: Scorer, data: LabelledData, index: np.ndarray) -> list[tuple[list[dict[str, str]], str]]:
-    system = scorer.technique.system
+    system = scorer.system
     out = []
     for i in index:
         messages = [{"role": "system", "content": system}] if system else []
@@ -113,7 +113,7 @@ def export_finetune(
     train_idx, val_idx = train_test_split(
         np.arange(len(data.labels)), test_size=n_val, random_state=seed, stratify=stratify
     )
-    scorer = Scorer(spec, label_tokens=None)
+    scorer = prompt_scorer(spec)
     encoding = openai_encoding(model)
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = {}
@@ -205,12 +205,13 @@ def gap_report(
     test: LabelledData | None = None,
 ) -> GapReport:
     """Replay the validation file (as trained and as the artifact serves it) and a test set."""
-    spec = classifier.artifact.spec
+    spec = classifier.artifact_.spec
     rows = _read_chat_file(validation_file)
     unknown = sorted({label for _, _, label in rows} - set(spec.task.labels))
     if unknown:
         raise LabelwiseError(f"{validation_file}: labels {unknown[:5]} are not labels of {classifier.tag_}")
-    regex = classifier.scorer_.text_pattern()
+    scorer = prompt_scorer(spec)
+    regex = scorer.text_pattern()
     matches = [regex.match(prompt) for _, prompt, _ in rows]
     truth = [label for _, _, label in rows]
     # Texts the artifact would have been given; unmatched prompts are sent whole as the text.
@@ -229,7 +230,7 @@ def gap_report(
         trained=measured_trained,
         test=measured_test,
         mismatched=sum(m is None for m in matches)
-        + sum((system or None) != (classifier.scorer_.technique.system or None) for system, _, _ in rows),
+        + sum((system or None) != (scorer.system or None) for system, _, _ in rows),
         rows=len(rows),
         validation_labels=truth,
         test_labels=test.labels if test else None,

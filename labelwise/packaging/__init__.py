@@ -1,8 +1,9 @@
-"""Packaging: classifier specs, versioned artifacts, backends and the classifier itself.
+"""Packaging: classifier specs, techniques, versioned artifacts, backends and the classifier.
 
-The core of labelwise; it imports none of the other areas.
+It imports only ``labelwise.core``, never another area.
 """
 
+from ..core import LabelwiseError
 from ._artifact import (
     ClassifierArtifact,
     Lineage,
@@ -19,17 +20,20 @@ from ._artifact import (
 from ._backends import (
     BACKENDS,
     AzureOpenAIBackend,
-    ClassifierBackend,
+    Backend,
     Completion,
+    CompletionBackend,
     CompletionRequest,
+    EmbeddingBackend,
     LabelToken,
     OpenAIBackend,
     OpenAICompatibleBackend,
-    create_backend,
+    completion_backend,
+    embedding_backend,
     register_backend,
     translate_provider_errors,
 )
-from ._classifier import Classifier
+from ._classifier import Classifier, NoLabel
 from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend
 from ._errors import (
     ArtifactError,
@@ -41,19 +45,28 @@ from ._errors import (
     BackendTimeout,
     BackendUnavailable,
     BackendUnreachable,
-    LabelwiseError,
     MalformedResponse,
     MissingVariables,
     ProbabilitiesUnavailable,
     RateLimited,
     SpecError,
 )
+from ._head import FAMILIES
 from ._labels import LabelParser, ParsedLabel
-from ._local import LocalBackend, LocalServer, LocalServerConfig, labelwise_home, local_server
+from ._local import (
+    LocalBackend,
+    LocalServer,
+    LocalServerConfig,
+    detached_server,
+    local_server,
+    start_detached,
+    stop_detached,
+)
+from ._outcomes import Prediction, Reason, probability_matrix
 from ._prompts import Template
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
-from ._scoring import Prediction, Scorer, calibrate
+from ._scoring import Scorer, calibrate
 from ._spec import (
     BackendSpec,
     Calibration,
@@ -71,14 +84,23 @@ from ._spec import (
     ZeroShot,
 )
 from ._tag import ArtifactTag
+from ._techniques import TECHNIQUES, Technique, estimate_tokens, prompt_scorer, technique_for
+from ._tokenizers import openai_encoding
+from ._head import dump_head, fit_head
+from ._spec import format_validation_error
+from ._techniques import HEAD_FILE
 
 __all__ = [
     "BACKENDS",
+    "FAMILIES",
+    "HEAD_FILE",
+    "TECHNIQUES",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFound",
     "ArtifactTag",
     "AzureOpenAIBackend",
+    "Backend",
     "BackendAuthError",
     "BackendBadRequest",
     "BackendError",
@@ -88,17 +110,17 @@ __all__ = [
     "BackendUnreachable",
     "Calibration",
     "Classifier",
-    "Embedder",
-    "Embedding",
-    "EmbeddingHead",
-    "EmbeddingCache",
-    "SentenceTransformersBackend",
     "ClassifierArtifact",
-    "ClassifierBackend",
     "ClassifierSpec",
     "Completion",
+    "CompletionBackend",
     "CompletionRequest",
     "DecodingSpec",
+    "Embedder",
+    "Embedding",
+    "EmbeddingBackend",
+    "EmbeddingCache",
+    "EmbeddingHead",
     "Example",
     "FewShot",
     "FineTuneProvenance",
@@ -114,6 +136,7 @@ __all__ = [
     "LocalServerConfig",
     "MalformedResponse",
     "MissingVariables",
+    "NoLabel",
     "OpenAIBackend",
     "OpenAICompatibleBackend",
     "ParsedLabel",
@@ -121,26 +144,40 @@ __all__ = [
     "ProbabilitiesUnavailable",
     "RateLimited",
     "RateLimiter",
+    "Reason",
     "RetryPolicy",
     "Scorer",
+    "SentenceTransformersBackend",
     "SpecError",
     "TaskSpec",
+    "Technique",
     "Template",
     "ZeroShot",
     "attach",
     "calibrate",
     "call_with_retries",
-    "create_backend",
+    "completion_backend",
     "delete_artifact",
+    "detached_server",
+    "dump_head",
+    "embedding_backend",
+    "estimate_tokens",
     "export_artifact",
+    "fit_head",
+    "format_validation_error",
     "import_artifact",
-    "labelwise_home",
     "list_artifacts",
-    "stored_technique",
     "load_artifact",
     "local_server",
     "measure_label_tokens",
+    "openai_encoding",
     "package",
+    "probability_matrix",
+    "prompt_scorer",
     "register_backend",
+    "start_detached",
+    "stop_detached",
+    "stored_technique",
+    "technique_for",
     "translate_provider_errors",
 ]

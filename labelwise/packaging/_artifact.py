@@ -11,7 +11,6 @@ Loading re-hashes every file and refuses an artifact whose files, file list or v
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import subprocess
@@ -20,15 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ._aio import run_sync
-from ._backends import LabelToken, create_backend
+from ..core import run_sync
+from ._backends import LabelToken
 from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound, SpecError
-from ._scoring import check_label_tokens
-from ._spec import ClassifierSpec, Embedding, FewShot
+from ._spec import ClassifierSpec
 from ._tag import ArtifactTag
+from ._techniques import MODEL_FILES, TECHNIQUES, Technique, technique_for
 
 __all__ = [
     "ClassifierArtifact",
@@ -47,9 +45,6 @@ __all__ = [
 FORMAT_VERSION = 1
 VERSION_LENGTH = 16
 MANIFEST = "manifest.json"
-HEAD_FILE = "head.skops"
-POOL_EMBEDDINGS = "pool_embeddings.npy"
-MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS)
 LINEAGE = "lineage.json"
 # The store writes its own model.yaml beside our files.
 _STORE_FILES = {MANIFEST, LINEAGE, "model.yaml"}
@@ -108,13 +103,8 @@ class ClassifierArtifact:
     def content_files(self) -> dict[str, bytes]:
         """The canonical files whose hash is the version."""
         # Unset optional fields are left out, so adding one to the spec format keeps old versions.
-        spec = self.spec.model_dump(mode="json", exclude={"technique": {"examples"}}, exclude_none=True)
-        files = {"spec.json": _dumps({"format": FORMAT_VERSION, "spec": spec})}
-        if isinstance(self.spec.technique, FewShot):
-            files["examples.jsonl"] = "".join(
-                json.dumps(e.model_dump(), sort_keys=True, ensure_ascii=False) + "\n"
-                for e in self.spec.technique.examples
-            ).encode()
+        spec, side_files = technique_for(self.spec).split_spec(self.spec)
+        files = {"spec.json": _dumps({"format": FORMAT_VERSION, "spec": spec}), **side_files}
         if self.label_tokens is not None:
             files["label_tokens.json"] = _dumps(
                 {label: {"token_id": t.token_id, "piece": t.piece} for label, t in self.label_tokens.items()}
@@ -188,10 +178,8 @@ class ClassifierArtifact:
                 f"{where} has format {document.get('format')}; this labelwise reads {FORMAT_VERSION}"
             )
         spec_data = document["spec"]
-        if "examples.jsonl" in files:
-            spec_data["technique"]["examples"] = [
-                json.loads(line) for line in files["examples.jsonl"].decode().splitlines() if line
-            ]
+        kind = spec_data.get("technique", {}).get("kind")
+        spec_data = TECHNIQUES.get(kind, Technique).join_spec(spec_data, files)
         spec = ClassifierSpec.from_dict(spec_data, source=where)
         label_tokens = None
         if "label_tokens.json" in files:
@@ -267,32 +255,9 @@ def _labelwise_version() -> str:
         return "unknown"
 
 
-async def _label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
-    if spec.scoring != "logprobs" or isinstance(spec.technique, Embedding):
-        return None
-    backend = create_backend(spec.backend, model=spec.model_name, scoring=spec.scoring)
-    try:
-        return check_label_tokens(await backend.label_tokens(spec.task.labels))
-    finally:
-        await backend.aclose()
-
-
 def measure_label_tokens(spec: ClassifierSpec) -> dict[str, LabelToken] | None:
     """Each label's first token for logprobs scoring (``None`` for other modes), checked distinct."""
-    return run_sync(_label_tokens(spec))
-
-
-def pool_embeddings(spec: ClassifierSpec) -> bytes | None:
-    """For few-shot ``nearest`` selection: the examples' embeddings, computed once at packaging."""
-    technique = spec.technique
-    if not isinstance(technique, FewShot) or technique.selection != "nearest" or technique.embedder is None:
-        return None
-    from ._embeddings import Embedder
-
-    vectors = Embedder.with_default_cache(technique.embedder).embed([e.text for e in technique.examples])
-    buffer = io.BytesIO()
-    np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
-    return buffer.getvalue()
+    return run_sync(technique_for(spec).measure_label_tokens(spec))
 
 
 def package(
@@ -311,14 +276,7 @@ def package(
     else:
         source = Path(spec_or_path)
         spec = ClassifierSpec.from_yaml(source)
-    files = dict(model_files or {})
-    if isinstance(spec.technique, Embedding) and HEAD_FILE not in files:
-        raise ArtifactError(
-            "technique embedding needs its fitted head: `labelwise train-embedding` fits and packages it"
-        )
-    pool = pool_embeddings(spec)
-    if pool is not None:
-        files[POOL_EMBEDDINGS] = pool
+    files = technique_for(spec).model_files_for(spec, model_files or {})
     label_tokens = measure_label_tokens(spec)
     artifact = ClassifierArtifact(
         spec=spec,

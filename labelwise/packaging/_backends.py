@@ -1,8 +1,11 @@
-"""Backends: how a prompt reaches a model. All of them speak through the ``openai`` SDK.
+"""Backends: how a prompt or a text reaches a model.
 
-A backend implements one method, ``complete``. The built-in ones share it and differ only in
-how they build their ``AsyncOpenAI`` client; they register in ``BACKENDS`` exactly as a
-third-party backend would.
+Two protocols, each with one abstract method: a ``CompletionBackend`` completes prompts
+(``complete``), an ``EmbeddingBackend`` embeds texts (``embed``). The OpenAI-shaped providers
+are both, through the ``openai`` SDK, and differ only in how they build their ``AsyncOpenAI``
+client; sentence-transformers only embeds. All register in ``BACKENDS`` exactly as a
+third-party backend would, and ``completion_backend``/``embedding_backend`` refuse a provider
+that does not speak the protocol asked for.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import openai
@@ -39,13 +42,16 @@ from ._tokenizers import openai_encoding
 __all__ = [
     "BACKENDS",
     "AzureOpenAIBackend",
-    "ClassifierBackend",
+    "Backend",
     "Completion",
+    "CompletionBackend",
     "CompletionRequest",
+    "EmbeddingBackend",
     "LabelToken",
     "OpenAIBackend",
     "OpenAICompatibleBackend",
-    "create_backend",
+    "completion_backend",
+    "embedding_backend",
     "register_backend",
     "translate_provider_errors",
 ]
@@ -87,12 +93,12 @@ class LabelToken:
     piece: str
 
 
-class ClassifierBackend(ABC):
-    """Base class of backends. Subclasses implement ``complete``; everything else is shared."""
+class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstract method)
+    """What every backend shares: its spec, model, optional injected HTTP client and lifecycle."""
 
     backend_id: ClassVar[str]
-    supports_logprobs: ClassVar[bool] = True
-    supports_json_schema: ClassVar[bool] = True
+    extras: ClassVar[tuple[str, ...]] = ()
+    """The ``labelwise`` extras a deployment must install to use this backend."""
 
     def __init__(
         self,
@@ -107,51 +113,73 @@ class ClassifierBackend(ABC):
         self.scoring = scoring
         self.http_client = http_client
 
-    @abstractmethod
-    async def complete(self, request: CompletionRequest) -> Completion:
-        """Send one request to the model; raise a ``BackendError`` subclass on failure."""
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One embedding per text. Backends with an embeddings endpoint or model override it."""
-        raise SpecError(f"provider {self.spec.provider} gives no embeddings")
-
-    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
-        """Each label's tokens, for logprobs scoring. Backends that can tokenize override it."""
-        raise SpecError(
-            f"provider {self.spec.provider} cannot tokenize labels, so scoring: logprobs cannot "
-            "be checked for it; use scoring: generate or json_schema"
-        )
-
     async def prepare(self) -> None:  # noqa: B027 (optional hook)
-        """Get ready to serve (connect, start a server) so that the first call is not slower."""
+        """Get ready to serve (connect, start a server, load a model) so the first call is not slower."""
 
     async def aclose(self) -> None:  # noqa: B027 (optional hook, nothing to release by default)
         """Release connections. The backend stays usable: a later call reconnects."""
 
 
-BACKENDS: dict[str, type[ClassifierBackend]] = {}
+class CompletionBackend(Backend):
+    """A model that completes prompts. Subclasses implement ``complete``."""
+
+    @abstractmethod
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Send one request to the model; raise a ``BackendError`` subclass on failure."""
+
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
+        """Each label's tokens, for logprobs scoring; ``None`` when this backend cannot tokenize."""
+        return None
 
 
-def register_backend(cls: type[ClassifierBackend]) -> type[ClassifierBackend]:
+class EmbeddingBackend(Backend):
+    """A model that embeds texts. Subclasses implement ``embed``."""
+
+    @abstractmethod
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One embedding per text; raise a ``BackendError`` subclass on failure."""
+
+
+BACKENDS: dict[str, type[Backend]] = {}
+
+B = TypeVar("B", bound=Backend)
+
+
+def register_backend(cls: type[B]) -> type[B]:
     """Class decorator: make ``cls`` the backend for ``provider: <cls.backend_id>``."""
     BACKENDS[cls.backend_id] = cls
     return cls
 
 
-def create_backend(
-    spec: BackendSpec,
-    *,
-    model: str,
-    scoring: ScoringMode = "generate",
-    http_client: httpx.AsyncClient | None = None,
-) -> ClassifierBackend:
+def _create(protocol: type[B], what: str, spec: BackendSpec, model: str, **options: Any) -> B:
     try:
         backend_cls = BACKENDS[spec.provider]
     except KeyError:
         raise SpecError(
             f"no backend registered for provider {spec.provider!r}; known: {', '.join(sorted(BACKENDS))}"
         ) from None
-    return backend_cls(spec, model=model, scoring=scoring, http_client=http_client)
+    if not issubclass(backend_cls, protocol):
+        able = sorted(name for name, cls in BACKENDS.items() if issubclass(cls, protocol))
+        raise SpecError(f"provider {spec.provider} gives no {what}; providers that do: {', '.join(able)}")
+    return backend_cls(spec, model=model, **options)
+
+
+def completion_backend(
+    spec: BackendSpec,
+    *,
+    model: str,
+    scoring: ScoringMode = "generate",
+    http_client: httpx.AsyncClient | None = None,
+) -> CompletionBackend:
+    """The registered completion backend for ``spec.provider``."""
+    return _create(CompletionBackend, "completions", spec, model, scoring=scoring, http_client=http_client)
+
+
+def embedding_backend(
+    spec: BackendSpec, *, model: str, http_client: httpx.AsyncClient | None = None
+) -> EmbeddingBackend:
+    """The registered embedding backend for ``spec.provider``."""
+    return _create(EmbeddingBackend, "embeddings", spec, model, http_client=http_client)
 
 
 def _retry_after(response: httpx.Response | None) -> float | None:
@@ -204,7 +232,7 @@ def translate_provider_errors(provider: str) -> Iterator[None]:
         raise MalformedResponse(f"{provider} answered with a body that is not JSON") from exc
 
 
-class OpenAIBackend(ClassifierBackend):
+class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     """OpenAI's API. Subclasses change only how the client is made."""
 
     backend_id = "openai"
@@ -316,7 +344,7 @@ class OpenAIBackend(ClassifierBackend):
             params["extra_body"] = {"grammar": label_grammar(request.label_enum)}
         return params
 
-    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
         encoding = openai_encoding(self.model)
         return {
             label: [LabelToken(t, encoding.decode([t])) for t in encoding.encode(label)] for label in labels
@@ -356,8 +384,8 @@ class OpenAICompatibleBackend(OpenAIBackend):
 
     backend_id = "openai_compatible"
 
-    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
-        return await ClassifierBackend.label_tokens(self, labels)
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
+        return None  # the server's tokenizer is unknown
 
 
 def label_json_schema(labels: Sequence[str]) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._backends import ClassifierBackend, CompletionRequest, create_backend, register_backend
+from ..core import open_keyed_db, rows_for_keys, text_key
+from ._backends import EmbeddingBackend, embedding_backend, register_backend
 from ._errors import SpecError
-from ._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 from ._retry import RetryPolicy, call_with_retries
 from ._spec import BackendSpec
 
@@ -62,20 +62,16 @@ def _sentence_transformer(model: str) -> Any:
 
 
 @register_backend
-class SentenceTransformersBackend(ClassifierBackend):
+class SentenceTransformersBackend(EmbeddingBackend):
     """A sentence-transformers model run in this process on the CPU."""
 
     backend_id = "sentence_transformers"
-    supports_logprobs = False
-    supports_json_schema = False
+    extras = ("embeddings",)
     # One model call at a time per process: torch already uses every core for one batch.
     _lock = threading.Lock()
 
     async def prepare(self) -> None:
         await asyncio.to_thread(_sentence_transformer, self.model)  # load before the first request
-
-    async def complete(self, request: CompletionRequest) -> Any:
-        raise SpecError("provider sentence_transformers gives embeddings, not completions")
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         model = _sentence_transformer(self.model)
@@ -129,7 +125,7 @@ class Embedder:
         cache: EmbeddingCache | None = None,
         batch_size: int = 64,
         http_client: Any = None,
-        backend: ClassifierBackend | None = None,
+        backend: EmbeddingBackend | None = None,
     ) -> None:
         if not spec.model:
             raise SpecError("an embedder needs a model")
@@ -138,11 +134,11 @@ class Embedder:
         self.cache = cache
         self.batch_size = batch_size
         self.embedded = 0  # texts sent to the backend (not found in the cache)
-        self.backend = backend or create_backend(spec, model=spec.model, http_client=http_client)
+        self.backend = backend or embedding_backend(spec, model=spec.model, http_client=http_client)
 
     @classmethod
     def with_default_cache(cls, spec: BackendSpec, **params: Any) -> Embedder:
-        from ._local import labelwise_home
+        from ..core import labelwise_home
 
         return cls(spec, cache=_default_cache(str(labelwise_home() / "embedding-cache.sqlite")), **params)
 
@@ -173,7 +169,7 @@ class Embedder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Synchronous ``aembed``; connections are closed afterwards (the backend reconnects)."""
-        from ._aio import run_sync
+        from ..core import run_sync
 
         async def run() -> np.ndarray:
             try:

@@ -25,6 +25,11 @@ Retry rules work on these types only: provider SDK exceptions are translated onc
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from ..core import LabelwiseError
+from ._outcomes import Reason
+
 __all__ = [
     "ArtifactError",
     "ArtifactIntegrityError",
@@ -42,14 +47,6 @@ __all__ = [
     "RateLimited",
     "SpecError",
 ]
-
-
-class LabelwiseError(Exception):
-    """Base class of every error labelwise raises on purpose."""
-
-    def __str__(self) -> str:
-        # KeyError subclasses would otherwise print their message with quotes.
-        return str(self.args[0]) if self.args else self.__class__.__name__
 
 
 class SpecError(LabelwiseError, ValueError):
@@ -79,43 +76,67 @@ class ProbabilitiesUnavailable(LabelwiseError, AttributeError):
 class BackendError(LabelwiseError):
     """Raised when a call to the model provider fails."""
 
-    retryable: bool = False
+    kind: ClassVar[Reason] = Reason.BACKEND_ERROR
+    retryable: ClassVar[bool] = False
     retry_after: float | None = None  # seconds the provider asked to wait (429 only)
-
-
-class RateLimited(BackendError):
-    """Raised when the provider answers HTTP 429."""
-
-    retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
+    @staticmethod
+    def from_kind(kind: Reason, message: str, *, retry_after: float | None = None) -> BackendError:
+        """The error of that kind, e.g. raised again after crossing a process boundary."""
+        return _BY_KIND.get(kind, BackendError)(message, retry_after=retry_after)
+
+
+class RateLimited(BackendError):
+    """Raised when the provider answers HTTP 429."""
+
+    kind = Reason.RATE_LIMITED
+    retryable = True
+
 
 class BackendTimeout(BackendError):
     """Raised when the provider does not answer within the configured timeout."""
 
+    kind = Reason.BACKEND_TIMEOUT
     retryable = True
 
 
 class BackendUnavailable(BackendError):
     """Raised when the provider cannot be reached or answers with a server error."""
 
+    kind = Reason.BACKEND_UNAVAILABLE
     retryable = True
 
 
 class BackendUnreachable(BackendUnavailable):
     """Raised when no connection to the provider can be made (refused, DNS, network down)."""
 
+    kind = Reason.BACKEND_UNREACHABLE
+
 
 class BackendBadRequest(BackendError):
     """Raised when the provider rejects the request itself (HTTP 4xx other than 401/403/429)."""
+
+    kind = Reason.BACKEND_BAD_REQUEST
 
 
 class BackendAuthError(BackendError):
     """Raised when credentials are missing or the provider rejects them."""
 
+    kind = Reason.BACKEND_AUTH
+
 
 class MalformedResponse(BackendError):
     """Raised when the provider's answer cannot be read (bad JSON, missing fields)."""
+
+    kind = Reason.MALFORMED_RESPONSE
+
+
+def _subclasses(cls: type[BackendError]) -> list[type[BackendError]]:
+    return [cls] + [sub for direct in cls.__subclasses__() for sub in _subclasses(direct)]
+
+
+_BY_KIND: dict[Reason, type[BackendError]] = {cls.kind: cls for cls in _subclasses(BackendError)}

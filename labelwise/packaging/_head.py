@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._artifact import HEAD_FILE
 from ._errors import ArtifactIntegrityError
+from ._techniques import HEAD_FILE
 
 __all__ = ["FAMILIES", "HeadChoice", "dump_head", "fit_head", "load_head"]
 

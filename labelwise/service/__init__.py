@@ -1,8 +1,9 @@
 """Service: the BentoML service for online prediction, metrics and feedback capture.
 
-Imports ``labelwise.packaging`` only, never ``batch`` or ``evaluation``, so the serving image
-stays small. ``bentoml serve labelwise.service:ClassifierService`` serves the artifact named by
-``LABELWISE_MODEL`` (or ``--arg model=NAME:VERSION``).
+Imports ``labelwise.core``, ``packaging`` and ``store``, never ``batch`` or ``evaluation``, so
+the serving image stays small (``lint-imports`` checks it). ``bentoml serve
+labelwise.service:ClassifierService`` serves the artifact named by ``LABELWISE_MODEL`` (or
+``--arg model=NAME:VERSION``).
 """
 
 from ._app import ClassifierApp
@@ -31,8 +32,6 @@ from ._schemas import (
     SummaryRequest,
 )
 from ._service import ClassifierService
-from ._settings import ServiceSettings
-from ._store import PredictionStore
 
 __all__ = [
     "ArtifactSummary",
@@ -51,11 +50,9 @@ __all__ = [
     "FeedbackSummary",
     "InvalidInput",
     "LabelSummary",
-    "PredictionStore",
     "ServiceArgs",
     "ServiceError",
     "ServiceMetadata",
-    "ServiceSettings",
     "SummaryRequest",
     "UnknownLabel",
     "UnknownPrediction",

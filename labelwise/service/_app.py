@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from .. import __version__
+from ..core import Settings
 from ..packaging import BackendError, Classifier, Prediction
+from ..store import PredictionStore
 from . import _metrics as metrics
-from ._errors import InvalidInput, UnknownLabel, UnknownPrediction, from_backend_error
+from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
 from ._schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -25,8 +26,6 @@ from ._schemas import (
     FeedbackSummary,
     ServiceMetadata,
 )
-from ._settings import ServiceSettings
-from ._store import PredictionStore
 from ._summary import summarize
 
 __all__ = ["ClassifierApp"]
@@ -34,25 +33,7 @@ __all__ = ["ClassifierApp"]
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
 _ACCURACY_REFRESH_S = 5.0
-_RESPONSE_FIELDS = {"label", "probabilities", "reason", "artifact_tag", "model", "latency_s"}
-
-
-def _reason_kind(reason: str | None) -> str:
-    """A bounded label value for why a prediction has no label."""
-    if not reason:
-        return "unknown"
-    for kind in (
-        "empty text",
-        "empty output",
-        "no label",
-        "ambiguous",
-        "not JSON",
-        "logprobs",
-        "names no label",
-    ):
-        if kind in reason:
-            return kind.replace(" ", "_").lower()
-    return "other"
+_RESPONSE_FIELDS = {"label", "probabilities", "reason", "message", "artifact_tag", "model", "latency_s"}
 
 
 Classify = Callable[[list[str]], Awaitable[list[Prediction]]]
@@ -70,7 +51,7 @@ class ClassifierApp:
         *,
         classifier: Classifier,
         store: PredictionStore,
-        settings: ServiceSettings,
+        settings: Settings,
         classify: Classify | None = None,
     ) -> None:
         self.classifier = classifier
@@ -81,11 +62,11 @@ class ClassifierApp:
         self._accuracy_refreshed_at = float("-inf")
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings, *, classify: Classify | None = None) -> ClassifierApp:
+    def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
         """Load (and verify) the artifact, resolving ``latest`` once, and open the store."""
-        classifier = Classifier.load(settings.model, max_concurrency=64)
+        classifier = Classifier.load(settings.require_model(), max_concurrency=64)
         tag = str(classifier.tag_)
-        classifier.on_retry = lambda exc, _wait: metrics.BACKEND_RETRIES.labels(tag, type(exc).__name__).inc()
+        classifier.on_retry = lambda exc, _wait: metrics.BACKEND_RETRIES.labels(tag, exc.kind).inc()
         logger.warning("labelwise serving %s (asked for %s)", tag, settings.model)
         store = PredictionStore.from_url(settings.db_url)
         return cls(classifier=classifier, store=store, settings=settings, classify=classify)
@@ -97,11 +78,10 @@ class ClassifierApp:
     async def startup(self) -> None:
         """Start the backend (e.g. the local llama.cpp server) before the first request."""
         if not self._remote:
-            await self.classifier.backend_.prepare()
+            await self.classifier.prepare()
 
     async def aclose(self) -> None:
-        if not self._remote:
-            await self.classifier.backend_.aclose()
+        await self.classifier.aclose()
         self.store.close()
 
     def _check_text(self, text: str, *, field: str = "text") -> None:
@@ -132,9 +112,9 @@ class ClassifierApp:
         try:
             predictions = await self._classify([item.text for item in items])
         except BackendError as exc:
-            metrics.BACKEND_ERRORS.labels(self.tag, type(exc).__name__).inc()
+            metrics.BACKEND_ERRORS.labels(self.tag, exc.kind).inc()
             logger.warning("backend failure answered to the client: %s", exc)
-            raise from_backend_error(exc) from exc
+            raise
         # Log only once every prediction succeeded: a failed request leaves no rows behind.
         ids = await asyncio.to_thread(
             lambda: [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
@@ -147,14 +127,14 @@ class ClassifierApp:
     def _log(self, item: ClassifyRequest, prediction: Prediction) -> str:
         tag = self.tag
         metrics.PREDICTIONS.labels(tag, prediction.label if prediction.label is not None else "none").inc()
-        if prediction.label is None:
-            metrics.ABSTENTIONS.labels(tag, _reason_kind(prediction.reason)).inc()
-        elif prediction.probabilities:
-            metrics.CONFIDENCE.labels(tag).observe(prediction.probabilities[prediction.label])
+        if prediction.reason is not None:
+            metrics.ABSTENTIONS.labels(tag, prediction.reason).inc()
+        if prediction.confidence is not None:
+            metrics.CONFIDENCE.labels(tag).observe(prediction.confidence)
         metrics.BACKEND_LATENCY.labels(tag).observe(prediction.latency_s)
         metrics.TOKENS.labels(tag, "prompt").inc(prediction.prompt_tokens)
         metrics.TOKENS.labels(tag, "completion").inc(prediction.completion_tokens)
-        cost = self.classifier.artifact.spec.backend.cost_usd(
+        cost = self.classifier.artifact_.spec.backend.cost_usd(
             prediction.prompt_tokens, prediction.completion_tokens
         )
         metrics.COST.labels(tag).inc(cost)
@@ -163,7 +143,7 @@ class ClassifierApp:
         )
 
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
-        labels = self.classifier.artifact.spec.task.labels
+        labels = self.classifier.artifact_.spec.task.labels
         if request.correct_label is not None and request.correct_label not in labels:
             raise UnknownLabel(
                 f"correct_label: {request.correct_label!r} is not a label of {self.tag}; "
@@ -204,14 +184,14 @@ class ClassifierApp:
     async def summary(self, *, since: datetime | None = None) -> FeedbackSummary:
         predictions = await asyncio.to_thread(self.store.prediction_counts, since=since)
         feedback = await asyncio.to_thread(self.store.feedback_counts, since=since)
-        return summarize(self.classifier.artifact.spec.task.labels, predictions, feedback)
+        return summarize(self.classifier.artifact_.spec.task.labels, predictions, feedback)
 
     def metadata(self) -> ServiceMetadata:
-        artifact = self.classifier.artifact
+        artifact = self.classifier.artifact_
         spec = artifact.spec
         return ServiceMetadata(
             artifact_tag=self.tag,
-            requested_tag=self.settings.model,
+            requested_tag=self.settings.require_model(),
             technique=spec.technique.kind,
             scoring=spec.scoring,
             provider=spec.backend.provider,
@@ -222,7 +202,7 @@ class ClassifierApp:
             lineage=artifact.lineage.model_dump() if artifact.lineage else None,
             labelwise_version=__version__,
             store=self.store.engine.dialect.name,
-            auth=bool(os.environ.get("LABELWISE_API_KEY")),
+            auth=self.settings.auth,
             max_text_chars=self.settings.max_text_chars,
             log_text=self.settings.log_text,
             adaptive_batching=self._remote,

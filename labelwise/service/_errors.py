@@ -15,13 +15,8 @@ from http import HTTPStatus
 
 from starlette.responses import JSONResponse
 
-from ..packaging import (
-    BackendBadRequest,
-    BackendError,
-    BackendTimeout,
-    LabelwiseError,
-    MalformedResponse,
-)
+from ..core import LabelwiseError
+from ..packaging import BackendBadRequest, BackendError, BackendTimeout, MalformedResponse
 
 __all__ = [
     "BackendDown",
@@ -31,7 +26,7 @@ __all__ = [
     "ServiceError",
     "UnknownLabel",
     "UnknownPrediction",
-    "from_backend_error",
+    "http_error",
 ]
 
 
@@ -85,8 +80,17 @@ class BackendTimedOut(ServiceError):
     status = HTTPStatus.GATEWAY_TIMEOUT
 
 
-def from_backend_error(exc: BackendError) -> ServiceError:
-    """The HTTP error a client sees for a backend failure that persisted after retries."""
+def http_error(exc: LabelwiseError) -> ServiceError:
+    """The HTTP error a client sees for ``exc``: the one mapping, used by every route."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, BackendError):
+        return _from_backend_error(exc)
+    return ServiceError(str(exc))
+
+
+def _from_backend_error(exc: BackendError) -> ServiceError:
+    """A backend failure that persisted after retries."""
     if isinstance(exc, BackendTimeout):
         return BackendTimedOut(f"the model backend timed out: {exc}")
     if isinstance(exc, BackendBadRequest | MalformedResponse):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ._settings import int_setting
+from ..core import Settings, api_key
 
 __all__ = ["OPEN_PATHS", "BearerAuthMiddleware", "BodyLimitMiddleware"]
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # 256 texts of 20,000 characters fit, with room
 
 
 async def send_json_error(
@@ -45,7 +43,7 @@ class BearerAuthMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        key = os.environ.get("LABELWISE_API_KEY", "")
+        key = api_key()
         if scope["type"] != "http" or not key or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
@@ -67,7 +65,7 @@ class BodyLimitMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = int_setting(os.environ, "LABELWISE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        self.max_bytes = Settings.from_env().max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):

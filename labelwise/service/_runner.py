@@ -8,7 +8,6 @@ of concurrent requests, from every worker of ``ClassifierService``, into one cal
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,45 +15,35 @@ from typing import Any
 import bentoml
 from pydantic import BaseModel
 
-from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction
+from ..core import Settings
+from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction, Reason
 from ._args import ARGS
 
 __all__ = ["EmbeddingRunner", "RunnerReply", "remote_classify"]
 
 # Read when the module is imported: BentoML fixes a batchable API's limits at definition.
-MAX_BATCH_SIZE = int(os.environ.get("LABELWISE_MAX_BATCH_SIZE", "64"))
-MAX_LATENCY_MS = int(os.environ.get("LABELWISE_MAX_LATENCY_MS", "10000"))
-
-
-def _backend_errors(cls: type[BackendError] = BackendError) -> dict[str, type[BackendError]]:
-    found = {cls.__name__: cls}
-    for sub in cls.__subclasses__():
-        found.update(_backend_errors(sub))
-    return found
-
-
-_BACKEND_ERRORS = _backend_errors()
+_SETTINGS = Settings.from_env()
 
 
 class RunnerReply(BaseModel):
     """One text's prediction, or the backend failure that prevented it (crosses the process boundary)."""
 
     prediction: Prediction | None = None
-    error: str | None = None  # the BackendError subclass, so the service answers as if in process
+    error: Reason | None = None  # the BackendError's kind, so the service answers as if in process
     message: str = ""
     retry_after: float | None = None
 
     @classmethod
     def failure(cls, exc: BackendError) -> RunnerReply:
-        return cls(error=type(exc).__name__, message=str(exc), retry_after=exc.retry_after)
+        return cls(error=exc.kind, message=str(exc), retry_after=exc.retry_after)
 
     def result(self) -> Prediction:
         """The prediction, or the backend error raised again on this side."""
         if self.prediction is not None:
             return self.prediction
-        error = _BACKEND_ERRORS.get(self.error or "", BackendError)(self.message)
-        error.retry_after = self.retry_after
-        raise error
+        raise BackendError.from_kind(
+            self.error or Reason.BACKEND_ERROR, self.message, retry_after=self.retry_after
+        )
 
 
 @bentoml.service(
@@ -70,13 +59,15 @@ class EmbeddingRunner:
 
     @bentoml.on_startup
     async def _load_model(self) -> None:
-        await self.classifier.embedder_.backend.prepare()
+        await self.classifier.prepare()
 
     @bentoml.on_shutdown
     async def _close(self) -> None:
-        await self.classifier.embedder_.aclose()
+        await self.classifier.aclose()
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    @bentoml.api(
+        batchable=True, max_batch_size=_SETTINGS.max_batch_size, max_latency_ms=_SETTINGS.max_latency_ms
+    )
     async def classify(self, texts: list[str]) -> list[RunnerReply]:
         """One reply per text, in order; a backend failure fails the whole batch alike."""
         try:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..packaging import Reason
+
 __all__ = [
     "ArtifactSummary",
     "ClassifyBatchRequest",
@@ -56,7 +58,8 @@ class ClassifyResponse(BaseModel):
     prediction_id: str = Field(description="Send it back with /feedback.")
     label: str | None = Field(description="None when the model's output was not a label; see reason.")
     probabilities: dict[str, float] | None = None
-    reason: str | None = None
+    reason: Reason | None = Field(default=None, description="Why there is no label (for code).")
+    message: str | None = Field(default=None, description="The same, for people.")
     artifact_tag: str
     model: str
     latency_s: float

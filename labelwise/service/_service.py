@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
 
 import bentoml
 
+from ..core import LabelwiseError, Settings
 from ._app import ClassifierApp
 from ._args import ARGS, serves_embeddings
-from ._errors import ServiceError
+from ._errors import http_error
 from ._guards import BearerAuthMiddleware, BodyLimitMiddleware
 from ._runner import EmbeddingRunner, remote_classify
 from ._schemas import (
@@ -22,14 +24,21 @@ from ._schemas import (
     ServiceMetadata,
     SummaryRequest,
 )
-from ._settings import ServiceSettings
 
 __all__ = ["ClassifierService"]
 
+T = TypeVar("T")
 
-def _error(exc: ServiceError) -> Any:
-    # BentoML sends a returned Response as it is: our JSON error body and status, also for 5xx.
-    return cast(Any, exc.response())
+
+async def _answer(work: Awaitable[T], ctx: bentoml.Context) -> T:
+    """The route's result, or labelwise's error as JSON with its status (every route alike)."""
+    try:
+        return await work
+    except LabelwiseError as exc:
+        error = http_error(exc)
+        # With a context parameter BentoML applies ctx's status to any response, ours too.
+        ctx.response.status_code = error.status
+        return cast(Any, error.response())
 
 
 @bentoml.service(
@@ -49,7 +58,7 @@ class ClassifierService:
     def __init__(self) -> None:
         runner = getattr(self, "runner", None)
         self.app = ClassifierApp.from_settings(
-            ServiceSettings.from_env(model=ARGS.model or None),
+            Settings.from_env(model=ARGS.model or None),
             classify=remote_classify(runner) if runner is not None else None,
         )
 
@@ -62,42 +71,45 @@ class ClassifierService:
         await self.app.aclose()
 
     @bentoml.api(route="/classify")
-    async def classify(self, request: ClassifyRequest, /) -> ClassifyResponse:
+    async def classify(self, request: ClassifyRequest, /, ctx: bentoml.Context) -> ClassifyResponse:
         """Classify one text; keep the prediction_id to send feedback."""
-        try:
-            return await self.app.classify(request)
-        except ServiceError as exc:
-            return _error(exc)
+        return await _answer(self.app.classify(request), ctx)
 
     @bentoml.api(route="/classify_batch")
-    async def classify_batch(self, request: ClassifyBatchRequest, /) -> ClassifyBatchResponse:
+    async def classify_batch(
+        self, request: ClassifyBatchRequest, /, ctx: bentoml.Context
+    ) -> ClassifyBatchResponse:
         """Classify several texts in one request (concurrently against the backend)."""
-        try:
+
+        async def run() -> ClassifyBatchResponse:
             return ClassifyBatchResponse(predictions=await self.app.classify_batch(request.items))
-        except ServiceError as exc:
-            return _error(exc)
+
+        return await _answer(run(), ctx)
 
     @bentoml.api(route="/feedback")
     async def feedback(self, request: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
         """Thumbs up or down on a prediction, optionally with the correct label; repeating updates it."""
-        try:
+
+        async def run() -> FeedbackResponse:
             response = await self.app.feedback(request)
-        except ServiceError as exc:
-            # With a context parameter BentoML applies ctx's status to any response, ours too.
-            ctx.response.status_code = exc.status
-            return _error(exc)
-        ctx.response.status_code = 201 if response.created else 200
-        return response
+            ctx.response.status_code = 201 if response.created else 200
+            return response
+
+        return await _answer(run(), ctx)
 
     @bentoml.api(route="/feedback/summary")
-    async def feedback_summary(self, request: SummaryRequest, /) -> FeedbackSummary:
+    async def feedback_summary(self, request: SummaryRequest, /, ctx: bentoml.Context) -> FeedbackSummary:
         """Online evaluation from feedback: counts, thumbs-up rate, accuracy, confusion matrix."""
-        return await self.app.summary(since=request.since)
+        return await _answer(self.app.summary(since=request.since), ctx)
 
     @bentoml.api(route="/metadata")
-    async def metadata(self) -> ServiceMetadata:
+    async def metadata(self, ctx: bentoml.Context) -> ServiceMetadata:
         """The served artifact (resolved version), its labels and the service's settings."""
-        return self.app.metadata()
+
+        async def run() -> ServiceMetadata:
+            return self.app.metadata()
+
+        return await _answer(run(), ctx)
 
 
 ClassifierService.add_asgi_middleware(BearerAuthMiddleware)  # type: ignore[attr-defined]

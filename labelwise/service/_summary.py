@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from ..store import true_label
 from ._schemas import ArtifactSummary, ConfusionMatrix, FeedbackSummary, LabelSummary
 
-__all__ = ["BIAS_WARNING", "summarize", "true_label"]
+__all__ = ["BIAS_WARNING", "summarize"]
 
 BIAS_WARNING = (
     "Feedback is a self-selected sample: people rate surprising, wrong or extreme predictions more "
@@ -21,13 +22,6 @@ FeedbackCount = tuple[str, str | None, str, str | None, int]
 
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
-
-
-def true_label(predicted: str | None, thumbs: str, correct: str | None) -> str | None:
-    """The true label when the feedback tells it: a correction, or a thumbs-up of a label."""
-    if correct is not None:
-        return correct
-    return predicted if thumbs == "up" else None
 
 
 def _summarize_one(

@@ -127,7 +127,7 @@ def test_drift_command_writes_json_and_html(yelp: pd.DataFrame, tmp_path: Path) 
 def test_drift_on_the_service_prediction_log(yelp: pd.DataFrame, tmp_path: Path) -> None:
     from labelwise.batch._drift_report import load_drift_data
     from labelwise.packaging import Prediction
-    from labelwise.service import PredictionStore
+    from labelwise.store import PredictionStore
 
     url = f"sqlite:///{tmp_path / 'log.db'}"
     store = PredictionStore.from_url(url)
@@ -166,7 +166,7 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
 
     import yaml
 
-    from labelwise.testing import FakeOpenAIServer
+    from tests.fake_openai import FakeOpenAIServer
     from tests.conftest import fake_server_spec
     from tests.test_cli import labelwise
 

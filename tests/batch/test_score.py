@@ -17,7 +17,7 @@ import pytest
 
 from labelwise.batch import ResultCache, score_dataframe
 from labelwise.packaging import RateLimiter, package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import REPO, fake_server_spec
 from tests.test_cli import labelwise
 

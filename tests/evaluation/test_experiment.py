@@ -11,7 +11,7 @@ import pytest
 
 from labelwise.evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
 from labelwise.packaging import load_artifact
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import EXAMPLES, REPO, YELP_CSV
 from tests.test_cli import labelwise
 

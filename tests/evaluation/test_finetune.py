@@ -11,7 +11,7 @@ from labelwise.evaluation import LabelledData
 from labelwise.evaluation._evaluate import DatasetRef
 from labelwise.evaluation._finetune import export_finetune, gap_report, validation_size
 from labelwise.packaging import Classifier, ClassifierSpec, package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 
 LABELS = ["negative", "neutral", "positive"]
 

@@ -26,7 +26,7 @@ from labelwise.packaging import (
     package,
 )
 from labelwise.packaging._head import dump_head, load_head
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import YELP_CSV, fake_server_spec, yelp_sample
 
 MINILM = BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")

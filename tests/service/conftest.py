@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from labelwise.loadtest import ServeProcess
+from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import fake_server_spec
 
 LABELS = ["negative", "neutral", "positive"]

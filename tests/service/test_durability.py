@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from labelwise.loadtest import ServeProcess, seed_predictions, send_feedback, stored_feedback
+from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 from labelwise.packaging import ClassifierArtifact
-from labelwise.service import PredictionStore
-from labelwise.service._store import _Base
+from labelwise.store import PredictionStore
+from labelwise.store import _Base
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from schemathesis import GenerationMode
 from starlette.testclient import TestClient
 
 from labelwise.packaging import Classifier, ClassifierSpec, package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import fake_server_spec
 from tests.service.conftest import LABELS
 

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from labelwise.packaging import ClassifierArtifact
 from labelwise.service._guards import OPEN_PATHS
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 
 
 def _rows(db_path: Path, table: str) -> int:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from labelwise.packaging import package
-from labelwise.testing import FakeOpenAIServer
+from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import REPO
 from tests.service.conftest import RunningServer, keyword_answer, labelwise_serve, served_spec
 

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
 from labelwise.packaging._head import HEAD_FILE, dump_head
-from labelwise.testing import FakeOpenAIServer, bag_of_words
+from tests.fake_openai import FakeOpenAIServer, bag_of_words
 from tests.service.conftest import LABELS, RunningServer, keyword_answer, labelwise_serve
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from labelwise.packaging import Prediction
-from labelwise.service import PredictionStore
+from labelwise.store import PredictionStore
 from labelwise.service._summary import summarize
 
 POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
@@ -29,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Prediction
     try:
         yield store
     finally:
-        from labelwise.service._store import _Base
+        from labelwise.store import _Base
 
         _Base.metadata.drop_all(store.engine)
         store.close()

@@ -30,10 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from ..core import text_key
 from ..packaging import Prediction
-from ..packaging._keyed_sqlite import text_key
 
-__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRow", "PredictionStore"]
+__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRow", "PredictionStore", "true_label"]
 
 
 class _Base(DeclarativeBase):
@@ -48,8 +48,8 @@ class PredictionRow(_Base):
     artifact_tag: Mapped[str] = mapped_column(String(128), index=True)
     label: Mapped[str | None] = mapped_column(String(256))
     probabilities: Mapped[dict[str, float] | None] = mapped_column(JSON)
-    confidence: Mapped[float | None] = mapped_column(Float)
-    reason: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)  # Prediction.confidence
+    reason: Mapped[str | None] = mapped_column(Text)  # a packaging.Reason value
     latency_s: Mapped[float] = mapped_column(Float)
     prompt_tokens: Mapped[int] = mapped_column(Integer)
     completion_tokens: Mapped[int] = mapped_column(Integer)
@@ -83,6 +83,13 @@ class FeedbackRecord:
     """True when this was the first feedback for the prediction, False when it updated one."""
     artifact_tag: str
     predicted_label: str | None
+
+
+def true_label(predicted: str | None, thumbs: str, correct: str | None) -> str | None:
+    """The true label when feedback tells it: a correction, or a thumbs-up of a label."""
+    if correct is not None:
+        return correct
+    return predicted if thumbs == "up" else None
 
 
 def _now() -> datetime:
@@ -140,10 +147,8 @@ class PredictionStore:
                     artifact_tag=prediction.artifact_tag,
                     label=prediction.label,
                     probabilities=dict(probabilities) if probabilities else None,
-                    confidence=probabilities.get(prediction.label)
-                    if probabilities and prediction.label
-                    else None,
-                    reason=prediction.reason,
+                    confidence=prediction.confidence,
+                    reason=prediction.reason.value if prediction.reason else None,
                     latency_s=prediction.latency_s,
                     prompt_tokens=prediction.prompt_tokens,
                     completion_tokens=prediction.completion_tokens,

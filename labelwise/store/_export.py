@@ -6,10 +6,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..packaging._tables import write_table
-from ._settings import default_db_url
-from ._store import PredictionStore
-from ._summary import true_label
+from ..core import Settings, write_table
+from ._store import PredictionStore, true_label
 
 __all__ = ["export_feedback"]
 
@@ -34,9 +32,8 @@ def export_feedback(
 ) -> int:
     """Write the feedback dataset; returns the number of rows written."""
     import json
-    import os
 
-    store = PredictionStore.from_url(db_url or os.environ.get("LABELWISE_DB_URL") or default_db_url())
+    store = PredictionStore.from_url(db_url or Settings.from_env().db_url)
     rows: list[dict[str, Any]] = []
     try:
         for prediction, feedback in store.feedback_rows(since=since):

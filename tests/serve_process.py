@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from .packaging._local import free_port
+from labelwise.core import free_port
 
-__all__ = ["ServeProcess", "free_port", "seed_predictions", "send_feedback", "stored_feedback", "wait_ready"]
+__all__ = ["ServeProcess", "seed_predictions", "send_feedback", "stored_feedback", "wait_ready"]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], *, timeout_s: float = 180) -> None:
@@ -172,7 +172,7 @@ def seed_predictions(db_url: str, tag: str, count: int) -> list[str]:
 
     from sqlalchemy.orm import Session
 
-    from .service._store import PredictionRow, PredictionStore
+    from labelwise.store import PredictionRow, PredictionStore
 
     ids = [uuid.uuid4().hex for _ in range(count)]
     store = PredictionStore.from_url(db_url)
@@ -195,7 +195,7 @@ def stored_feedback(db_url: str, prediction_ids: list[str]) -> set[str]:
     """Which of ``prediction_ids`` have a feedback record in the store."""
     from sqlalchemy import select
 
-    from .service._store import FeedbackRow, PredictionStore
+    from labelwise.store import FeedbackRow, PredictionStore
 
     store = PredictionStore.from_url(db_url)
     found: set[str] = set()

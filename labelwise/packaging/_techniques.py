@@ -1,0 +1,520 @@
+"""Techniques: the one place where a technique kind maps to what it does.
+
+``TECHNIQUES`` maps each ``technique.kind`` of a spec to a ``Technique`` class. A technique
+knows what packaging must store for it (canonical content files, measured model files, label
+tokens) and how a loaded artifact classifies texts:
+
+- ``PromptTechnique`` (zero_shot, fine_tuned): render a prompt, complete it, score the answer;
+- ``FewShotTechnique`` (few_shot): the same with examples, fixed or nearest to each input;
+- ``EmbeddingTechnique`` (embedding): embed the text and read the scikit-learn head.
+
+Nothing outside this module branches on the technique's type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import json
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ._backends import (
+    BACKENDS,
+    CompletionBackend,
+    CompletionRequest,
+    EmbeddingBackend,
+    LabelToken,
+    completion_backend,
+)
+from ._embeddings import Embedder
+from ._errors import ArtifactError, BackendError, SpecError
+from ._outcomes import Prediction, Reason
+from ._prompts import Template, render_examples
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy, call_with_retries
+from ._scoring import Scorer, check_label_tokens
+from ._spec import BackendSpec, ClassifierSpec, Embedding, Example, FewShot
+
+__all__ = [
+    "HEAD_FILE",
+    "MODEL_FILES",
+    "POOL_EMBEDDINGS",
+    "TECHNIQUES",
+    "EmbeddingTechnique",
+    "FewShotTechnique",
+    "PromptTechnique",
+    "RunOptions",
+    "Technique",
+    "estimate_tokens",
+    "prompt_scorer",
+    "technique_for",
+]
+
+HEAD_FILE = "head.skops"
+POOL_EMBEDDINGS = "pool_embeddings.npy"
+MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS)
+EXAMPLES_FILE = "examples.jsonl"
+_EMBEDDING_CHUNK = 256
+
+Result = tuple[int, Prediction | BackendError]
+
+
+def estimate_tokens(request: CompletionRequest) -> int:
+    """Tokens a request may count against a quota: about 4 characters a token, plus the reply."""
+    characters = len(request.prompt) + len(request.system or "")
+    return characters // 4 + 4 + request.max_tokens
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a loaded classifier runs, whatever its technique (the ``Classifier``'s parameters)."""
+
+    tag: str
+    http_client: httpx.AsyncClient | None = None
+    max_concurrency: int = 8
+    random_state: int | None = None
+    on_retry: Callable[[BackendError, float], None] | None = None
+    rate_limiter: RateLimiter | None = None
+    backend: Any = None
+    """An injected backend instead of the one the spec names (tests, custom providers)."""
+
+
+def _empty(tag: str) -> Prediction:
+    return Prediction(label=None, reason=Reason.EMPTY_TEXT, message="empty text", artifact_tag=tag)
+
+
+class Technique(ABC):
+    """How one technique kind is packaged and how it classifies. Subclasses implement ``each``."""
+
+    batches_across_requests: ClassVar[bool] = False
+    """Many texts cost about as much as one (embeddings): the service batches requests together."""
+
+    def __init__(
+        self,
+        spec: ClassifierSpec,
+        *,
+        label_tokens: Mapping[str, LabelToken] | None,
+        model_files: Mapping[str, bytes],
+        options: RunOptions,
+    ) -> None:
+        self.spec = spec
+        self.label_tokens = label_tokens
+        self.model_files = model_files
+        self.options = options
+
+    # -- packaging -------------------------------------------------------------------------
+
+    @classmethod
+    def split_spec(cls, spec: ClassifierSpec) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The spec as stored in ``spec.json``, and content files stored beside it."""
+        return spec.model_dump(mode="json", exclude_none=True), {}
+
+    @classmethod
+    def join_spec(cls, stored: dict[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
+        """The inverse of ``split_spec``: the spec document with its side files put back."""
+        return stored
+
+    @classmethod
+    def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
+        """Binary content the technique needs, from training (``given``) or measured now."""
+        return dict(given)
+
+    @classmethod
+    async def measure_label_tokens(cls, spec: ClassifierSpec) -> dict[str, LabelToken] | None:
+        """Each label's first token, for logprobs scoring; ``None`` when not needed."""
+        return None
+
+    @classmethod
+    def backends(cls, spec: ClassifierSpec) -> list[BackendSpec]:
+        """The backends a served artifact calls (for what a deployment must install)."""
+        return [spec.backend]
+
+    @classmethod
+    def serving_extras(cls, spec: ClassifierSpec) -> list[str]:
+        """The ``labelwise`` extras that serving this spec needs beyond the core."""
+        extras = {extra for backend in cls.backends(spec) for extra in BACKENDS[backend.provider].extras}
+        return sorted(extras)
+
+    @classmethod
+    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
+        """Whether predictions carry a distribution over the labels."""
+        return spec.scoring == "logprobs"
+
+    @classmethod
+    def input_embedder(cls, spec: ClassifierSpec) -> BackendSpec | None:
+        """Where embeddings of inputs come from, if the technique embeds them (embedding drift)."""
+        return None
+
+    @classmethod
+    def prompt_variants(cls, spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
+        """Specs whose prompts say the same in another order (robustness probes)."""
+        return {}
+
+    # -- classifying -----------------------------------------------------------------------
+
+    @property
+    def tag(self) -> str:
+        return self.options.tag
+
+    async def prepare(self) -> None:  # noqa: B027 (optional hook)
+        """Start what the first request would otherwise wait for (a server, a model)."""
+
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections; the technique reconnects on its next call."""
+
+    @abstractmethod
+    def each(self, texts: list[str]) -> AsyncIterator[Result]:
+        """Yield ``(index, prediction or error)`` as each text finishes."""
+
+    @property
+    def scorer(self) -> Scorer | None:
+        """How prompts are rendered and answers read; ``None`` for techniques without a prompt."""
+        return None
+
+    async def requests(self, texts: Sequence[str]) -> list[CompletionRequest]:
+        """The completion requests the texts would send (cost estimates); none by default."""
+        return []
+
+    def replay(self, prompts: Sequence[tuple[str | None, str]]) -> AsyncIterator[Result]:
+        """Classify already rendered ``(system, prompt)`` pairs (a fine-tuning file)."""
+        raise SpecError(f"technique {self.spec.technique.kind} renders no prompts, so it cannot replay them")
+
+
+class PromptTechnique(Technique):
+    """Zero-shot and fine-tuned: one rendered prompt per text, completed and scored."""
+
+    @functools.cached_property
+    def backend(self) -> CompletionBackend:
+        if self.options.backend is not None:
+            return self.options.backend  # type: ignore[no-any-return]
+        spec = self.spec
+        return completion_backend(
+            spec.backend, model=spec.model_name, scoring=spec.scoring, http_client=self.options.http_client
+        )
+
+    @functools.cached_property
+    def scorer(self) -> Scorer:  # type: ignore[override]
+        template = self.spec.technique.prompt_template
+        assert template is not None  # every prompt technique has one
+        return Scorer(
+            self.spec,
+            template=template,
+            system=getattr(self.spec.technique, "system", None),
+            label_tokens=self.label_tokens,
+            fixed=self._fixed_values(),
+        )
+
+    def _fixed_values(self) -> dict[str, str]:
+        return {}
+
+    async def _values(self, texts: list[str]) -> list[dict[str, str] | None]:
+        """Per-input template values (none by default)."""
+        return [None] * len(texts)
+
+    @classmethod
+    async def measure_label_tokens(cls, spec: ClassifierSpec) -> dict[str, LabelToken] | None:
+        if spec.scoring != "logprobs":
+            return None
+        backend = completion_backend(spec.backend, model=spec.model_name, scoring=spec.scoring)
+        try:
+            tokens = await backend.label_tokens(spec.task.labels)
+        finally:
+            await backend.aclose()
+        if tokens is None:
+            raise SpecError(
+                f"provider {spec.backend.provider} cannot tokenize labels, so scoring: logprobs cannot "
+                "be checked for it; use scoring: generate or json_schema"
+            )
+        return check_label_tokens(tokens)
+
+    async def prepare(self) -> None:
+        await self.backend.prepare()
+
+    async def aclose(self) -> None:
+        if "backend" in self.__dict__:
+            await self.backend.aclose()
+
+    async def _requests(self, texts: list[str]) -> list[CompletionRequest | None]:
+        """One request per text; ``None`` for an empty text, which is never sent."""
+        filled = [t for t in texts if t.strip()]
+        values = iter(await self._values(filled))
+        return [self.scorer.request(t, next(values)) if t.strip() else None for t in texts]
+
+    async def requests(self, texts: Sequence[str]) -> list[CompletionRequest]:
+        return [r for r in await self._requests(list(texts)) if r is not None]
+
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:  # type: ignore[override]
+        async for item in self._run(await self._requests(texts)):
+            yield item
+
+    def replay(self, prompts: Sequence[tuple[str | None, str]]) -> AsyncIterator[Result]:
+        scorer = self.scorer
+        return self._run([scorer.request_for(p, system=s) if p.strip() else None for s, p in prompts])
+
+    async def _run(self, requests: list[CompletionRequest | None]) -> AsyncIterator[Result]:
+        """Send the requests, at most ``max_concurrency`` at once, yielding each as it finishes."""
+        semaphore = asyncio.Semaphore(self.options.max_concurrency)
+        rng = random.Random(self.options.random_state)
+        await self.backend.prepare()
+
+        async def one(index: int, request: CompletionRequest | None) -> Result:
+            if request is None:
+                return index, _empty(self.tag)
+            async with semaphore:
+                try:
+                    return index, await self._complete(request, rng)
+                except BackendError as exc:
+                    return index, exc
+
+        # Tasks are created in order, so requests start in input order (as_completed alone
+        # would start them in set order).
+        tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                yield await finished
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _send(self, request: CompletionRequest) -> Any:
+        if self.options.rate_limiter is not None:
+            await self.options.rate_limiter.acquire(estimate_tokens(request))
+        return await self.backend.complete(request)
+
+    async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
+        backend_spec = self.spec.backend
+        policy = RetryPolicy(
+            backend_spec.max_retries, backend_spec.backoff_initial_s, backend_spec.backoff_max_s
+        )
+        started = time.perf_counter()
+        completion = await call_with_retries(
+            lambda: self._send(request), policy, rng=rng, on_retry=self.options.on_retry
+        )
+        latency = time.perf_counter() - started
+        outcome = self.scorer.outcome(completion)
+        return Prediction(
+            label=outcome.label,
+            probabilities=outcome.probabilities,
+            reason=outcome.reason,
+            message=outcome.message,
+            raw_output=completion.text,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_s=latency,
+            artifact_tag=self.tag,
+            model=completion.model,
+        )
+
+
+class FewShotTechnique(PromptTechnique):
+    """A prompt with labelled examples: all of them in order, or the k nearest to each input."""
+
+    @property
+    def technique(self) -> FewShot:
+        return self.spec.technique  # type: ignore[return-value]
+
+    @classmethod
+    def split_spec(cls, spec: ClassifierSpec) -> tuple[dict[str, Any], dict[str, bytes]]:
+        stored = spec.model_dump(mode="json", exclude={"technique": {"examples"}}, exclude_none=True)
+        examples: list[Example] = spec.technique.examples  # type: ignore[union-attr]
+        lines = "".join(
+            json.dumps(e.model_dump(), sort_keys=True, ensure_ascii=False) + "\n" for e in examples
+        )
+        return stored, {EXAMPLES_FILE: lines.encode()}
+
+    @classmethod
+    def join_spec(cls, stored: dict[str, Any], files: Mapping[str, bytes]) -> dict[str, Any]:
+        lines = files.get(EXAMPLES_FILE, b"").decode().splitlines()
+        stored["technique"]["examples"] = [json.loads(line) for line in lines if line]
+        return stored
+
+    @classmethod
+    def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
+        files = dict(given)
+        technique: FewShot = spec.technique  # type: ignore[assignment]
+        if technique.selection == "nearest" and technique.embedder is not None:
+            # The pool's embeddings, computed once at packaging so every load chooses alike.
+            embedder = Embedder.with_default_cache(technique.embedder)
+            vectors = embedder.embed([e.text for e in technique.examples])
+            buffer = io.BytesIO()
+            np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
+            files[POOL_EMBEDDINGS] = buffer.getvalue()
+        return files
+
+    @classmethod
+    def backends(cls, spec: ClassifierSpec) -> list[BackendSpec]:
+        embedder = spec.technique.embedder  # type: ignore[union-attr]
+        return [spec.backend] + ([embedder] if embedder is not None else [])
+
+    @classmethod
+    def prompt_variants(cls, spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
+        technique: FewShot = spec.technique  # type: ignore[assignment]
+        # Under nearest selection the chosen examples are ordered by similarity, not by the pool.
+        if technique.selection != "fixed" or len({(e.text, e.label) for e in technique.examples}) < 2:
+            return {}
+        reordered = technique.model_copy(update={"examples": technique.examples[::-1]})
+        return {"example_order": spec.model_copy(update={"technique": reordered})}
+
+    def _render(self, examples: Sequence[Example]) -> str:
+        technique = self.technique
+        return render_examples(
+            examples,
+            Template(technique.example_template),
+            separator=technique.example_separator,
+            max_chars=technique.max_text_chars,
+        )
+
+    def _fixed_values(self) -> dict[str, str]:
+        if self.technique.selection == "nearest":
+            return {}
+        return {"examples": self._render(self.technique.examples)}
+
+    @functools.cached_property
+    def embedder(self) -> Embedder:
+        assert self.technique.embedder is not None  # checked by the spec for nearest selection
+        return Embedder.with_default_cache(self.technique.embedder, http_client=self.options.http_client)
+
+    @functools.cached_property
+    def _pool(self) -> np.ndarray:
+        data = self.model_files[POOL_EMBEDDINGS]
+        return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+
+    async def _values(self, texts: list[str]) -> list[dict[str, str] | None]:
+        if self.technique.selection != "nearest" or not texts:
+            return [None] * len(texts)
+        k = self.technique.k
+        assert k is not None
+        similarity = (await self.embedder.aembed(texts)) @ self._pool.T
+        position = np.arange(similarity.shape[1])
+        values: list[dict[str, str] | None] = []
+        for row in similarity:
+            order = np.lexsort((position, -row))[:k]  # ties go to the earlier example
+            # The most similar example goes last, next to the input.
+            values.append({"examples": self._render([self.technique.examples[i] for i in order[::-1]])})
+        return values
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        if "embedder" in self.__dict__:
+            await self.embedder.aclose()
+
+
+class EmbeddingTechnique(Technique):
+    """Embeddings of the text and a scikit-learn head reading them."""
+
+    batches_across_requests = True
+
+    @classmethod
+    def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
+        if HEAD_FILE not in given:
+            raise ArtifactError(
+                "technique embedding needs its fitted head: `labelwise train-embedding` fits and packages it"
+            )
+        return dict(given)
+
+    @classmethod
+    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
+        return True
+
+    @classmethod
+    def input_embedder(cls, spec: ClassifierSpec) -> BackendSpec:
+        return spec.backend
+
+    @functools.cached_property
+    def embedder(self) -> Embedder:
+        backend: EmbeddingBackend | None = self.options.backend
+        return Embedder.with_default_cache(
+            self.spec.backend, http_client=self.options.http_client, backend=backend
+        )
+
+    @functools.cached_property
+    def head(self) -> Any:
+        from ._head import load_head
+
+        return load_head(self.model_files[HEAD_FILE], where=f"artifact {self.tag}")
+
+    async def prepare(self) -> None:
+        await self.embedder.backend.prepare()
+        await asyncio.to_thread(lambda: self.head)  # load and check the head before traffic
+
+    async def aclose(self) -> None:
+        if "embedder" in self.__dict__:
+            await self.embedder.aclose()
+
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:  # type: ignore[override]
+        # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.
+        for start in range(0, len(texts), _EMBEDDING_CHUNK):
+            chunk = texts[start : start + _EMBEDDING_CHUNK]
+            try:
+                predictions = await self._predict(chunk)
+            except BackendError as exc:
+                for offset in range(len(chunk)):
+                    yield start + offset, exc
+                continue
+            for offset, prediction in enumerate(predictions):
+                yield start + offset, prediction
+
+    async def _predict(self, texts: list[str]) -> list[Prediction]:
+        """Embed the non-empty texts in one go and read the head's probabilities."""
+        spec = self.spec
+        technique: Embedding = spec.technique  # type: ignore[assignment]
+        started = time.perf_counter()
+        predictions = [_empty(self.tag) for _ in texts]
+        filled = [i for i, t in enumerate(texts) if t.strip()]
+        if not filled:
+            return predictions
+        vectors = await self.embedder.aembed([texts[i][: technique.max_text_chars] for i in filled])
+        proba = np.asarray(self.head.predict_proba(vectors), dtype=np.float64)
+        proba /= proba.sum(axis=1, keepdims=True)  # float32 inputs leave sums a hair off 1
+        classes = [str(c) for c in self.head.classes_]
+        latency = time.perf_counter() - started
+        for row, i in zip(proba, filled, strict=True):
+            by_class = dict(zip(classes, map(float, row), strict=True))
+            probabilities = {label: by_class.get(label, 0.0) for label in spec.task.labels}
+            predictions[i] = Prediction(
+                label=max(probabilities, key=probabilities.__getitem__),
+                probabilities=probabilities,
+                latency_s=latency,
+                artifact_tag=self.tag,
+                model=spec.model_name,
+            )
+        return predictions
+
+
+TECHNIQUES: dict[str, type[Technique]] = {
+    "zero_shot": PromptTechnique,
+    "few_shot": FewShotTechnique,
+    "fine_tuned": PromptTechnique,
+    "embedding": EmbeddingTechnique,
+}
+
+
+def technique_for(spec: ClassifierSpec) -> type[Technique]:
+    """The technique class of ``spec.technique.kind``."""
+    return TECHNIQUES[spec.technique.kind]
+
+
+def prompt_scorer(spec: ClassifierSpec) -> Scorer:
+    """The scorer of a prompt technique's spec, before packaging (no label tokens, no pool)."""
+    technique = technique_for(spec)(
+        spec, label_tokens=None, model_files={}, options=RunOptions(tag=spec.name)
+    )
+    if technique.scorer is None:
+        raise SpecError(f"technique {spec.technique.kind} renders no prompts")
+    return technique.scorer
+
+
+def texts_of(texts: Iterable[str]) -> list[str]:
+    """Texts as a list of strings; a single string is refused (it would be split into characters)."""
+    if isinstance(texts, str):
+        raise TypeError("pass a list of texts, not a single string: classify(['some text'])")
+    return [str(t) for t in texts]
