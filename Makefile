@@ -36,9 +36,10 @@ demo: install ## Package the few-shot Yelp example and classify one review on th
 test: install ## Run the test suite (what CI runs)
 	$(BIN)/python -m pytest
 
-lint: install ## ruff check, format check and mypy
+lint: install ## ruff check, format check, mypy and the layer contracts (lint-imports)
 	$(BIN)/ruff check labelwise tests bench
 	$(BIN)/ruff format --check labelwise tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test ## Everything CI runs

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import asyncio
 import statistics
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 

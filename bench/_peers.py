@@ -8,8 +8,8 @@ python bench/_peers.py bare-embed PORT TAG      a bare Starlette app: /classify 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 import time
+from pathlib import Path
 
 
 def run_backend(port: int, latency_s: float, cap: int | None = None) -> None:

@@ -21,9 +21,9 @@ import pytest  # noqa: E402
 
 from labelwise.packaging import (  # noqa: E402
     BackendSpec,
-    ClassifierBackend,
     ClassifierSpec,
     Completion,
+    CompletionBackend,
     CompletionRequest,
 )
 
@@ -74,7 +74,7 @@ def spec_dict(**overrides: object) -> dict[str, object]:
     return spec
 
 
-class FakeBackend(ClassifierBackend):
+class FakeBackend(CompletionBackend):
     """Answers from a queue of completions and records every request (like llm's MockModel)."""
 
     backend_id = "fake"

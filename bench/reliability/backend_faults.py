@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
-from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierSpec, package
 from tests.fake_openai import FakeOpenAIServer
+from tests.serve_process import ServeProcess
 
 TIMEOUT_S = 1.0
 

@@ -11,18 +11,17 @@ For each store (SQLite by default; PostgreSQL with --postgres-url or LABELWISE_T
 
 from __future__ import annotations
 
-import sys
-
 import argparse
 import os
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
-from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 from labelwise.packaging import ClassifierSpec, package
+from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 
 
 def run(db_url: str, tag: str, home: Path, writes: int, concurrency: int) -> None:

@@ -24,8 +24,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
 from labelwise.core import free_port
-from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierSpec, package
+from tests.serve_process import ServeProcess
 
 PEERS = str(Path(__file__).resolve().parent.parent / "_peers.py")
 

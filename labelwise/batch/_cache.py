@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..core import open_keyed_db, rows_for_keys, text_key
 from ..packaging import Prediction
 

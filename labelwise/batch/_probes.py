@@ -17,8 +17,7 @@ from typing import Any
 from scipy import stats
 
 from ..evaluation import accuracy
-from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, technique_for
-from ..packaging import Template
+from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, Template, technique_for
 from ._rai import snippet
 
 __all__ = ["ProbeResult", "prompt_probes", "run_probes", "TEXT_PROBES"]

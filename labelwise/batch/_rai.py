@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core import read_table
 from .. import evaluation as m
+from ..core import read_table
 from ..evaluation import as_label, as_labels, evaluate_predictions, most_frequent_baseline
 from ..packaging import ClassifierArtifact, LabelwiseError, load_artifact, probability_matrix
 from ._cohorts import as_cohort, text_descriptors

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..reports import figure_uri, html_table, pyplot, write_report
 from ..packaging import Classifier, ClassifierArtifact
+from ..reports import figure_uri, html_table, pyplot, write_report
 from ._probes import run_probes
 from ._rai import RaiData, calibration_analysis, cohort_metrics, error_analysis
 

@@ -24,10 +24,10 @@ from ..packaging import (
     ClassifierSpec,
     LabelwiseError,
     Template,
+    format_validation_error,
     load_artifact,
     measure_label_tokens,
 )
-from ..packaging import format_validation_error
 from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled, most_frequent_baseline
 
 __all__ = ["ExperimentSpec", "Leaderboard", "run_experiment"]

@@ -20,8 +20,15 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
-from ..packaging import Classifier, ClassifierSpec, LabelwiseError, Prediction, Scorer, prompt_scorer
-from ..packaging import openai_encoding
+from ..packaging import (
+    Classifier,
+    ClassifierSpec,
+    LabelwiseError,
+    Prediction,
+    Scorer,
+    openai_encoding,
+    prompt_scorer,
+)
 from ._evaluate import LabelledData, evaluate_predictions
 from ._stats import Estimate
 

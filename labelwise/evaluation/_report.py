@@ -5,8 +5,6 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..reports import figure_uri, html_page, html_table, img, pyplot
 
 if TYPE_CHECKING:

@@ -16,9 +16,19 @@ from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
 from ..core import read_table
-from ..packaging import BackendSpec, Classifier, ClassifierArtifact, ClassifierSpec, Embedder, LabelwiseError
+from ..packaging import (
+    FAMILIES,
+    HEAD_FILE,
+    BackendSpec,
+    Classifier,
+    ClassifierArtifact,
+    ClassifierSpec,
+    Embedder,
+    LabelwiseError,
+    dump_head,
+    fit_head,
+)
 from ..packaging import package as package_artifact
-from ..packaging import FAMILIES, HEAD_FILE, dump_head, fit_head
 from . import _metrics as m
 from ._evaluate import DatasetRef, EvalCard, LabelledData, as_label, evaluate, file_sha256
 

@@ -51,7 +51,7 @@ from ._errors import (
     RateLimited,
     SpecError,
 )
-from ._head import FAMILIES
+from ._head import FAMILIES, dump_head, fit_head
 from ._labels import LabelParser, ParsedLabel
 from ._local import (
     LocalBackend,
@@ -82,13 +82,11 @@ from ._spec import (
     IsotonicCurve,
     TaskSpec,
     ZeroShot,
+    format_validation_error,
 )
 from ._tag import ArtifactTag
-from ._techniques import TECHNIQUES, Technique, estimate_tokens, prompt_scorer, technique_for
+from ._techniques import HEAD_FILE, TECHNIQUES, Technique, estimate_tokens, prompt_scorer, technique_for
 from ._tokenizers import openai_encoding
-from ._head import dump_head, fit_head
-from ._spec import format_validation_error
-from ._techniques import HEAD_FILE
 
 __all__ = [
     "BACKENDS",

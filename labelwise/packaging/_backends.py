@@ -172,14 +172,14 @@ def completion_backend(
     http_client: httpx.AsyncClient | None = None,
 ) -> CompletionBackend:
     """The registered completion backend for ``spec.provider``."""
-    return _create(CompletionBackend, "completions", spec, model, scoring=scoring, http_client=http_client)
+    return _create(CompletionBackend, "completions", spec, model, scoring=scoring, http_client=http_client)  # type: ignore[type-abstract]
 
 
 def embedding_backend(
     spec: BackendSpec, *, model: str, http_client: httpx.AsyncClient | None = None
 ) -> EmbeddingBackend:
     """The registered embedding backend for ``spec.provider``."""
-    return _create(EmbeddingBackend, "embeddings", spec, model, http_client=http_client)
+    return _create(EmbeddingBackend, "embeddings", spec, model, http_client=http_client)  # type: ignore[type-abstract]
 
 
 def _retry_after(response: httpx.Response | None) -> float | None:

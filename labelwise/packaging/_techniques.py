@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import numpy as np
@@ -202,7 +202,7 @@ class PromptTechnique(Technique):
         )
 
     @functools.cached_property
-    def scorer(self) -> Scorer:  # type: ignore[override]
+    def scorer(self) -> Scorer:
         template = self.spec.technique.prompt_template
         assert template is not None  # every prompt technique has one
         return Scorer(
@@ -252,7 +252,7 @@ class PromptTechnique(Technique):
     async def requests(self, texts: Sequence[str]) -> list[CompletionRequest]:
         return [r for r in await self._requests(list(texts)) if r is not None]
 
-    async def each(self, texts: list[str]) -> AsyncIterator[Result]:  # type: ignore[override]
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
         async for item in self._run(await self._requests(texts)):
             yield item
 
@@ -450,7 +450,7 @@ class EmbeddingTechnique(Technique):
         if "embedder" in self.__dict__:
             await self.embedder.aclose()
 
-    async def each(self, texts: list[str]) -> AsyncIterator[Result]:  # type: ignore[override]
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
         # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.
         for start in range(0, len(texts), _EMBEDDING_CHUNK):
             chunk = texts[start : start + _EMBEDDING_CHUNK]
@@ -503,11 +503,10 @@ def technique_for(spec: ClassifierSpec) -> type[Technique]:
     return TECHNIQUES[spec.technique.kind]
 
 
-def prompt_scorer(spec: ClassifierSpec) -> Scorer:
-    """The scorer of a prompt technique's spec, before packaging (no label tokens, no pool)."""
-    technique = technique_for(spec)(
-        spec, label_tokens=None, model_files={}, options=RunOptions(tag=spec.name)
-    )
+def prompt_scorer(spec: ClassifierSpec, *, label_tokens: Mapping[str, LabelToken] | None = None) -> Scorer:
+    """The scorer of a prompt technique's spec, without an artifact (fine-tuning files, tests)."""
+    options = RunOptions(tag=spec.name)
+    technique = technique_for(spec)(spec, label_tokens=label_tokens, model_files={}, options=options)
     if technique.scorer is None:
         raise SpecError(f"technique {spec.technique.kind} renders no prompts")
     return technique.scorer

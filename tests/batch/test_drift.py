@@ -166,8 +166,8 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
 
     import yaml
 
-    from tests.fake_openai import FakeOpenAIServer
     from tests.conftest import fake_server_spec
+    from tests.fake_openai import FakeOpenAIServer
     from tests.test_cli import labelwise
 
     eval_rows = yelp.sample(n=300, random_state=1)

@@ -23,8 +23,8 @@ from labelwise.batch._rai import (
 )
 from labelwise.evaluation import expected_calibration_error
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import fake_server_spec, yelp_sample
+from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
 
 LABELS = ["negative", "neutral", "positive"]

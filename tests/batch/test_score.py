@@ -17,8 +17,8 @@ import pytest
 
 from labelwise.batch import ResultCache, score_dataframe
 from labelwise.packaging import RateLimiter, package
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import REPO, fake_server_spec
+from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
 
 LABELS = ["negative", "neutral", "positive"]

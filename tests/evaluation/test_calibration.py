@@ -117,7 +117,8 @@ def test_fit_calibration_packages_a_new_version_that_abstains() -> None:
         )
     )
     [prediction] = Classifier(artifact=calibrated, backend=backend).classify(["unsure"])
-    assert prediction.label is None and "abstained" in (prediction.reason or "")
+    assert prediction.label is None and prediction.reason == "below_threshold"
+    assert "abstained" in (prediction.message or "")
     assert prediction.probabilities is not None and max(prediction.probabilities.values()) < 0.5
 
 

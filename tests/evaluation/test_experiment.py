@@ -11,8 +11,8 @@ import pytest
 
 from labelwise.evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
 from labelwise.packaging import load_artifact
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import EXAMPLES, REPO, YELP_CSV
+from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
 
 STARS = ["1", "2", "3", "4", "5"]

@@ -1,4 +1,4 @@
-"""The scikit-learn shape of ``Classifier``, over an injected fake backend."""
+"""The scikit-learn contract and the lifecycle of ``Classifier``, over an injected fake backend."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from labelwise.packaging import (
     ClassifierSpec,
     Completion,
     LabelToken,
+    NoLabel,
     ProbabilitiesUnavailable,
+    Reason,
 )
 from tests.conftest import FakeBackend, spec_dict
 
@@ -41,9 +43,9 @@ def test_init_only_stores_parameters(fake_backend: FakeBackend) -> None:
 )
 def test_predict_accepts_array_likes(fake_backend: FakeBackend, form: type) -> None:
     fake_backend.enqueue("positive", "Negative!", "no idea")
-    predicted = _classifier(fake_backend).predict(form(["a", "b", "c"]))
+    predicted = _classifier(fake_backend, abstain_label="neutral").predict(form(["a", "b", "c"]))
     assert isinstance(predicted, np.ndarray) and predicted.dtype == object
-    assert predicted.tolist() == ["positive", "negative", None]
+    assert predicted.tolist() == ["positive", "negative", "neutral"]
     assert [r.prompt.splitlines()[-2] for r in fake_backend.history] == ["Text: a", "Text: b", "Text: c"]
 
 
@@ -58,7 +60,7 @@ def test_a_single_string_is_refused(fake_backend: FakeBackend) -> None:
 
 def test_empty_text_is_not_sent(fake_backend: FakeBackend) -> None:
     [prediction] = _classifier(fake_backend).classify(["   "])
-    assert prediction.label is None and prediction.reason == "empty text"
+    assert prediction.label is None and prediction.reason is Reason.EMPTY_TEXT
     assert fake_backend.history == []
 
 
@@ -72,7 +74,8 @@ def test_predict_proba_columns_follow_classes(fake_backend: FakeBackend) -> None
     proba = _classifier(fake_backend, scoring="logprobs").predict_proba(["a", "b"])
     assert proba.shape == (2, 3)
     assert proba[0].tolist() == pytest.approx([0.0, 0.5, 0.5])
-    assert np.isnan(proba[1]).all()
+    # No label token among the answer's logprobs: nothing is known, so the row is uniform.
+    assert proba[1].tolist() == pytest.approx([1 / 3] * 3)
 
 
 def test_predict_proba_needs_logprobs(fake_backend: FakeBackend) -> None:
@@ -108,3 +111,85 @@ def test_persistent_backend_errors_propagate_after_retries(fake_backend: FakeBac
 def test_transient_backend_errors_are_retried(fake_backend: FakeBackend) -> None:
     fake_backend.enqueue(BackendUnavailable("blip"), "positive")
     assert _classifier(fake_backend).predict(["x"]).tolist() == ["positive"]
+
+
+def test_predict_without_abstain_label_refuses_to_invent_a_label(fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue("positive", "no idea")
+    with pytest.raises(NoLabel, match="1 of 2 texts got no label \\(no_label\\); set abstain_label"):
+        _classifier(fake_backend).predict(["a", "b"])
+
+
+def test_predict_takes_the_most_probable_label_when_abstaining(fake_backend: FakeBackend) -> None:
+    import math
+
+    from labelwise.packaging import Calibration
+
+    fake_backend.enqueue(
+        Completion("x", "fake", top_logprobs=[("neutral", math.log(0.4)), ("positive", math.log(0.35))])
+    )
+    classifier = _classifier(fake_backend, scoring="logprobs")
+    spec = classifier.artifact_.spec.model_copy(update={"calibration": Calibration(abstain_below=0.6)})
+    classifier.set_params(
+        artifact=ClassifierArtifact(spec=spec, label_tokens=classifier.artifact_.label_tokens)
+    )
+    [prediction] = classifier.classify(["x"])
+    assert prediction.label is None and prediction.reason is Reason.BELOW_THRESHOLD
+    fake_backend.enqueue(
+        Completion("x", "fake", top_logprobs=[("neutral", math.log(0.4)), ("positive", math.log(0.35))])
+    )
+    assert classifier.predict(["x"]).tolist() == ["neutral"]
+
+
+def test_an_abstain_label_outside_the_label_set_is_refused(fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue("no idea")
+    from labelwise.core import LabelwiseError
+
+    with pytest.raises(LabelwiseError, match="abstain_label 'maybe' is not a label"):
+        _classifier(fake_backend, abstain_label="maybe").predict(["a"])
+
+
+def test_clone_and_accuracy_score(fake_backend: FakeBackend) -> None:
+    from sklearn.base import clone, is_classifier
+    from sklearn.metrics import accuracy_score
+
+    original = _classifier(fake_backend, max_concurrency=2, abstain_label="neutral")
+    copy = clone(original)
+    assert copy is not original and copy.get_params()["max_concurrency"] == 2
+    assert is_classifier(copy) and copy.fit(["a"], ["neutral"]) is copy
+    copy.backend.enqueue("positive", "negative", "no idea")
+    texts, truth = ["a", "b", "c"], ["positive", "positive", "neutral"]
+    assert accuracy_score(truth, copy.predict(texts)) == pytest.approx(2 / 3)
+    copy.backend.enqueue("positive", "negative", "no idea")
+    assert copy.score(texts, truth) == pytest.approx(2 / 3)
+    assert copy.set_params(max_concurrency=5).max_concurrency == 5
+
+
+def test_an_empty_classifier_says_how_to_load_one() -> None:
+    from labelwise.core import LabelwiseError
+
+    with pytest.raises(LabelwiseError, match="Classifier.load"):
+        Classifier().fit()
+
+
+def test_context_managers_close_the_backend(fake_backend: FakeBackend) -> None:
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append("closed")
+
+    fake_backend.aclose = aclose  # type: ignore[method-assign]
+    with _classifier(fake_backend) as classifier:
+        classifier.classify(["a"])
+    assert closed  # a sync call closes at its end, and leaving the block closes again
+
+    closed.clear()
+
+    async def run() -> None:
+        async with _classifier(fake_backend) as clf:
+            await clf.aclassify(["a"])
+            assert closed == []  # connections stay open inside the block
+        assert closed == ["closed"]
+
+    import asyncio
+
+    asyncio.run(run())

@@ -26,8 +26,8 @@ from labelwise.packaging import (
     package,
 )
 from labelwise.packaging._head import dump_head, load_head
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import YELP_CSV, fake_server_spec, yelp_sample
+from tests.fake_openai import FakeOpenAIServer
 
 MINILM = BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")
 
@@ -91,7 +91,7 @@ def test_train_embedding_packages_an_evaluated_classifier(trained: tuple[object,
     proba = classifier.predict_proba(test.texts[:5])
     assert proba.shape == (5, 5) and np.allclose(proba.sum(axis=1), 1.0)
     assert classifier.predict(test.texts[:5]).tolist() == classifier.predict(test.texts[:5]).tolist()
-    assert classifier.classify([" "])[0].reason == "empty text"
+    assert classifier.classify([" "])[0].reason == "empty_text"
 
 
 def test_embedding_artifacts_score_in_batch(trained: tuple[object, ...]) -> None:

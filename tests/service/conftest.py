@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve_process import ServeProcess
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import fake_server_spec
+from tests.fake_openai import FakeOpenAIServer
+from tests.serve_process import ServeProcess
 
 LABELS = ["negative", "neutral", "positive"]
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 from labelwise.packaging import ClassifierArtifact
-from labelwise.store import PredictionStore
-from labelwise.store import _Base
+from labelwise.store import PredictionStore, _Base
+from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 
 pytestmark = pytest.mark.slow
 

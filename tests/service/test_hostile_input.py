@@ -12,8 +12,8 @@ from schemathesis import GenerationMode
 from starlette.testclient import TestClient
 
 from labelwise.packaging import Classifier, ClassifierSpec, package
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import fake_server_spec
+from tests.fake_openai import FakeOpenAIServer
 from tests.service.conftest import LABELS
 
 JSON = {"content-type": "application/json"}

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from labelwise.packaging import package
-from tests.fake_openai import FakeOpenAIServer
 from tests.conftest import REPO
+from tests.fake_openai import FakeOpenAIServer
 from tests.service.conftest import RunningServer, keyword_answer, labelwise_serve, served_spec
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from labelwise.packaging import Prediction
-from labelwise.store import PredictionStore
 from labelwise.service._summary import summarize
+from labelwise.store import PredictionStore
 
 POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
 

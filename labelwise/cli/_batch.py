@@ -1,4 +1,4 @@
-"""``labelwise batch score``: score a whole CSV, JSONL or Parquet file."""
+"""``labelwise batch``: score datasets, and analyse them for drift and Responsible AI."""
 
 from __future__ import annotations
 
@@ -11,24 +11,29 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ._console import JsonOption, console, parse_since, print_json
-from .batch import OUTPUT_COLUMNS, ResultCache, ScoreSummary, score_frame
-from .batch._cache import text_key
-from .cli_eval import parse_embedder
-from .core import read_table, write_frame
-from .packaging import (
+from ..batch import (
+    OUTPUT_COLUMNS,
+    ResultCache,
+    ScoreSummary,
+    score_frame,
+)
+from ..core import LabelwiseError, labelwise_home, read_table, text_key, write_frame
+from ..packaging import (
     Classifier,
     Embedder,
-    Embedding,
-    LabelwiseError,
     RateLimiter,
-    labelwise_home,
+    estimate_tokens,
     load_artifact,
+    openai_encoding,
+    technique_for,
 )
-from .packaging._classifier import estimate_tokens
-from .packaging._tokenizers import openai_encoding
-
-__all__ = ["batch_app"]
+from ._common import (
+    JsonOption,
+    console,
+    parse_embedder,
+    parse_since,
+    print_json,
+)
 
 batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
 FAILED_ROWS_EXIT = 3
@@ -214,8 +219,8 @@ def batch_drift(
         reference_data = DriftData.from_artifact(artifact)
     current_data = load_drift_data(current, text_col=text_col, since=when)
     embedding_spec = parse_embedder(embedder) if embedder else None
-    if embedding_spec is None and artifact is not None and isinstance(artifact.spec.technique, Embedding):
-        embedding_spec = artifact.spec.backend
+    if embedding_spec is None and artifact is not None:
+        embedding_spec = technique_for(artifact.spec).input_embedder(artifact.spec)
     encoder = Embedder.with_default_cache(embedding_spec) if embedding_spec else None
     report = drift_report(reference_data, current_data, model=tag, embedder=encoder)
     files = write_drift_report(report, reference_data, current_data, out)

@@ -1,0 +1,5 @@
+"""``python -m labelwise.cli``."""
+
+from . import main
+
+main()

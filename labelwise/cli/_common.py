@@ -1,0 +1,119 @@
+"""What the command modules share: output, common options, evaluation and parsing helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from ..batch import REFERENCE_PROFILE, DriftData
+from ..core import LabelwiseError
+from ..evaluation import EVAL_CARD, EvalCard, LabelledData, evaluate, load_labelled
+from ..packaging import BackendSpec, Classifier, ClassifierArtifact, attach
+
+__all__ = [
+    "JsonOption",
+    "LabelCol",
+    "Resamples",
+    "Sample",
+    "Seed",
+    "TextCol",
+    "attach_evaluation",
+    "console",
+    "parse_embedder",
+    "parse_since",
+    "print_card",
+    "print_json",
+    "run_eval",
+]
+
+console = Console(soft_wrap=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def parse_since(value: str | None, *, option: str = "--since") -> datetime | None:
+    """An ISO date or time from the command line; naive times are taken as UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise LabelwiseError(f"{option} {value!r} is not an ISO date or time (e.g. 2026-11-01)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+TextCol = Annotated[str, typer.Option("--text-col", help="Column holding the text.")]
+LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the true label.")]
+Sample = Annotated[int | None, typer.Option("--sample", min=1, help="Evaluate a seeded sample of N rows.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample and of the bootstrap.")]
+Resamples = Annotated[int, typer.Option("--n-resamples", min=100, help="Bootstrap resamples.")]
+
+
+def run_eval(
+    tag: str, data: Path, *, text_col: str, label_col: str, sample: int | None, seed: int, n_resamples: int
+) -> tuple[EvalCard, LabelledData, list[Any]]:
+    classifier = Classifier.load(tag, max_concurrency=16)
+    labelled = load_labelled(
+        data,
+        text_col=text_col,
+        label_col=label_col,
+        label_set=classifier.artifact_.spec.task.labels,
+        sample=sample,
+        seed=seed,
+    )
+    with console.status(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}"):
+        card, predictions = evaluate(classifier, labelled, n_resamples=n_resamples, random_state=seed)
+    return card, labelled, predictions
+
+
+def attach_evaluation(
+    tag: str, card: EvalCard, texts: list[str], predictions: list[Any], *, source: str, seed: int
+) -> ClassifierArtifact:
+    """Store the eval card and the drift reference profile with the artifact."""
+    attach(tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
+    profile = DriftData.profile(texts, predictions, name=source, seed=seed)
+    return attach(tag, REFERENCE_PROFILE, profile.to_json())
+
+
+def print_card(card: EvalCard) -> None:
+    dataset = card.dataset
+    sampled = f", sample {dataset.sample} seed {dataset.seed}" if dataset.sample else ""
+    console.print(
+        f"[bold]{card.artifact_tag}[/bold] on {dataset.name} ({dataset.evaluated} of {dataset.rows} rows"
+        f"{sampled}; sha256 {dataset.sha256[:12]})"
+    )
+    level = f"{card.confidence:.0%}"
+    table = Table("metric", "value", f"{level} interval", "most-frequent baseline")
+    for name, estimate in card.metrics.items():
+        baseline = card.baseline.get(name)
+        table.add_row(
+            name,
+            f"{estimate.value:.3f}",
+            f"[{estimate.low:.3f}, {estimate.high:.3f}]",
+            "" if baseline is None else f"{baseline:.3f}",
+        )
+    console.print(table)
+
+
+def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str | None = None) -> BackendSpec:
+    """``--embedder PROVIDER:MODEL`` as a backend spec."""
+    provider, _, model = value.partition(":")
+    if not model:
+        raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")
+    try:
+        return BackendSpec.model_validate(
+            {"provider": provider, "model": model, "base_url": base_url, "api_key_env": api_key_env}
+        )
+    except ValidationError as exc:
+        raise LabelwiseError(f"--embedder: {exc.errors()[0]['msg']}") from None

@@ -1,0 +1,93 @@
+"""``labelwise serve``, ``labelwise feedback`` and ``labelwise local``: the service and its helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..packaging import (
+    LocalServerConfig,
+    detached_server,
+    load_artifact,
+    start_detached,
+    stop_detached,
+)
+from ._common import (
+    console,
+    parse_since,
+)
+
+feedback_app = typer.Typer(help="Feedback collected by the service.", no_args_is_help=True)
+local_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
+
+
+def serve_command(
+    tag: Annotated[str, typer.Argument(help="Artifact tag; `latest` is resolved once, now.")],
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    db_url: Annotated[str | None, typer.Option(help="Prediction store URL (LABELWISE_DB_URL).")] = None,
+) -> None:
+    """Serve an artifact with BentoML: /classify, /feedback, /feedback/summary, /metrics."""
+    resolved = load_artifact(tag).tag  # verify now, and pin: a later package must not swap it
+    env = {**os.environ, "LABELWISE_MODEL": str(resolved), "LABELWISE_WORKERS": str(workers)}
+    if db_url:
+        env["LABELWISE_DB_URL"] = db_url
+    console.print(f"serving [bold]{resolved}[/bold] at http://{host}:{port} with {workers} worker(s)")
+    command = [
+        sys.executable, "-m", "bentoml", "serve", "labelwise.service:ClassifierService",
+        "--host", host, "--port", str(port),
+        "--arg", f"model={resolved}", "--arg", f"workers={workers}",
+    ]  # fmt: skip
+    sys.stdout.flush()
+    os.execve(sys.executable, command, env)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", help="CSV, JSONL or Parquet file to write.")],
+    db_url: Annotated[
+        str | None, typer.Option(help="Prediction store URL (default: LABELWISE_DB_URL).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only predictions made since (ISO date or time).")] = None,
+    include_unlabelled: Annotated[
+        bool, typer.Option("--include-unlabelled", help="Also rows whose true label is unknown.")
+    ] = False,
+) -> None:
+    """Write feedback joined with its predictions as a labelled dataset (text, label, ...)."""
+    from .service._export import export_feedback
+
+    rows = export_feedback(
+        out, db_url=db_url, since=parse_since(since), include_unlabelled=include_unlabelled
+    )
+    console.print(f"wrote {rows} rows to {out}")
+
+
+LogprobsOption = Annotated[
+    bool, typer.Option("--logprobs", help="The server for scoring: logprobs (computes all logits).")
+]
+
+
+@local_app.command("start")
+def local_start(logprobs: LogprobsOption = False) -> None:
+    """Start a llama.cpp server that later commands reuse until `labelwise local stop`."""
+    server = start_detached(LocalServerConfig(logits_all=logprobs))
+    console.print(f"local server at {server.base_url} (pid {server.pid})")
+
+
+@local_app.command("stop")
+def local_stop(logprobs: LogprobsOption = False) -> None:
+    """Stop the server `labelwise local start` left running."""
+    stopped = stop_detached(LocalServerConfig(logits_all=logprobs))
+    console.print("stopped" if stopped else "no local server was running")
+
+
+@local_app.command("status")
+def local_status(logprobs: LogprobsOption = False) -> None:
+    """Whether a detached local server is running."""
+    server = detached_server(LocalServerConfig(logits_all=logprobs))
+    console.print(f"running at {server.base_url} (pid {server.pid})" if server else "not running")

@@ -1,0 +1,78 @@
+"""``labelwise train-embedding``: an embedding classifier from labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..packaging import (
+    FAMILIES,
+)
+from ._common import (
+    JsonOption,
+    LabelCol,
+    Sample,
+    Seed,
+    TextCol,
+    attach_evaluation,
+    console,
+    parse_embedder,
+    print_card,
+    print_json,
+)
+
+
+def train_embedding_command(
+    data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the classifier artifact.")],
+    embedder: Annotated[
+        str,
+        typer.Option(
+            help="PROVIDER:MODEL: sentence_transformers:all-MiniLM-L6-v2, openai:text-embedding-3-small, ..."
+        ),
+    ] = "sentence_transformers:all-MiniLM-L6-v2",
+    base_url: Annotated[str | None, typer.Option(help="openai_compatible / azure_openai endpoint.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="NAME of the variable holding the API key.")] = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    test_size: Annotated[float, typer.Option(min=0.05, max=0.5, help="Held-out share.")] = 0.2,
+    sample: Sample = None,
+    seed: Seed = 0,
+    families: Annotated[str, typer.Option(help="Head families to search, comma-separated.")] = ",".join(
+        FAMILIES
+    ),
+    folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds of the head search.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
+    from .evaluation._train_embedding import train_embedding
+
+    spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
+    with console.status(f"embedding and training on {data.name}"):
+        artifact, card, predictions, test, report = train_embedding(
+            data, name=name, embedder=spec, text_col=text_col, label_col=label_col, test_size=test_size,
+            seed=seed, sample=sample, families=tuple(f.strip() for f in families.split(",")), folds=folds,
+        )  # fmt: skip
+    attach_evaluation(str(artifact.tag), card, test.texts, predictions, source=data.name, seed=seed)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    console.print(
+        f"[bold]{artifact.tag}[/bold]: {report.head_family} {report.head_params} "
+        f"(cross-validated weighted F1 {report.cv_weighted_f1:.3f} on {report.train_rows} rows)"
+    )
+    print_card(card)
+    baseline = report.tfidf_baseline
+    console.print(
+        f"TF-IDF + logistic regression on the same split: accuracy {baseline['accuracy']:.3f}, "
+        f"weighted F1 {baseline['weighted_f1']:.3f}"
+    )
+    if report.embedded_texts:
+        console.print(
+            f"embedding: {report.embedding_texts_per_s:.1f} texts/s ({report.embedded_texts} new texts)"
+        )
+    console.print(
+        f"prediction: {report.prediction_texts_per_s:.1f} texts/s ({report.test_rows} held-out texts)"
+    )
