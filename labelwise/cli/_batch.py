@@ -13,11 +13,18 @@ from rich.table import Table
 
 from ..batch import (
     OUTPUT_COLUMNS,
+    DriftData,
     ResultCache,
     ScoreSummary,
+    drift_report,
+    load_drift_data,
+    rai_report,
     score_frame,
+    score_with_ray,
+    write_drift_report,
+    write_rai_report,
 )
-from ..core import LabelwiseError, labelwise_home, read_table, text_key, write_frame
+from ..core import LabelwiseError, labelwise_home, read_table, run_sync, text_key, write_frame
 from ..packaging import (
     Classifier,
     Embedder,
@@ -84,8 +91,6 @@ def batch_score(
             _dry_run(classifier, frame, text_col, cache, as_json=as_json)
             return
         if engine == "ray":
-            from .batch._ray import score_with_ray
-
             scored, summary = score_with_ray(
                 frame, classifier.artifact, text_col=text_col, address=address, concurrency=concurrency
             )
@@ -132,12 +137,10 @@ def _run(
             progress.update(task, rate=f"{speed:.1f} rows/s" if speed else "")
 
         async def run() -> tuple[pd.DataFrame, ScoreSummary]:
-            try:
+            async with classifier:
                 return await score_frame(
                     frame, classifier, text_col=text_col, cache=cache, on_progress=advance
                 )
-            finally:
-                await classifier.backend_.aclose()
 
         return asyncio.run(run())
 
@@ -149,7 +152,7 @@ def _dry_run(
     unique = {text_key(t): t for t in texts if t.strip()}
     cached = cache.get_many(str(classifier.tag_), unique)
     todo = [t for k, t in unique.items() if k not in cached]
-    requests = [classifier.scorer_.request(t) for t in todo]
+    requests = run_sync(classifier.technique_.requests(todo))
     spec = classifier.artifact_.spec
     if spec.backend.provider in ("openai", "azure_openai"):
         # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
@@ -205,7 +208,6 @@ def batch_drift(
     The reference is --reference, or else the profile recorded when the artifact was packaged
     with --eval (no texts: the text-domain check then needs --reference).
     """
-    from .batch._drift_report import DriftData, drift_report, load_drift_data, write_drift_report
 
     if reference is None and model is None:
         raise LabelwiseError("give --model TAG (its reference profile is the reference) or --reference DATA")
@@ -261,8 +263,7 @@ def batch_rai(
     """Where the classifier works and where it fails: cohorts, errors, calibration, robustness."""
     import warnings
 
-    from .batch._rai import RaiData, SmallGroupWarning
-    from .batch._rai_report import rai_report, write_rai_report
+    from ..batch import RaiData, SmallGroupWarning
 
     data = RaiData.load(scored, label_col=label_col, text_col=text_col, cohort_cols=cohort or (), model=model)
     with warnings.catch_warnings():

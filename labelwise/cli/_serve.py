@@ -16,6 +16,7 @@ from ..packaging import (
     start_detached,
     stop_detached,
 )
+from ..store import export_feedback
 from ._common import (
     console,
     parse_since,
@@ -59,8 +60,6 @@ def feedback_export(
     ] = False,
 ) -> None:
     """Write feedback joined with its predictions as a labelled dataset (text, label, ...)."""
-    from .service._export import export_feedback
-
     rows = export_feedback(
         out, db_url=db_url, since=parse_since(since), include_unlabelled=include_unlabelled
     )

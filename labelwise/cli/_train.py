@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..evaluation import train_embedding
 from ..packaging import (
     FAMILIES,
 )
@@ -47,8 +48,6 @@ def train_embedding_command(
     as_json: JsonOption = False,
 ) -> None:
     """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
-    from .evaluation._train_embedding import train_embedding
-
     spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
     with console.status(f"embedding and training on {data.name}"):
         artifact, card, predictions, test, report = train_embedding(

@@ -83,7 +83,7 @@ def test_faults_keep_every_row_and_the_exit_code_says_so(fake: FakeOpenAIServer,
     scored = pd.read_json(out, lines=True)
     assert len(scored) == 20 and scored["id"].tolist() == list(range(20))
     failed = scored[scored["status"] == "error"]
-    assert len(failed) >= 2 and failed["error"].str.contains("RateLimited|BackendUnavailable").all()
+    assert len(failed) >= 2 and failed["reason"].isin(["rate_limited", "backend_unavailable"]).all()
     # The same command again retries only what failed, and succeeds.
     before = fake.requests
     labelwise("batch", "score", tag, str(path), "--out", str(out), "--concurrency", "1", "--no-cache")
@@ -97,7 +97,7 @@ def test_timeouts_keep_rows(tmp_path: Path) -> None:
         artifact, _ = package(fake_server_spec("batch-timeouts", slow.base_url, timeout_s=0.2, max_retries=0))
         scored = score_dataframe(pd.DataFrame({"text": ["a bad one", "a good one"]}), str(artifact.tag))
     assert scored["status"].tolist() == ["error", "error"]
-    assert scored["error"].str.startswith("BackendTimeout").all()
+    assert (scored["reason"] == "backend_timeout").all()
 
 
 def test_resume_after_sigkill(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from labelwise.packaging import ClassifierArtifact
-from labelwise.store import PredictionStore, _Base
+from labelwise.store import PredictionStore
+from labelwise.store._store import _Base
 from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 
 pytestmark = pytest.mark.slow

@@ -53,7 +53,7 @@ def test_classify_answers_and_logs(
 
 def test_unparseable_output_is_an_answer_without_label(client: TestClient) -> None:
     body = _classify(client, "gibberish")
-    assert body["label"] is None and "no label" in body["reason"]
+    assert body["label"] is None and body["reason"] == "no_label" and "no label" in body["message"]
 
 
 def test_classify_batch(client: TestClient) -> None:
@@ -110,7 +110,9 @@ def test_backend_unavailable_is_503_and_logs_nothing(
     client: TestClient, fake_openai: FakeOpenAIServer, db_path: Path, served_artifact: ClassifierArtifact
 ) -> None:
     tag = str(served_artifact.tag)
-    errors_before = _metric(client, "labelwise_backend_errors_total", artifact=tag, kind="BackendUnavailable")
+    errors_before = _metric(
+        client, "labelwise_backend_errors_total", artifact=tag, kind="backend_unavailable"
+    )
     rows_before = _rows(db_path, "labelwise_predictions")
     fake_openai.fail_next(503, times=2)  # the first try and the one retry
     response = client.post("/classify", json={"text": "hello"})
@@ -118,10 +120,10 @@ def test_backend_unavailable_is_503_and_logs_nothing(
     assert "the model backend is unavailable" in response.json()["error"]
     assert _rows(db_path, "labelwise_predictions") == rows_before
     assert (
-        _metric(client, "labelwise_backend_errors_total", artifact=tag, kind="BackendUnavailable")
+        _metric(client, "labelwise_backend_errors_total", artifact=tag, kind="backend_unavailable")
         == errors_before + 1
     )
-    assert _metric(client, "labelwise_backend_retries_total", artifact=tag, kind="BackendUnavailable") >= 1
+    assert _metric(client, "labelwise_backend_retries_total", artifact=tag, kind="backend_unavailable") >= 1
     # It recovers by itself once the backend does.
     assert _classify(client, "hello")["label"] == "neutral"
 

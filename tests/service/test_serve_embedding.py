@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
-from labelwise.packaging._head import HEAD_FILE, dump_head
+from labelwise.packaging import HEAD_FILE, ClassifierArtifact, ClassifierSpec, dump_head, package
 from tests.fake_openai import FakeOpenAIServer, bag_of_words
 from tests.service.conftest import LABELS, RunningServer, keyword_answer, labelwise_serve
 

@@ -29,7 +29,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Prediction
     try:
         yield store
     finally:
-        from labelwise.store import _Base
+        from labelwise.store._store import _Base
 
         _Base.metadata.drop_all(store.engine)
         store.close()
@@ -42,7 +42,7 @@ def log(
         artifact_tag=tag,
         label=label,
         probabilities={"positive": 0.8, "negative": 0.2} if label else None,
-        reason=None if label else "no label in output",
+        reason=None if label else "no_label",
         latency_s=0.1,
         prompt_tokens=10,
         completion_tokens=1,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labelwise.service._summary import summarize, true_label
+from labelwise.service._summary import summarize
+from labelwise.store import true_label
 
 LABELS = ["1", "2", "3"]
 
