@@ -6,7 +6,17 @@ import importlib
 
 import pytest
 
-AREAS = ["labelwise", "labelwise.packaging", "labelwise.service", "labelwise.batch", "labelwise.evaluation"]
+AREAS = [
+    "labelwise",
+    "labelwise.core",
+    "labelwise.packaging",
+    "labelwise.store",
+    "labelwise.reports",
+    "labelwise.service",
+    "labelwise.batch",
+    "labelwise.evaluation",
+    "labelwise.cli",
+]
 
 
 @pytest.mark.parametrize("name", AREAS)
@@ -29,7 +39,22 @@ def test_packaging_imports_no_other_area() -> None:
     code = (
         "import sys, labelwise.packaging; "
         "bad = [m for m in sys.modules if m.split('.')[:2] in "
-        "(['labelwise','service'], ['labelwise','batch'], ['labelwise','evaluation'])]; "
+        "(['labelwise','service'], ['labelwise','batch'], ['labelwise','evaluation'], "
+        "['labelwise','store'], ['labelwise','reports'], ['labelwise','cli'])]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_the_bento_installs_what_pyproject_declares() -> None:
+    """bentofile.yaml's packages are the core dependencies plus what served techniques need."""
+    import tomllib
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    serving = [dep for extra in ("local", "postgres") for dep in project["optional-dependencies"][extra]]
+    bento = yaml.safe_load((REPO / "bentofile.yaml").read_text())
+    assert bento["python"]["packages"] == project["dependencies"] + serving

@@ -92,7 +92,7 @@ def batch_score(
             return
         if engine == "ray":
             scored, summary = score_with_ray(
-                frame, classifier.artifact, text_col=text_col, address=address, concurrency=concurrency
+                frame, classifier.artifact_, text_col=text_col, address=address, concurrency=concurrency
             )
         elif engine == "local":
             scored, summary = _run(classifier, frame, text_col, cache)
