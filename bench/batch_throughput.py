@@ -35,7 +35,7 @@ from labelwise.packaging._local import LocalServerConfig, local_server  # noqa: 
 from tests.serve_process import wait_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-YELP = REPO.parent / "shared" / "data" / "yelp.csv"
+YELP = REPO / "data" / "yelp-sample.csv"
 TEMPLATE = "Rate the following Yelp review with 1, 2, 3, 4 or 5 stars.\n\nReview: {text}\nStars: "
 
 

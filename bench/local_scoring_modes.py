@@ -26,7 +26,7 @@ from labelwise.packaging._backends import label_grammar  # noqa: E402
 from labelwise.packaging._local import LocalServerConfig, local_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-YELP = REPO.parent / "shared" / "data" / "yelp.csv"
+YELP = REPO / "data" / "yelp-sample.csv"
 
 
 def spec_for(mode: str) -> ClassifierSpec:

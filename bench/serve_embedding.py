@@ -26,7 +26,7 @@ from _load import free_port, measure, stop_all, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = str(REPO / "bench" / "_peers.py")
-YELP = REPO.parent / "shared" / "data" / "yelp.csv"
+YELP = REPO / "data" / "yelp-sample.csv"
 
 
 def main() -> None:

@@ -29,9 +29,7 @@ from labelwise.packaging import (  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-YELP_CSV = REPO.parent / "shared" / "data" / "yelp.csv"
-# Rows of yelp.csv that the example few-shot prompt uses; samples for tests avoid them.
-EXAMPLE_ROWS = {22, 37, 136, 171, 172}
+YELP_CSV = REPO / "data" / "yelp-sample.csv"  # holds none of the example prompt's reviews
 _PROVIDER_ENV = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",
@@ -55,8 +53,8 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def yelp_sample(n: int, *, seed: int = 0, max_chars: int | None = None) -> pd.DataFrame:
-    """A seeded sample of the Yelp reviews that leaves out the example prompt's rows."""
-    frame = pd.read_csv(YELP_CSV).drop(index=list(EXAMPLE_ROWS))
+    """A seeded sample of the Yelp reviews."""
+    frame = pd.read_csv(YELP_CSV)
     if max_chars is not None:
         frame = frame[frame["text"].str.len() <= max_chars]
     return frame.sample(n=n, random_state=seed).reset_index(drop=True)

@@ -136,8 +136,9 @@ async def _send_feedback(
                 body = {"prediction_id": prediction_id, "thumbs": "down", "correct_label": None}
                 try:
                     response = await client.post("/feedback", json=body)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     failures += 1  # the server went away: this write was never acknowledged
+                    print(f"feedback not sent: {exc!r}", file=sys.stderr)
                     continue
                 if response.status_code in (200, 201):
                     acknowledged.add(prediction_id)
@@ -145,6 +146,7 @@ async def _send_feedback(
                         on_acknowledged(len(acknowledged))
                 else:
                     failures += 1
+                    print(f"feedback refused: {response.status_code} {response.text[:300]}", file=sys.stderr)
 
         await asyncio.gather(*(writer() for _ in range(concurrency)))
     return acknowledged, failures

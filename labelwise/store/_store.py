@@ -107,6 +107,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # The driver's own implicit BEGIN is turned off so that _sqlite_begin decides how each
+    # transaction starts.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # A write transaction that reads first (feedback looks up its prediction) must take the
+    # write lock up front: upgrading a read snapshot after another worker has written fails at
+    # once with SQLITE_BUSY, which busy_timeout does not wait out.
+    writes = connection.get_execution_options().get("labelwise_writes", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 class PredictionStore:
@@ -115,6 +126,7 @@ class PredictionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writes = sessionmaker(engine.execution_options(labelwise_writes=True), expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str) -> PredictionStore:
@@ -125,6 +137,7 @@ class PredictionStore:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             engine = create_engine(url, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         _Base.metadata.create_all(engine)
@@ -139,7 +152,7 @@ class PredictionStore:
         """Store one prediction and return its new id; ``keep_text=False`` keeps only the text's hash."""
         prediction_id = uuid.uuid4().hex
         probabilities = prediction.probabilities
-        with self._sessions.begin() as session:
+        with self._writes.begin() as session:
             session.add(
                 PredictionRow(
                     id=prediction_id,
@@ -174,7 +187,7 @@ class PredictionStore:
         """
         now = _now()
         values = {"thumbs": thumbs, "correct_label": correct_label, "comment": comment, "updated_at": now}
-        with self._sessions.begin() as session:
+        with self._writes.begin() as session:
             prediction = session.get(PredictionRow, prediction_id)
             if prediction is None:
                 return None

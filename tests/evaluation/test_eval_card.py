@@ -41,7 +41,7 @@ def test_load_labelled_samples_and_checks_labels(tmp_path: Path) -> None:
     assert set(data.labels) <= set(STARS)
     again = load_labelled(YELP_CSV, text_col="text", label_col="stars", label_set=STARS, sample=40, seed=3)
     assert again.texts == data.texts and again.dataset == data.dataset
-    assert data.dataset.rows == 10_000 and len(data.dataset.sha256) == 64
+    assert data.dataset.rows == 5_000 and len(data.dataset.sha256) == 64
     bad = tmp_path / "bad.csv"
     bad.write_text("text,stars\nok,5\nmeh,six\n")
     with pytest.raises(LabelwiseError, match="not labels of the classifier: six"):

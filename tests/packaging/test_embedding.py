@@ -174,7 +174,7 @@ def test_nearest_few_shot_puts_the_most_similar_examples_in_the_prompt(tmp_path:
 
 @pytest.mark.slow
 def test_yelp_embedding_classifier_beats_the_most_frequent_label(tmp_path: Path) -> None:
-    """A larger seeded run on the real data (the closing note reports the full 10,000 rows)."""
+    """A larger seeded run on the real data (bench/ measures more rows)."""
     data = tmp_path / "yelp.csv"
     pd.read_csv(YELP_CSV).sample(n=1000, random_state=0).to_csv(data, index=False)
     _, card, _, _, report = train_embedding(

@@ -1,0 +1,52 @@
+"""The ``labelwise`` command assembled from one module per command group.
+
+Errors that labelwise raises on purpose are printed as one message, with no traceback, and the
+command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from ..core import LabelwiseError
+from ._batch import batch_app
+from ._eval import calibrate_command, eval_app, experiment_command
+from ._finetune import finetune_app
+from ._models import models_app, package_command
+from ._predict import predict_command
+from ._serve import feedback_app, local_app, serve_command
+from ._train import train_embedding_command
+
+app = typer.Typer(
+    help="Ship text classifiers built on large language models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("package")(package_command)
+app.add_typer(models_app, name="models")
+app.command("predict")(predict_command)
+app.command("serve")(serve_command)
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(local_app, name="local")
+app.add_typer(eval_app, name="eval")
+app.command("calibrate")(calibrate_command)
+app.command("experiment")(experiment_command)
+app.add_typer(finetune_app, name="finetune")
+app.command("train-embedding")(train_embedding_command)
+app.add_typer(batch_app, name="batch")
+
+
+def main() -> None:
+    """Entry point: run the app and turn labelwise errors into one-line messages."""
+    try:
+        app()
+    except LabelwiseError as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            Text.assemble(("error: ", "red"), str(exc)), highlight=False
+        )
+        sys.exit(2)
