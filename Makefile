@@ -33,8 +33,10 @@ demo: install ## Package the few-shot Yelp example and classify one review on th
 	$(BIN)/labelwise package examples/yelp-few-shot.yaml
 	$(BIN)/labelwise predict yelp-few-shot:latest "The food was cold and the waiter was rude."
 
-test: install ## Run the test suite (what CI runs)
-	$(BIN)/python -m pytest
+# PostgreSQL and Chromium come from .ci/services.sh, which installs them where it can and
+# otherwise warns which tests it leaves out.
+test: install ## Run the test suite (what CI runs), with PostgreSQL and Chromium where they can be had
+	@services=$$(bash .ci/services.sh) && eval "$$services" && $(BIN)/python -m pytest
 
 lint: install ## ruff check, format check, mypy and the layer contracts (lint-imports)
 	$(BIN)/ruff check labelwise tests bench

@@ -6,7 +6,12 @@ set -euo pipefail
 PORT=${LABELWISE_TEST_POSTGRES_PORT:-54329}
 DATA=${LABELWISE_TEST_POSTGRES_DIR:-/tmp/labelwise-pg}
 
+if [ -n "${LABELWISE_TEST_POSTGRES_URL:-}" ]; then  # a server of the user's own
+    echo "export LABELWISE_TEST_POSTGRES_URL=$LABELWISE_TEST_POSTGRES_URL"
+    exit 0
+fi
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || exit 1
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >&2
 fi
 BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
