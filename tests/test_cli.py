@@ -17,12 +17,12 @@ needs_local = pytest.mark.skipif(
 )
 
 
-def labelwise(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def labelwise(*args: str, check: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "labelwise.cli", *args],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=cwd,
         timeout=300,
     )
     if check and result.returncode != 0:
@@ -50,6 +50,22 @@ def test_models_list_show_export_import_delete(tmp_path: Path) -> None:
     assert json.loads(labelwise("models", "list", "yelp-fine-tuned", "--json").stdout) == []
     assert tag in labelwise("models", "import", exported).stdout
     assert "yelp-fine-tuned" in labelwise("models", "list").stdout
+
+
+def test_export_and_import_take_paths_relative_to_the_working_folder(tmp_path: Path) -> None:
+    tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"), "--json").stdout)["tag"]
+    (tmp_path / "artifacts").mkdir()
+    named = labelwise("models", "export", tag, "--out", "./artifacts/zero.bentomodel", cwd=tmp_path)
+    assert Path(named.stdout.strip()) == tmp_path / "artifacts" / "zero.bentomodel"
+    default = Path(labelwise("models", "export", tag, cwd=tmp_path).stdout.strip())
+    assert default.parent == tmp_path and default.is_file()
+    missing = labelwise("models", "export", tag, "--out", "./nowhere/x.bentomodel", check=False, cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    # The version is in the store already: importing it again changes nothing and succeeds.
+    again = labelwise("models", "import", "./artifacts/zero.bentomodel", cwd=tmp_path)
+    assert f"already in the store, unchanged: {tag}" in again.stdout
+    absent = labelwise("models", "import", "./absent.bentomodel", check=False, cwd=tmp_path)
+    assert absent.returncode == 2 and "absent.bentomodel is not a file" in absent.stderr
 
 
 @pytest.mark.parametrize(

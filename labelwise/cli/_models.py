@@ -143,9 +143,10 @@ def models_export(
 
 @models_app.command("import")
 def models_import(path: Annotated[Path, typer.Argument(help="A .bentomodel file.")]) -> None:
-    """Bring an exported artifact into the store, verifying it."""
-    artifact, _ = import_artifact(path)
-    console.print(f"imported [bold]{artifact.tag}[/bold]")
+    """Bring an exported artifact into the store, verifying it (a version already there is kept)."""
+    artifact, created = import_artifact(path)
+    state = "imported" if created else "already in the store, unchanged:"
+    console.print(f"{state} [bold]{artifact.tag}[/bold]")
 
 
 @models_app.command("delete")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ..core import run_sync
@@ -369,45 +370,58 @@ def export_artifact(tag: str | ArtifactTag, destination: str | Path) -> Path:
     import bentoml
 
     artifact = load_artifact(tag)  # refuse to export a tampered artifact
-    destination = Path(destination)
+    # BentoML resolves a relative path against "/", so it only ever sees absolute ones.
+    destination = Path(destination).expanduser().resolve()
     if destination.is_dir():
         destination = destination / f"{artifact.tag.name}-{artifact.tag.version}.bentomodel"
+    elif not destination.parent.is_dir():
+        raise ArtifactError(f"cannot export to {destination}: folder {destination.parent} does not exist")
     return Path(bentoml.models.export_model(str(artifact.tag), str(destination)))
 
 
-def _check_archive(path: Path) -> None:
-    """Refuse an archive whose members could land outside the store: absolute or ``..`` paths, links."""
+def _archived_tag(path: Path) -> ArtifactTag:
+    """The tag an archive holds, after refusing members that could land outside the store
+    (absolute or ``..`` paths, links)."""
     import tarfile
 
     try:
         with tarfile.open(path) as archive:
             members = archive.getmembers()
-    except (tarfile.TarError, OSError) as exc:
+            for member in members:
+                parts = PurePosixPath(member.name).parts
+                if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+                    raise ArtifactIntegrityError(
+                        f"{path}: member {member.name!r} is a link or points outside the archive; not imported"
+                    )
+            info = next((m for m in members if PurePosixPath(m.name).parts[-1:] == ("model.yaml",)), None)
+            document = archive.extractfile(info) if info is not None else None
+            model = yaml.safe_load(document.read()) if document is not None else None
+    except (tarfile.TarError, OSError, yaml.YAMLError) as exc:
         raise ArtifactError(f"{path} is not a .bentomodel archive ({exc})") from None
-    for member in members:
-        parts = PurePosixPath(member.name).parts
-        if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
-            raise ArtifactIntegrityError(
-                f"{path}: member {member.name!r} is a link or points outside the archive; not imported"
-            )
+    if not isinstance(model, dict) or not model.get("name") or not model.get("version"):
+        raise ArtifactError(f"{path} is not a .bentomodel archive (no model.yaml with a name and version)")
+    return ArtifactTag(str(model["name"]), str(model["version"]))
 
 
 def import_artifact(path: str | Path) -> tuple[ClassifierArtifact, bool]:
-    """Import a ``.bentomodel`` file; an artifact that fails verification is removed again."""
+    """Import a ``.bentomodel`` file; an artifact that fails verification is removed again.
+
+    Returns the artifact and whether it is new: a version already in the store is left as it is
+    (versions are content hashes, so it holds the same content), as packaging the same spec twice.
+    """
     import bentoml
     from bentoml.exceptions import BentoMLException
 
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # BentoML resolves relative paths against "/"
     if not path.is_file():
         raise ArtifactError(f"{path} is not a file")
-    _check_archive(path)
+    tag = _archived_tag(path)
+    if tag.version in {t.version for t, _ in list_artifacts(tag.name)}:
+        return load_artifact(tag), False
     try:
-        model = bentoml.models.import_model(str(path))
+        bentoml.models.import_model(str(path))
     except BentoMLException as exc:
-        if "already exists" in str(exc):
-            raise ArtifactError(f"{path}: that version is already in the store ({exc})") from None
         raise ArtifactError(f"cannot import {path}: {exc}") from None
-    tag = ArtifactTag(model.tag.name, model.tag.version)
     try:
         return load_artifact(tag), True
     except (ArtifactError, SpecError):
