@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,50 @@ def test_serve_refuses_an_unknown_artifact_before_starting() -> None:
     assert result.returncode == 2
     assert "no artifact never-packaged:0123456789abcdef" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    assert labelwise("--version").stdout.startswith("labelwise ")
+
+
+BAD_FILES = {
+    "latin1.csv": "text,stars\nCaf\xe9 cr\xe8me was great,5\n".encode("latin-1"),
+    "empty.csv": b"",
+    "header-only.csv": b"text,stars\n",
+    "broken.jsonl": b'{"text": "fine", "stars": 5}\n{"text": \n',
+    "not-parquet.parquet": b"text,stars\nhello,5\n",
+}
+BAD_FILE_MESSAGES = {
+    "latin1.csv": "is not UTF-8 text (byte 0xe9 at offset 14)",
+    "empty.csv": "is empty",
+    "header-only.csv": "has no rows",
+    "broken.jsonl": "is not readable as JSON Lines",
+    "not-parquet.parquet": "is not readable as Parquet",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_a_file_that_is_not_a_table_is_a_labelwise_error(name: str, tmp_path: Path) -> None:
+    from labelwise.core import LabelwiseError, read_table
+
+    path = tmp_path / name
+    path.write_bytes(BAD_FILES[name])
+    with pytest.raises(LabelwiseError, match=re.escape(BAD_FILE_MESSAGES[name])):
+        read_table(path)
+
+
+@pytest.mark.parametrize("command", ["predict", "eval", "batch score"])
+def test_bad_files_are_one_line_errors_in_every_command(command: str, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(BAD_FILES["latin1.csv"])
+    tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"), "--json").stdout)["tag"]
+    args = {
+        "predict": ["predict", tag, "--input", str(path)],
+        "eval": ["eval", tag, str(path), "--label-col", "stars"],
+        "batch score": ["batch", "score", tag, str(path), "--out", str(tmp_path / "out.csv")],
+    }[command]
+    result = labelwise(*args, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert BAD_FILE_MESSAGES["latin1.csv"] in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "out.csv").exists()

@@ -91,13 +91,14 @@ async def score_frame(
     *,
     text_col: str = "text",
     cache: ResultCache | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[..., None] | None = None,
 ) -> tuple[pd.DataFrame, ScoreSummary]:
     """Score ``frame[text_col]``; returns the frame with the output columns added, in input order.
 
     Identical texts are scored once; texts already in ``cache`` are not scored again; every
     finished text is committed to ``cache`` at once. A text whose backend call fails after
     retries keeps its rows, with status ``error`` and the error, and is not cached.
+    ``on_progress(rows, cached=...)`` is told of finished rows, those from the cache apart.
     """
     import time
 
@@ -109,7 +110,7 @@ async def score_frame(
     done = cache.get_many(tag, unique) if cache is not None else {}
     results: dict[str, tuple[Prediction | BackendError, bool]] = {k: (p, True) for k, p in done.items()}
     if on_progress is not None and done:
-        on_progress(sum(1 for k in keys if k in done))
+        on_progress(sum(1 for k in keys if k in done), cached=True)
     todo = [k for k in unique if k not in done]
     counts = pd.Series(keys).value_counts().to_dict()
     async for index, outcome in classifier.aclassify_each([unique[k] for k in todo]):

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from ..batch import (
@@ -41,6 +40,7 @@ from ._common import (
     parse_since,
     print_json,
 )
+from ._progress import ProgressBar, err_console, step
 
 batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
 FAILED_ROWS_EXIT = 3
@@ -114,32 +114,22 @@ def batch_score(
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         console.print(table)
     if summary.failed_rows:
-        console.print(f"[red]{summary.failed_rows} rows failed[/red]; they are in {out} with status 'error'")
+        err_console.print(
+            f"[red]{summary.failed_rows} rows failed[/red]; they are in {out} with status 'error'"
+        )
         raise typer.Exit(FAILED_ROWS_EXIT)
 
 
 def _run(
     classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache
 ) -> tuple[pd.DataFrame, ScoreSummary]:
-    columns = [
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(f"scoring with {classifier.tag_}", total=len(frame), rate="")
-
-        def advance(rows: int) -> None:
-            progress.advance(task, rows)
-            speed = progress.tasks[task].speed
-            progress.update(task, rate=f"{speed:.1f} rows/s" if speed else "")
+    step(f"scoring {len(frame)} rows with {classifier.tag_}")
+    with ProgressBar("scoring", len(frame)) as bar:
 
         async def run() -> tuple[pd.DataFrame, ScoreSummary]:
             async with classifier:
                 return await score_frame(
-                    frame, classifier, text_col=text_col, cache=cache, on_progress=advance
+                    frame, classifier, text_col=text_col, cache=cache, on_progress=bar.advance
                 )
 
         return asyncio.run(run())

@@ -17,6 +17,7 @@ from ..batch import REFERENCE_PROFILE, DriftData
 from ..core import LabelwiseError
 from ..evaluation import EVAL_CARD, EvalCard, LabelledData, evaluate, load_labelled
 from ..packaging import BackendSpec, Classifier, ClassifierArtifact, attach
+from ._progress import ProgressBar, step
 
 __all__ = [
     "JsonOption",
@@ -72,8 +73,11 @@ def run_eval(
         sample=sample,
         seed=seed,
     )
-    with console.status(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}"):
-        card, predictions = evaluate(classifier, labelled, n_resamples=n_resamples, random_state=seed)
+    step(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}")
+    with ProgressBar("scoring", labelled.dataset.evaluated) as bar:
+        card, predictions = evaluate(
+            classifier, labelled, n_resamples=n_resamples, random_state=seed, on_progress=bar.advance
+        )
     return card, labelled, predictions
 
 

@@ -39,6 +39,7 @@ from ._common import (
     print_json,
     run_eval,
 )
+from ._progress import ProgressBar, step
 
 
 class _DefaultToRun(TyperGroup):
@@ -181,7 +182,8 @@ def calibrate_command(
         sample=sample,
         seed=seed,
     )
-    with console.status(f"scoring {labelled.dataset.evaluated} rows with {artifact.tag}"):
+    step(f"scoring {labelled.dataset.evaluated} rows with {artifact.tag}")
+    with ProgressBar("scoring", labelled.dataset.evaluated) as bar:
         spec, report = fit_calibration(
             artifact,
             labelled,
@@ -189,6 +191,7 @@ def calibrate_command(
             held_out=held_out,
             abstain_below=abstain_below,
             random_state=seed,
+            on_progress=bar.advance,
         )
     calibrated, _ = package(spec)
     if out is not None:

@@ -24,6 +24,7 @@ from ._common import (
     console,
     print_json,
 )
+from ._progress import err_console
 
 finetune_app = typer.Typer(
     help="Fine-tuning data, and reported-versus-measured metric gaps.", no_args_is_help=True
@@ -120,7 +121,7 @@ def finetune_gap(
         test_data = load_labelled(
             test, text_col=text_col, label_col=label_col, label_set=spec.task.labels, sample=sample, seed=seed
         )
-    with console.status("replaying the validation file and the test set"):
+    with err_console.status("replaying the validation file and the test set"):
         report = gap_report(classifier, validation, reported=reported_metrics, test=test_data)
     if out is not None:
         out.write_text(report.model_dump_json(indent=2))

@@ -23,6 +23,7 @@ from ._common import (
     print_card,
     print_json,
 )
+from ._progress import ProgressBar, step
 
 
 def train_embedding_command(
@@ -49,11 +50,30 @@ def train_embedding_command(
 ) -> None:
     """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
     spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
-    with console.status(f"embedding and training on {data.name}"):
+    bar: ProgressBar | None = None
+
+    def embedded(count: int, total: int, *, cached: bool = False) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = ProgressBar("embedding", total, unit="texts").__enter__()
+        bar.advance(count, cached=cached)
+
+    def on_step(message: str) -> None:
+        nonlocal bar
+        if bar is not None:  # the embedding stage is over
+            bar.__exit__(None, None, None)
+            bar = None
+        step(message)
+
+    try:
         artifact, card, predictions, test, report = train_embedding(
             data, name=name, embedder=spec, text_col=text_col, label_col=label_col, test_size=test_size,
             seed=seed, sample=sample, families=tuple(f.strip() for f in families.split(",")), folds=folds,
+            on_step=on_step, on_embedded=embedded,
         )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
     attach_evaluation(str(artifact.tag), card, test.texts, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(report.model_dump(mode="json"))

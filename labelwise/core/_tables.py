@@ -24,22 +24,19 @@ def _format(path: Path) -> str:
 
 
 def read_table(path: Path, *, required: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read a table.
+    """Read a table of at least one row; a file that is not one is a ``LabelwiseError``.
 
     ``required`` maps each column that must be present to the option that names it, so the
     error can say how to choose another: ``{"text": "--text-col"}``.
     """
-    import pandas as pd
-
     suffix = _format(path)
     if not path.is_file():
         raise LabelwiseError(f"{path} does not exist")
-    if suffix == ".csv":
-        frame = pd.read_csv(path)
-    elif suffix == ".jsonl":
-        frame = pd.read_json(path, lines=True)
-    else:
-        frame = pd.read_parquet(path)
+    if path.stat().st_size == 0:
+        raise LabelwiseError(f"{path} is empty")
+    frame = _read(path, suffix)
+    if frame.empty:
+        raise LabelwiseError(f"{path} has no rows")
     for column, option in (required or {}).items():
         if column not in frame.columns:
             raise LabelwiseError(
@@ -47,6 +44,28 @@ def read_table(path: Path, *, required: Mapping[str, str] | None = None) -> pd.D
                 f"(choose one with {option})"
             )
     return frame
+
+
+def _read(path: Path, suffix: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, encoding="utf-8-sig")  # -sig: a byte-order mark is not data
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True, encoding="utf-8")
+        return pd.read_parquet(path)
+    except UnicodeDecodeError as exc:
+        raise LabelwiseError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise LabelwiseError(f"{path} holds no columns") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
+        # ValueError: malformed JSON lines, or pyarrow's ArrowInvalid on a bad Parquet file.
+        kind = {".csv": "CSV", ".jsonl": "JSON Lines", ".parquet": "Parquet"}[suffix]
+        raise LabelwiseError(f"{path} is not readable as {kind}: {str(exc).splitlines()[0]}") from None
 
 
 def write_table(rows: Sequence[dict[str, Any]], path: Path, *, columns: Sequence[str]) -> None:

@@ -8,7 +8,7 @@ classifier is a new artifact version that serves calibrated probabilities everyw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -125,6 +125,7 @@ def fit_calibration(
     abstain_below: float | None = None,
     random_state: int = 0,
     classifier: Classifier | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[ClassifierSpec, CalibrationReport]:
     """Score ``data`` uncalibrated, fit on one stratified part, report on the other.
 
@@ -138,7 +139,7 @@ def fit_calibration(
     labels = spec.task.labels
     raw = ClassifierArtifact(spec=_with_calibration(spec, None), label_tokens=artifact.label_tokens)
     classifier = classifier or Classifier(artifact=raw, max_concurrency=16)
-    predictions = classifier.classify(data.texts)
+    predictions = classifier.classify(data.texts, on_progress=on_progress)
     proba = prediction_probabilities(predictions, labels)
     if proba is None:
         raise LabelwiseError("the classifier returned no probabilities to calibrate")

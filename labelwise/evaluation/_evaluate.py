@@ -138,6 +138,8 @@ def load_labelled(
     frame = frame.dropna(subset=[text_col, label_col])
     if len(exclude_index):
         frame = frame.drop(index=[i for i in exclude_index if i in frame.index])
+    if frame.empty:
+        raise LabelwiseError(f"{path}: no row has both a {text_col!r} and a {label_col!r} value")
     labels = as_labels(frame[label_col], label_set=label_set, where=f"{path}: column {label_col!r}")
     if sample is not None and sample < len(frame):
         frame = frame.sample(n=sample, random_state=seed)
@@ -204,11 +206,14 @@ def evaluate(
     confidence: float = 0.95,
     random_state: int | None = 0,
     predictions: Sequence[Prediction] | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[EvalCard, list[Prediction]]:
     """Score ``data`` with ``classifier`` (unless ``predictions`` are given) and build its eval card."""
     spec = classifier.artifact_.spec
     labels = spec.task.labels
-    predictions = list(predictions) if predictions is not None else classifier.classify(data.texts)
+    if predictions is None:
+        predictions = classifier.classify(data.texts, on_progress=on_progress)
+    predictions = list(predictions)
     y_pred = [p.label for p in predictions]
     estimates = evaluate_predictions(
         data.labels,

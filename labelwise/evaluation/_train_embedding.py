@@ -7,8 +7,9 @@ logistic regression baseline is fitted and measured on the same split, as the ba
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,10 @@ def _ordered_labels(values: Sequence[str]) -> tuple[list[str], bool]:
         return unique, False
 
 
+def _with_total(on_embedded: Callable[..., None], total: int, count: int, *, cached: bool = False) -> None:
+    on_embedded(count, total, cached=cached)
+
+
 def train_embedding(
     path: Path,
     *,
@@ -100,11 +105,16 @@ def train_embedding(
     sample: int | None = None,
     families: tuple[str, ...] = FAMILIES,
     folds: int = 5,
+    on_step: Callable[[str], None] | None = None,
+    on_embedded: Callable[..., None] | None = None,
 ) -> tuple[ClassifierArtifact, EvalCard, list[Any], LabelledData, TrainingReport]:
     """Fit on a seeded stratified split of ``path``, package, and measure on the held-out part.
 
     Returns the artifact, its eval card, the held-out predictions and data, and the report.
+    ``on_step(message)`` hears of each stage as it starts; ``on_embedded(count, total, cached=...)``
+    of the training texts as they are embedded.
     """
+    say = on_step or (lambda _message: None)
     frame = read_table(path, required={text_col: "--text-col", label_col: "--label-col"})
     total = len(frame)
     frame = frame.dropna(subset=[text_col, label_col])
@@ -130,10 +140,19 @@ def train_embedding(
     test = LabelledData(texts=test_texts, labels=test_labels, dataset=ref(len(test_texts)))
 
     encoder = Embedder.with_default_cache(embedder)
+    say(f"embedding {len(train.texts)} training texts with {encoder.id}")
     started = time.perf_counter()
-    vectors = encoder.embed(train.texts)
+    total_texts = len(train.texts)
+    vectors = encoder.embed(
+        train.texts,
+        on_progress=None if on_embedded is None else functools.partial(_with_total, on_embedded, total_texts),
+    )
     embedding_seconds = time.perf_counter() - started
-    choice = fit_head(vectors, train.labels, families=families, folds=folds, seed=seed)
+    choice = fit_head(
+        vectors, train.labels, families=families, folds=folds, seed=seed,
+        on_family=lambda family, fits: say(f"searching {family} heads ({fits} fits of {folds}-fold CV)"),
+    )  # fmt: skip
+    say(f"chose {choice.family} {choice.params} (cross-validated weighted F1 {choice.cv_weighted_f1:.3f})")
     spec = ClassifierSpec.from_dict(
         {
             "name": name,
@@ -153,6 +172,7 @@ def train_embedding(
     )
     artifact, _ = package_artifact(spec, model_files={HEAD_FILE: dump_head(choice.estimator)})
     classifier = Classifier(artifact=artifact)
+    say(f"measuring {artifact.tag} on {len(test.texts)} held-out texts")
     started = time.perf_counter()
     held_out = classifier.classify(test.texts)
     prediction_seconds = time.perf_counter() - started

@@ -379,6 +379,11 @@ def export_artifact(tag: str | ArtifactTag, destination: str | Path) -> Path:
     return Path(bentoml.models.export_model(str(artifact.tag), str(destination)))
 
 
+def _escapes(member: Any) -> bool:
+    parts = PurePosixPath(member.name).parts
+    return member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir())
+
+
 def _archived_tag(path: Path) -> ArtifactTag:
     """The tag an archive holds, after refusing members that could land outside the store
     (absolute or ``..`` paths, links)."""
@@ -388,10 +393,10 @@ def _archived_tag(path: Path) -> ArtifactTag:
         with tarfile.open(path) as archive:
             members = archive.getmembers()
             for member in members:
-                parts = PurePosixPath(member.name).parts
-                if member.name.startswith(("/", "\\")) or ".." in parts or not (member.isfile() or member.isdir()):
+                if _escapes(member):
                     raise ArtifactIntegrityError(
-                        f"{path}: member {member.name!r} is a link or points outside the archive; not imported"
+                        f"{path}: member {member.name!r} is a link or points outside the archive; "
+                        "not imported"
                     )
             info = next((m for m in members if PurePosixPath(m.name).parts[-1:] == ("model.yaml",)), None)
             document = archive.extractfile(info) if info is not None else None

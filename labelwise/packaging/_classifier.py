@@ -170,9 +170,14 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     # -- classifying -------------------------------------------------------------------------
 
-    async def aclassify(self, texts: Iterable[str]) -> list[Prediction]:
-        """Classify texts concurrently; raises the first ``BackendError`` that persists after retries."""
-        return await _collect(self.technique_.each(texts_of(texts)))
+    async def aclassify(
+        self, texts: Iterable[str], *, on_progress: Callable[[int], None] | None = None
+    ) -> list[Prediction]:
+        """Classify texts concurrently; raises the first ``BackendError`` that persists after retries.
+
+        ``on_progress(1)`` is called as each text finishes.
+        """
+        return await _collect(self.technique_.each(texts_of(texts)), on_progress)
 
     async def aclassify_each(
         self, texts: Iterable[str]
@@ -193,9 +198,11 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """
         return await _collect(self.technique_.replay(list(prompts)))
 
-    def classify(self, texts: Iterable[str]) -> list[Prediction]:
+    def classify(
+        self, texts: Iterable[str], *, on_progress: Callable[[int], None] | None = None
+    ) -> list[Prediction]:
         """Synchronous ``aclassify``."""
-        return self._sync(self.aclassify(texts_of(texts)))
+        return self._sync(self.aclassify(texts_of(texts), on_progress=on_progress))
 
     def classify_prompts(self, prompts: Iterable[tuple[str | None, str]]) -> list[Prediction]:
         """Synchronous ``aclassify_prompts``."""
@@ -257,11 +264,16 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return proba.reshape(len(predictions), len(self.classes_))
 
 
-async def _collect(results: AsyncIterator[tuple[int, Prediction | BackendError]]) -> list[Prediction]:
+async def _collect(
+    results: AsyncIterator[tuple[int, Prediction | BackendError]],
+    on_progress: Callable[[int], None] | None = None,
+) -> list[Prediction]:
     """The predictions in input order, or the first backend error among them."""
     found: dict[int, Prediction | BackendError] = {}
     async for index, outcome in results:
         found[index] = outcome
+        if on_progress is not None:
+            on_progress(1)
     ordered = [found[i] for i in range(len(found))]
     for outcome in ordered:
         if isinstance(outcome, BackendError):

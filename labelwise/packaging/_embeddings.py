@@ -11,7 +11,8 @@ import asyncio
 import functools
 import random
 import threading
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,13 +143,22 @@ class Embedder:
 
         return cls(spec, cache=_default_cache(str(labelwise_home() / "embedding-cache.sqlite")), **params)
 
-    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
-        """An (n, dim) array of unit vectors, in the order of ``texts``."""
+    async def aembed(
+        self, texts: Sequence[str], *, on_progress: Callable[..., None] | None = None
+    ) -> np.ndarray:
+        """An (n, dim) array of unit vectors, in the order of ``texts``.
+
+        ``on_progress(count, cached=...)`` is told how many of ``texts`` are done, those found in
+        the cache apart.
+        """
         keys = [text_key(t) for t in texts]
+        uses = Counter(keys)
         known = self.cache.get_many(self.id, keys) if self.cache is not None else {}
         missing = list(dict.fromkeys(k for k in keys if k not in known))
+        if on_progress is not None and known:
+            on_progress(sum(uses[k] for k in known), cached=True)
         text_of = dict(zip(keys, texts, strict=True))
-        policy = RetryPolicy(self.spec.max_retries, self.spec.backoff_initial_s, self.spec.backoff_max_s)
+        policy = RetryPolicy.of(self.spec)
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start : start + self.batch_size]
             batch_texts = [text_of[k] for k in batch]
@@ -163,17 +173,19 @@ class Embedder:
             if self.cache is not None:
                 self.cache.put_many(self.id, fresh)
             known.update(fresh)
+            if on_progress is not None:
+                on_progress(sum(uses[k] for k in batch))
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([known[k] for k in keys])
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, on_progress: Callable[..., None] | None = None) -> np.ndarray:
         """Synchronous ``aembed``; connections are closed afterwards (the backend reconnects)."""
         from ..core import run_sync
 
         async def run() -> np.ndarray:
             try:
-                return await self.aembed(texts)
+                return await self.aembed(texts, on_progress=on_progress)
             finally:
                 await self.backend.aclose()
 

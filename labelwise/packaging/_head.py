@@ -7,6 +7,7 @@ needs any other type is refused. (The artifact's hash check runs before this, as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,13 @@ def fit_head(
     folds: int = 5,
     seed: int = 0,
     n_jobs: int | None = None,
+    on_family: Callable[[str, int], None] | None = None,
 ) -> HeadChoice:
-    """Grid-search each family with stratified folds; refit the best by weighted F1 on all of ``x``."""
-    from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    """Grid-search each family with stratified folds; refit the best by weighted F1 on all of ``x``.
+
+    ``on_family(family, fits)`` is called as each family's search starts.
+    """
+    from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 
     known = _families(seed)
     unknown = sorted(set(families) - set(known))
@@ -70,6 +75,8 @@ def fit_head(
     best: tuple[float, str, GridSearchCV] | None = None
     for family in families:
         estimator, grid = known[family]
+        if on_family is not None:
+            on_family(family, len(ParameterGrid(grid)) * folds)
         search = GridSearchCV(estimator, grid, scoring="f1_weighted", cv=cv, n_jobs=n_jobs, refit=True)
         search.fit(x, y)
         for params, score in zip(

@@ -6,9 +6,12 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import BackendError
+
+if TYPE_CHECKING:
+    from ._spec import BackendSpec
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
@@ -20,6 +23,11 @@ class RetryPolicy:
     max_retries: int = 4
     initial_s: float = 0.5
     max_s: float = 30.0
+
+    @classmethod
+    def of(cls, backend: BackendSpec) -> RetryPolicy:
+        """The policy a spec's backend block sets."""
+        return cls(backend.max_retries, backend.backoff_initial_s, backend.backoff_max_s)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(max, initial * 2**attempt)] (attempt counts from 0)."""

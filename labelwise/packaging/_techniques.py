@@ -291,10 +291,7 @@ class PromptTechnique(Technique):
         return await self.backend.complete(request)
 
     async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
-        backend_spec = self.spec.backend
-        policy = RetryPolicy(
-            backend_spec.max_retries, backend_spec.backoff_initial_s, backend_spec.backoff_max_s
-        )
+        policy = RetryPolicy.of(self.spec.backend)
         started = time.perf_counter()
         completion = await call_with_retries(
             lambda: self._send(request), policy, rng=rng, on_retry=self.options.on_retry

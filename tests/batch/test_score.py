@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -77,9 +78,14 @@ def test_faults_keep_every_row_and_the_exit_code_says_so(fake: FakeOpenAIServer,
     fake.fail_next(429, times=2, headers={"retry-after": "0"})
     fake.fail_next(500, times=2)
     result = labelwise(
-        "batch", "score", tag, str(path), "--out", str(out), "--concurrency", "1", "--no-cache", check=False
-    )
+        "batch", "score", tag, str(path), "--out", str(out), "--concurrency", "1", "--no-cache", "--json",
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 3, result.stdout + result.stderr
+    # stdout is the JSON report and nothing else; the bar and the failure note are on stderr.
+    report = json.loads(result.stdout)
+    assert report["rows"] == 20 and report["failed_rows"] >= 2
+    assert "20/20" in result.stderr and "rows failed" in result.stderr
     scored = pd.read_json(out, lines=True)
     assert len(scored) == 20 and scored["id"].tolist() == list(range(20))
     failed = scored[scored["status"] == "error"]
