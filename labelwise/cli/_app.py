@@ -6,6 +6,7 @@ command exits with status 2.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -62,8 +63,16 @@ app.command("train-embedding")(train_embedding_command)
 app.add_typer(batch_app, name="batch")
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: run the app and turn labelwise errors into one-line messages."""
+    # SIGTERM and SIGHUP end the command as an exception does, so that `finally` blocks and
+    # exit handlers run: the local model server and any open files are closed, not abandoned.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_on_signal)
     try:
         app()
     except LabelwiseError as exc:

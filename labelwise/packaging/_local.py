@@ -102,8 +102,10 @@ class LocalServer:
         port = free_port()
         log_path = labelwise_home() / "logs" / f"llama-server-{config.key}-{port}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A detached server outlives this process; any other ends with it, however it ends.
+        runner = ["-m"] if detached else ["-m", "labelwise.core._child", str(os.getpid())]
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, *runner, "llama_cpp.server",
             "--model", str(model_path()),
             "--model_alias", LOCAL_MODEL_NAME,
             "--host", "127.0.0.1",
@@ -122,6 +124,15 @@ class LocalServer:
                 start_new_session=detached,
             )
         server = cls(config, port=port, pid=process.pid, process=None if detached else process)
+        try:
+            server._wait_ready(process, log_path)
+        except BaseException:  # not ready, or this process is being stopped: no server left behind
+            process.kill()
+            process.wait()
+            raise
+        return server
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], log_path: Path) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -130,11 +141,9 @@ class LocalServer:
                     f"the local llama.cpp server exited with code {process.returncode}; "
                     f"log {log_path}:\n{tail}"
                 )
-            if server.is_healthy():
-                return server
+            if self.is_healthy():
+                return
             time.sleep(0.2)
-        process.kill()
-        process.wait()
         raise BackendUnavailable(
             f"the local llama.cpp server did not answer within {_START_TIMEOUT_S:.0f} s; log {log_path}"
         )
