@@ -12,6 +12,7 @@
 | LABELWISE_LOG_TEXT | true | store texts (false: only their SHA-256) |
 | LABELWISE_MAX_BATCH_SIZE | 64 | the embedding runner's adaptive batch size |
 | LABELWISE_MAX_LATENCY_MS | 10000 | the embedding runner's batching wait |
+| LABELWISE_METRICS_REFRESH_S | 5 | how often feedback gauges are recomputed from the store |
 | LABELWISE_API_KEY | unset | bearer token of the service; read per request by ``api_key()``, never stored |
 """
 
@@ -58,6 +59,19 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise LabelwiseError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0:
+        raise LabelwiseError(f"{name} must be zero or more, got {raw!r}")
+    return value
+
+
 def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "").strip().lower()
     if not raw:
@@ -80,6 +94,7 @@ class Settings:
     log_text: bool = True
     max_batch_size: int = 64
     max_latency_ms: int = 10_000
+    metrics_refresh_s: float = 5.0
     auth: bool = field(default=False, repr=False)
     """Whether LABELWISE_API_KEY is set (the key itself is never kept)."""
 
@@ -96,6 +111,7 @@ class Settings:
             log_text=_bool(environ, "LABELWISE_LOG_TEXT", True),
             max_batch_size=_int(environ, "LABELWISE_MAX_BATCH_SIZE", 64),
             max_latency_ms=_int(environ, "LABELWISE_MAX_LATENCY_MS", 10_000),
+            metrics_refresh_s=_float(environ, "LABELWISE_METRICS_REFRESH_S", 5.0),
             auth=bool(api_key(environ)),
         )
 

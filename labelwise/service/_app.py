@@ -32,7 +32,6 @@ __all__ = ["ClassifierApp"]
 
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
-_ACCURACY_REFRESH_S = 5.0
 _RESPONSE_FIELDS = {"label", "probabilities", "reason", "message", "artifact_tag", "model", "latency_s"}
 
 
@@ -59,7 +58,7 @@ class ClassifierApp:
         self.settings = settings
         self._remote = classify is not None
         self._classify: Classify = classify or classifier.aclassify
-        self._accuracy_refreshed_at = float("-inf")
+        self._feedback_refreshed_at = float("-inf")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
@@ -158,11 +157,10 @@ class ClassifierApp:
         )
         if record is None:
             raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
-        if record.created:
-            metrics.FEEDBACK.labels(
-                record.artifact_tag, request.thumbs, record.predicted_label or "none"
-            ).inc()
-        await self._refresh_online_accuracy()
+        metrics.FEEDBACK_WRITES.labels(
+            record.artifact_tag, request.thumbs, record.predicted_label or "none"
+        ).inc()
+        await self._refresh_feedback_metrics()
         return FeedbackResponse(
             prediction_id=record.prediction_id,
             thumbs=request.thumbs,
@@ -171,19 +169,31 @@ class ClassifierApp:
             created=record.created,
         )
 
-    async def _refresh_online_accuracy(self) -> None:
-        # The summary scans all feedback: under a burst of feedback, refresh at most every few seconds.
-        now = time.monotonic()
-        if now - self._accuracy_refreshed_at < _ACCURACY_REFRESH_S:
-            return
-        self._accuracy_refreshed_at = now
-        summary = await self.summary()
-        if summary.overall.accuracy is not None:
-            metrics.ONLINE_ACCURACY.labels(self.tag).set(summary.overall.accuracy)
+    async def _refresh_feedback_metrics(self) -> None:
+        """The served artifact's current feedback counts and online accuracy, from the store.
 
-    async def summary(self, *, since: datetime | None = None) -> FeedbackSummary:
-        predictions = await asyncio.to_thread(self.store.prediction_counts, since=since)
-        feedback = await asyncio.to_thread(self.store.feedback_counts, since=since)
+        Each refresh counts the artifact's feedback: under a burst, at most one per refresh interval.
+        """
+        now = time.monotonic()
+        if now - self._feedback_refreshed_at < self.settings.metrics_refresh_s:
+            return
+        self._feedback_refreshed_at = now
+        summary = (await self.summary(artifact_tag=self.tag)).by_artifact
+        if not summary:
+            return
+        (served,) = summary
+        metrics.FEEDBACK.labels(self.tag, "up").set(served.thumbs_up)
+        metrics.FEEDBACK.labels(self.tag, "down").set(served.thumbs_down)
+        if served.accuracy is not None:
+            metrics.ONLINE_ACCURACY.labels(self.tag).set(served.accuracy)
+
+    async def summary(
+        self, *, since: datetime | None = None, artifact_tag: str | None = None
+    ) -> FeedbackSummary:
+        predictions = await asyncio.to_thread(
+            self.store.prediction_counts, since=since, artifact_tag=artifact_tag
+        )
+        feedback = await asyncio.to_thread(self.store.feedback_counts, since=since, artifact_tag=artifact_tag)
         return summarize(self.classifier.artifact_.spec.task.labels, predictions, feedback)
 
     def metadata(self) -> ServiceMetadata:

@@ -17,6 +17,7 @@ __all__ = [
     "CONFIDENCE",
     "COST",
     "FEEDBACK",
+    "FEEDBACK_WRITES",
     "ONLINE_ACCURACY",
     "PREDICTIONS",
     "TOKENS",
@@ -58,10 +59,16 @@ COST = Counter(
     "Estimated spend from token counts and the artifact's backend prices.",
     ["artifact"],
 )
-FEEDBACK = Counter(
-    "labelwise_feedback_total",
-    "Feedback received, by thumbs and predicted label.",
+FEEDBACK_WRITES = Counter(
+    "labelwise_feedback_writes_total",
+    "Feedback writes accepted, by thumbs and predicted label; replacing feedback is a write too.",
     ["artifact", "thumbs", "label"],
+)
+FEEDBACK = Gauge(
+    "labelwise_feedback",
+    "Predictions that hold feedback now, by thumbs (replaced feedback counts as its latest thumbs).",
+    ["artifact", "thumbs"],
+    multiprocess_mode="mostrecent",
 )
 ONLINE_ACCURACY = Gauge(
     "labelwise_online_accuracy",

@@ -215,20 +215,24 @@ class PredictionStore:
 
         return sqlite_insert(table)
 
-    def prediction_counts(self, *, since: datetime | None = None) -> list[tuple[str, str | None, int]]:
-        """(artifact tag, predicted label, count) over all predictions."""
+    def prediction_counts(
+        self, *, since: datetime | None = None, artifact_tag: str | None = None
+    ) -> list[tuple[str, str | None, int]]:
+        """(artifact tag, predicted label, count) over all predictions, or one artifact's."""
         query = select(PredictionRow.artifact_tag, PredictionRow.label, func.count()).group_by(
             PredictionRow.artifact_tag, PredictionRow.label
         )
         if since is not None:
             query = query.where(PredictionRow.created_at >= since)
+        if artifact_tag is not None:
+            query = query.where(PredictionRow.artifact_tag == artifact_tag)
         with self._sessions() as session:
             return [(tag, label, int(n)) for tag, label, n in session.execute(query)]
 
     def feedback_counts(
-        self, *, since: datetime | None = None
+        self, *, since: datetime | None = None, artifact_tag: str | None = None
     ) -> list[tuple[str, str | None, str, str | None, int]]:
-        """(artifact tag, predicted label, thumbs, correct label, count) over all feedback."""
+        """(artifact tag, predicted label, thumbs, correct label, count) over feedback (one artifact's)."""
         query = (
             select(
                 PredictionRow.artifact_tag,
@@ -244,6 +248,8 @@ class PredictionStore:
         )
         if since is not None:
             query = query.where(PredictionRow.created_at >= since)
+        if artifact_tag is not None:
+            query = query.where(PredictionRow.artifact_tag == artifact_tag)
         with self._sessions() as session:
             return [
                 (tag, label, thumbs, correct, int(n))

@@ -86,6 +86,10 @@ class RunningServer:
     def url(self) -> str:
         return self.process.url
 
+    @property
+    def tag(self) -> str:
+        return self.process.tag
+
     def log_tail(self) -> str:
         return self.process.log_tail()
 
@@ -94,7 +98,9 @@ class RunningServer:
 def labelwise_serve(tag: str, home: Path, *, workers: int = 1) -> Iterator[RunningServer]:
     """Run ``labelwise serve TAG`` (a real ``bentoml serve``) until the block ends, then SIGINT it."""
     db = home / "predictions.db"
-    process = ServeProcess(tag, db_url=f"sqlite:///{db}", log=home / "serve.log", workers=workers)
+    # Feedback gauges recomputed on every write, so a test sees each write in /metrics.
+    env = {**os.environ, "LABELWISE_METRICS_REFRESH_S": "0"}
+    process = ServeProcess(tag, db_url=f"sqlite:///{db}", log=home / "serve.log", workers=workers, env=env)
     prometheus_dir = Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir"
     with process:
         yield RunningServer(process=process, db=db, prometheus_dir=prometheus_dir)

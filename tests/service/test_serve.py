@@ -15,8 +15,10 @@ import httpx
 import pytest
 
 from labelwise.packaging import package
+from labelwise.store import PredictionStore
 from tests.conftest import REPO
 from tests.fake_openai import FakeOpenAIServer
+from tests.serve_process import seed_predictions
 from tests.service.conftest import RunningServer, keyword_answer, labelwise_serve, served_spec
 
 pytestmark = pytest.mark.slow
@@ -46,6 +48,14 @@ def _per_worker(prometheus_dir: Path, metric: str) -> dict[str, float]:
     return {pid: v for pid, v in totals.items() if v}
 
 
+def _gauge(client: httpx.Client, series: str) -> float:
+    """One series' value in /metrics."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{series} is not in /metrics")
+
+
 def test_two_workers_classify_feedback_summary_metrics(server: RunningServer, tmp_path: Path) -> None:
     url, db, prometheus_dir = server.url, server.db, server.prometheus_dir
     texts = [f"review {i}: {'great' if i % 3 == 0 else 'cold'} food" for i in range(40)]
@@ -68,6 +78,12 @@ def test_two_workers_classify_feedback_summary_metrics(server: RunningServer, tm
     assert [b["label"] for b in bodies[: len(texts)]] == [keyword_answer(t) for t in texts]
     sent = len(bodies)
 
+    # Another artifact's feedback in the same store, all wrong: it must not move this one's figures.
+    other = seed_predictions(f"sqlite:///{db}", "other-artifact:1", 3)
+    store = PredictionStore.from_url(f"sqlite:///{db}")
+    for prediction_id in other:
+        store.put_feedback(prediction_id, thumbs="down", correct_label="negative", comment=None)
+    store.close()
     with httpx.Client(base_url=url, timeout=30) as client:
         wrong = bodies[1]["prediction_id"]  # "cold food" -> negative; say it was neutral
         right = bodies[0]["prediction_id"]
@@ -80,10 +96,19 @@ def test_two_workers_classify_feedback_summary_metrics(server: RunningServer, tm
         assert client.post("/feedback", json={"prediction_id": right, "thumbs": "up"}).status_code == 201
         assert client.post("/feedback", json={"prediction_id": right, "thumbs": "up"}).status_code == 200
 
-        summary = client.post("/feedback/summary", json={}).json()["overall"]
+        by_artifact = client.post("/feedback/summary", json={}).json()["by_artifact"]
+        (summary,) = [s for s in by_artifact if s["artifact_tag"] == server.tag]
         assert (summary["predictions"], summary["feedback"], summary["labelled"]) == (sent, 2, 2)
         assert summary["accuracy"] == pytest.approx(0.5)
+        tag = server.tag
+        assert _gauge(client, f'labelwise_online_accuracy{{artifact="{tag}"}}') == pytest.approx(0.5)
+        assert _gauge(client, f'labelwise_feedback{{artifact="{tag}",thumbs="down"}}') == 1
 
+        # Replaced feedback counts as its latest thumbs: no prediction is thumbs-down any more.
+        assert client.post("/feedback", json={"prediction_id": wrong, "thumbs": "up"}).status_code == 200
+        assert _gauge(client, f'labelwise_feedback{{artifact="{tag}",thumbs="down"}}') == 0
+        assert _gauge(client, f'labelwise_feedback{{artifact="{tag}",thumbs="up"}}') == 2
+        assert _gauge(client, f'labelwise_online_accuracy{{artifact="{tag}"}}') == pytest.approx(1.0)
         metrics = client.get("/metrics").text
     served = sum(
         float(line.rsplit(" ", 1)[1])
@@ -94,19 +119,21 @@ def test_two_workers_classify_feedback_summary_metrics(server: RunningServer, tm
     per_worker = _per_worker(prometheus_dir, "labelwise_predictions")
     assert len(per_worker) == 2, per_worker  # both workers answered ...
     assert sum(per_worker.values()) == sent  # ... and /metrics is their sum
-    assert "labelwise_feedback_total" in metrics
+    writes = [line for line in metrics.splitlines() if line.startswith("labelwise_feedback_writes_total{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in writes) == 4  # every accepted write
 
     out = tmp_path / "feedback.csv"
     result = subprocess.run(
         [sys.executable, "-m", "labelwise.cli", "feedback", "export", "--out", str(out), "--db-url", f"sqlite:///{db}"],
         capture_output=True, text=True, cwd=REPO, check=True,
     )  # fmt: skip
-    assert "wrote 2 rows" in result.stdout
+    assert "wrote 5 rows" in result.stdout
     import pandas as pd
 
-    frame = pd.read_csv(out).sort_values("thumbs")
+    frame = pd.read_csv(out)
+    frame = frame[frame["artifact_tag"] == server.tag].sort_values("text")
     assert frame[["label", "predicted_label", "thumbs"]].values.tolist() == [
-        ["neutral", "negative", "down"],
         ["positive", "positive", "up"],
+        ["negative", "negative", "up"],
     ]
-    assert frame["text"].tolist() == [texts[1], texts[0]]
+    assert frame["text"].tolist() == [texts[0], texts[1]]
