@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,12 +19,17 @@ needs_local = pytest.mark.skipif(
 )
 
 
-def labelwise(*args: str, check: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def labelwise(
+    *args: str, check: bool = True, cwd: Path = REPO, columns: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command; ``columns`` sets the terminal width its tables are laid out for."""
+    env = None if columns is None else {**os.environ, "COLUMNS": str(columns)}
     result = subprocess.run(
         [sys.executable, "-m", "labelwise.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=env,
         timeout=300,
     )
     if check and result.returncode != 0:

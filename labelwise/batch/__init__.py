@@ -2,7 +2,15 @@
 
 from ._cache import ResultCache
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
-from ._drift_report import REFERENCE_PROFILE, DriftData, drift_report, load_drift_data, write_drift_report
+from ._drift_report import (
+    CHECK_COLUMNS,
+    REFERENCE_PROFILE,
+    DriftData,
+    check_cells,
+    drift_report,
+    load_drift_data,
+    write_drift_report,
+)
 from ._rai import RaiData, SmallGroupWarning
 from ._rai_report import rai_report, write_rai_report
 from ._ray import score_with_ray
@@ -11,6 +19,7 @@ from ._score import OUTPUT_COLUMNS, ScoreSummary, score_dataframe, score_frame
 __all__ = [
     "RaiData",
     "SmallGroupWarning",
+    "CHECK_COLUMNS",
     "OUTPUT_COLUMNS",
     "REFERENCE_PROFILE",
     "DriftCheck",
@@ -18,6 +27,7 @@ __all__ = [
     "ResultCache",
     "ScoreSummary",
     "categorical_drift",
+    "check_cells",
     "drift_report",
     "load_drift_data",
     "numeric_drift",

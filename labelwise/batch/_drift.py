@@ -38,6 +38,8 @@ class DriftCheck:
     p_value: float | None = None
     reference_n: int = 0
     current_n: int = 0
+    rule: str = ""
+    """When the check calls drift, in words: ``p < 0.01 and ...`` or ``statistic > threshold``."""
 
 
 def categorical_drift(
@@ -60,14 +62,20 @@ def categorical_drift(
         chi2, p_value, _, _ = stats.chi2_contingency(np.vstack([ref_counts, cur_counts]))
         # Significant and large enough to matter: the effect floor is the JS threshold.
         drifted = bool(p_value < _P_VALUE and js > _JS_DISTANCE / 2)
-        chi = DriftCheck(feature, "chi_square", float(chi2), _P_VALUE, drifted, float(p_value), **sizes)
+        chi = DriftCheck(
+            feature, "chi_square", float(chi2), _P_VALUE, drifted, float(p_value), **sizes,
+            rule=f"p < {_P_VALUE:g} and Jensen-Shannon > {_JS_DISTANCE / 2:g}",
+        )  # fmt: skip
     else:
-        chi = DriftCheck(feature, "chi_square", 0.0, _P_VALUE, False, 1.0, **sizes)
+        chi = DriftCheck(feature, "chi_square", 0.0, _P_VALUE, False, 1.0, **sizes, rule="one category only")
     return [
         chi,
-        DriftCheck(feature, "psi", psi, _PSI, psi > _PSI, **sizes),
-        DriftCheck(feature, "jensen_shannon", js, js_threshold, js > js_threshold, **sizes),
-    ]
+        DriftCheck(feature, "psi", psi, _PSI, psi > _PSI, **sizes, rule=f"> {_PSI:g}"),
+        DriftCheck(
+            feature, "jensen_shannon", js, js_threshold, js > js_threshold, **sizes,
+            rule=f"> {js_threshold:.3g} (above sampling noise)",
+        ),
+    ]  # fmt: skip
 
 
 def _js_noise(ref: list[str], cur: list[str], categories: list[str], rounds: int = 100) -> float:
@@ -115,8 +123,17 @@ def numeric_drift(reference: Sequence[float], current: Sequence[float], *, featu
             bool(ks.pvalue < _P_VALUE and ks.statistic >= 0.1),
             float(ks.pvalue),
             **sizes,
+            rule=f"p < {_P_VALUE:g} and statistic >= 0.1",
         ),
-        DriftCheck(feature, "wasserstein", distance, threshold, distance > threshold, **sizes),
+        DriftCheck(
+            feature,
+            "wasserstein",
+            distance,
+            threshold,
+            distance > threshold,
+            **sizes,
+            rule=f"> {threshold:.3g} (above sampling noise)",
+        ),  # fmt: skip
     ]
 
 
@@ -146,7 +163,10 @@ def text_domain_drift(
     sizes = {"reference_n": len(ref), "current_n": len(cur)}
     feature = "text" if embed is None else "text_embedding"
     if min(len(ref), len(cur)) < 10:
-        return DriftCheck(feature, "domain_classifier_auc", float("nan"), float("nan"), False, **sizes)
+        return DriftCheck(
+            feature, "domain_classifier_auc", float("nan"), float("nan"), False, **sizes,
+            rule="not run: needs 10 texts on each side",
+        )  # fmt: skip
     if embed is None:
         features = TfidfVectorizer(max_features=5000, sublinear_tf=True).fit_transform(ref + cur)
     else:
@@ -162,4 +182,7 @@ def text_domain_drift(
     observed = auc(sides)
     null = [auc(rng.permutation(sides)) for _ in range(permutations)]
     threshold = max(float(np.quantile(null, 0.95)), 0.55)
-    return DriftCheck(feature, "domain_classifier_auc", observed, threshold, observed > threshold, **sizes)
+    return DriftCheck(
+        feature, "domain_classifier_auc", observed, threshold, observed > threshold, **sizes,
+        rule=f"> {threshold:.3g} (above chance on shuffled sides)",
+    )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -166,17 +167,28 @@ def _plots(reference: DriftData, current: DriftData) -> list[tuple[str, str]]:
     return sections
 
 
+CHECK_COLUMNS = ("feature", "test", "statistic", "p-value", "drift when")
+
+
+def check_cells(check: dict[str, Any]) -> list[str]:
+    """A drift check as table cells, in ``CHECK_COLUMNS`` order; a check that did not run shows n/a."""
+    statistic, p_value = check["statistic"], check["p_value"]
+    return [
+        check["feature"],
+        check["test"],
+        "n/a" if math.isnan(statistic) else f"{statistic:.4g}",
+        "" if p_value is None else f"{p_value:.3g}",
+        check["rule"],
+    ]
+
+
 def write_drift_report(
     report: dict[str, Any], reference: DriftData, current: DriftData, out: Path
 ) -> list[Path]:
     """``out`` (HTML, with plots) and the same name with ``.json``."""
     from ..reports import html_table, write_report
 
-    rows = [
-        [c["feature"], c["test"], f"{c['statistic']:.4g}", f"{c['threshold']:.4g}",
-         "" if c["p_value"] is None else f"{c['p_value']:.3g}", "DRIFT" if c["drifted"] else "ok"]
-        for c in report["checks"]
-    ]  # fmt: skip
+    rows = [[*check_cells(c), "DRIFT" if c["drifted"] else "ok"] for c in report["checks"]]
     verdict = "Drift detected" if report["drifted"] else "No drift detected"
     summary = (
         f"<p><b>{verdict}</b>: current <i>{html.escape(report['current'])}</i> against reference "
@@ -185,7 +197,7 @@ def write_drift_report(
     sections = [
         (
             "Summary",
-            summary + html_table(["feature", "test", "statistic", "threshold", "p-value", "verdict"], rows),
+            summary + html_table([*CHECK_COLUMNS, "verdict"], rows),
         )
     ]
     sections += _plots(reference, current)

@@ -11,10 +11,12 @@ import typer
 from rich.table import Table
 
 from ..batch import (
+    CHECK_COLUMNS,
     OUTPUT_COLUMNS,
     DriftData,
     ResultCache,
     ScoreSummary,
+    check_cells,
     drift_report,
     load_drift_data,
     rai_report,
@@ -219,12 +221,9 @@ def batch_drift(
     if as_json:
         print_json(report)
         return
-    table = Table("feature", "test", "statistic", "threshold", "verdict")
+    table = Table(*CHECK_COLUMNS, "verdict")
     for check in report["checks"]:
-        verdict = "[red]drift[/red]" if check["drifted"] else "ok"
-        table.add_row(
-            check["feature"], check["test"], f"{check['statistic']:.4g}", f"{check['threshold']:.4g}", verdict
-        )
+        table.add_row(*check_cells(check), "[red]drift[/red]" if check["drifted"] else "ok")
     console.print(table)
     console.print("wrote " + ", ".join(str(f) for f in files))
 

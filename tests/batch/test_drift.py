@@ -193,10 +193,15 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
     verdicts = {}
     for name in ("same", "long"):
         out = tmp_path / f"drift-{name}.html"
-        labelwise(
-            "batch", "drift", "--model", tag, "--current", str(tmp_path / f"{name}-s.csv"), "--out", str(out)
-        )
+        printed = labelwise(
+            "batch", "drift", "--model", tag, "--current", str(tmp_path / f"{name}-s.csv"), "--out", str(out),
+            columns=160,
+        ).stdout  # fmt: skip
         report = json.loads(out.with_suffix(".json").read_text())
+        # A test's p-value is printed beside its rule, never a statistic beside a p threshold.
+        chi = next(c for c in report["checks"] if c["test"] == "chi_square")
+        row = next(line for line in printed.splitlines() if "chi_square" in line)
+        assert f"{chi['p_value']:.3g}" in row and "p < 0.01 and Jensen-Shannon > 0.05" in row
         assert report["reference"].startswith("reference profile (eval.csv, 300 predictions)")
         verdicts[name] = {(c["feature"], c["test"]): c["drifted"] for c in report["checks"]}
     assert not any(verdicts["same"].values())
