@@ -14,6 +14,7 @@ from ..evaluation import (
     EVAL_CARD,
     ExperimentSpec,
     compare_predictions,
+    evaluate,
     fit_calibration,
     load_labelled,
     log_to_mlflow,
@@ -22,6 +23,7 @@ from ..evaluation import (
     write_leaderboard,
 )
 from ..packaging import (
+    Classifier,
     attach,
     load_artifact,
     package,
@@ -39,7 +41,7 @@ from ._common import (
     print_json,
     run_eval,
 )
-from ._progress import ProgressBar, step
+from ._progress import ProgressBar, err_console, step
 
 
 class _DefaultToRun(TyperGroup):
@@ -184,7 +186,7 @@ def calibrate_command(
     )
     step(f"scoring {labelled.dataset.evaluated} rows with {artifact.tag}")
     with ProgressBar("scoring", labelled.dataset.evaluated) as bar:
-        spec, report = fit_calibration(
+        result = fit_calibration(
             artifact,
             labelled,
             method=method,  # type: ignore[arg-type]
@@ -193,15 +195,34 @@ def calibrate_command(
             random_state=seed,
             on_progress=bar.advance,
         )
-    calibrated, _ = package(spec)
+    report = result.report
+    if report.coverage == 0:
+        best = max((p.threshold for p in report.coverage_curve if p.coverage > 0), default=0.0)
+        raise LabelwiseError(
+            f"--abstain-below {abstain_below} gives no label to any of the {report.held_out_rows} "
+            f"held-out texts; nothing packaged. Thresholds up to {best:.2f} keep some: see the "
+            "coverage curve (--json)"
+        )
+    calibrated, _ = package(result.spec)
+    # The new version is measured and profiled on the held-out rows, as `package --eval` would:
+    # its eval card and drift reference come with it.
+    card, _ = evaluate(
+        Classifier(artifact=calibrated), result.held_out, predictions=result.predictions, random_state=seed
+    )
+    attach_evaluation(
+        str(calibrated.tag), card, result.held_out.texts, result.predictions, source=data.name, seed=seed
+    )
     if out is not None:
         out.write_text(report.model_dump_json(indent=2))
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
     if as_json:
         print_json({"calibrated_tag": str(calibrated.tag), **report.model_dump(mode="json")})
         return
     console.print(
-        f"[bold]{calibrated.tag}[/bold]: {artifact.tag} with {method} calibration, fitted on "
-        f"{report.fit_rows} rows, measured on {report.held_out_rows} held-out rows"
+        f"[bold]{calibrated.tag}[/bold] (now {calibrated.tag.name}:latest): {artifact.tag} with {method} "
+        f"calibration, fitted on {report.fit_rows} rows, measured on {report.held_out_rows} held-out rows"
+        + ("" if abstain_below is None else f"; labels {report.coverage:.1%} of them")
     )
     table = Table("metric (held out)", "before", "after")
     for name in report.before:

@@ -1,6 +1,6 @@
 """Evaluation: metrics, statistical comparison, prompt experiments and fine-tuning gaps."""
 
-from ._calibration import CalibrationReport, fit_calibration
+from ._calibration import CalibrationReport, CalibrationResult, fit_calibration
 from ._compare import compare_predictions, verdict
 from ._evaluate import (
     EVAL_CARD,
@@ -39,6 +39,7 @@ __all__ = [
     "ABSTAIN",
     "EVAL_CARD",
     "CalibrationReport",
+    "CalibrationResult",
     "DatasetRef",
     "Estimate",
     "EvalCard",

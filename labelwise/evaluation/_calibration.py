@@ -9,6 +9,7 @@ classifier is a new artifact version that serves calibrated probabilities everyw
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -24,13 +25,16 @@ from ..packaging import (
     ClassifierSpec,
     IsotonicCurve,
     LabelwiseError,
+    Prediction,
     calibrate,
+    decide,
 )
 from . import _metrics as m
 from ._evaluate import LabelledData, prediction_probabilities
 
 __all__ = [
     "CalibrationReport",
+    "CalibrationResult",
     "CoveragePoint",
     "coverage_curve",
     "fit_calibration",
@@ -56,6 +60,23 @@ class CalibrationReport(BaseModel):
     after: dict[str, float]
     coverage_curve: list[CoveragePoint]
     calibration: Calibration
+    coverage: float
+    """Share of held-out texts that get a label (1 without ``abstain_below``)."""
+    warnings: list[str] = []
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The calibrated spec (package it for the new version), the report, and the held-out rows with
+    their calibrated predictions (to measure and profile the new version without scoring again)."""
+
+    spec: ClassifierSpec
+    report: CalibrationReport
+    held_out: LabelledData
+    predictions: list[Prediction]
+
+
+_TEMPERATURE_BOUNDS = (0.05, 20.0)
 
 
 def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
@@ -68,7 +89,7 @@ def fit_temperature(proba: np.ndarray, truth: np.ndarray) -> float:
         log_norm = np.log(np.exp(scaled).sum(axis=1))
         return float(-(scaled[np.arange(len(truth)), truth] - log_norm).mean())
 
-    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+    return float(minimize_scalar(nll, bounds=_TEMPERATURE_BOUNDS, method="bounded").x)
 
 
 def fit_isotonic(proba: np.ndarray, truth: np.ndarray, labels: Sequence[str]) -> dict[str, IsotonicCurve]:
@@ -126,11 +147,8 @@ def fit_calibration(
     random_state: int = 0,
     classifier: Classifier | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[ClassifierSpec, CalibrationReport]:
-    """Score ``data`` uncalibrated, fit on one stratified part, report on the other.
-
-    Returns the spec with the calibration in it (package it for the new version) and the report.
-    """
+) -> CalibrationResult:
+    """Score ``data`` uncalibrated, fit on one stratified part, report on the other."""
     spec = artifact.spec
     if spec.scoring != "logprobs":
         raise LabelwiseError(
@@ -145,6 +163,7 @@ def fit_calibration(
         raise LabelwiseError("the classifier returned no probabilities to calibrate")
     keep = ~np.isnan(proba).any(axis=1)
     proba = proba[keep]
+    kept = np.flatnonzero(keep)
     y_true = np.asarray(data.labels, dtype=object)[keep]
     truth = np.asarray([labels.index(v) for v in y_true])
     counts = np.bincount(truth, minlength=len(labels))
@@ -170,6 +189,8 @@ def fit_calibration(
             fitted_on=fitted_on,
         )
     calibrated = _apply(proba[test_idx], calibration, labels)
+    held_out_predictions = [_recalibrated(predictions[i], calibration) for i in kept[test_idx]]
+    coverage = float(np.mean([p.label is not None for p in held_out_predictions]))
     report = CalibrationReport(
         artifact_tag=str(artifact.tag),
         method=method,
@@ -179,8 +200,52 @@ def fit_calibration(
         after=_quality(y_true[test_idx].tolist(), calibrated, labels),
         coverage_curve=coverage_curve(calibrated, truth[test_idx]),
         calibration=calibration,
+        coverage=coverage,
+        warnings=_warnings(calibration, coverage, raw=proba[test_idx], truth=truth[test_idx]),
     )
-    return _with_calibration(spec, calibration), report
+    held_out_data = LabelledData(
+        texts=[data.texts[i] for i in kept[test_idx]],
+        labels=[data.labels[i] for i in kept[test_idx]],
+        dataset=data.dataset.model_copy(update={"evaluated": len(test_idx)}),
+    )
+    calibrated_spec = _with_calibration(spec, calibration)
+    return CalibrationResult(calibrated_spec, report, held_out_data, held_out_predictions)
+
+
+def _recalibrated(prediction: Prediction, calibration: Calibration) -> Prediction:
+    """The prediction the calibrated version gives for the same raw label distribution."""
+    assert prediction.probabilities is not None
+    outcome = decide(prediction.probabilities, calibration)
+    return prediction.model_copy(
+        update={"label": outcome.label, "probabilities": outcome.probabilities, "reason": outcome.reason,
+                "message": outcome.message}
+    )  # fmt: skip
+
+
+def _warnings(calibration: Calibration, coverage: float, *, raw: np.ndarray, truth: np.ndarray) -> list[str]:
+    found = []
+    certain = float((raw.max(axis=1) >= 0.999).mean())
+    accuracy = float((raw.argmax(axis=1) == truth).mean())
+    if certain >= 0.9 and accuracy < 0.95:
+        found.append(
+            f"{certain:.0%} of the raw predictions put all their probability on one label, yet "
+            f"{accuracy:.0%} are right: the backend's probabilities are all-or-nothing, which "
+            "calibration cannot turn into honest ones"
+        )
+    temperature = calibration.temperature
+    if temperature is not None and not (
+        _TEMPERATURE_BOUNDS[0] * 1.05 < temperature < _TEMPERATURE_BOUNDS[1] * 0.95
+    ):
+        found.append(
+            f"the fitted temperature {temperature:.3g} is at the edge of the search range "
+            f"{_TEMPERATURE_BOUNDS}: the raw probabilities say little about which predictions are right"
+        )
+    if calibration.abstain_below is not None and coverage < 0.5:
+        found.append(
+            f"abstain_below {calibration.abstain_below} leaves a label on only {coverage:.1%} of "
+            "held-out texts; the coverage curve shows what each threshold keeps"
+        )
+    return found
 
 
 def _with_calibration(spec: ClassifierSpec, calibration: Calibration | None) -> ClassifierSpec:

@@ -66,7 +66,7 @@ from ._outcomes import Prediction, Reason, probability_matrix
 from ._prompts import Template
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
-from ._scoring import Scorer, calibrate
+from ._scoring import Scorer, calibrate, decide
 from ._spec import (
     BackendSpec,
     Calibration,
@@ -153,6 +153,7 @@ __all__ = [
     "ZeroShot",
     "attach",
     "calibrate",
+    "decide",
     "call_with_retries",
     "completion_backend",
     "delete_artifact",

@@ -25,7 +25,7 @@ from ._outcomes import Reason
 from ._prompts import Template, render_label_descriptions, render_labels, truncate
 from ._spec import Calibration, ClassifierSpec
 
-__all__ = ["Outcome", "Scorer", "calibrate", "check_label_tokens"]
+__all__ = ["Outcome", "Scorer", "calibrate", "check_label_tokens", "decide"]
 
 # Added to every label token's logit in logprobs mode so that all labels appear among the top
 # alternatives; the same shift for each leaves their relative probabilities unchanged.
@@ -39,6 +39,19 @@ class Outcome:
     probabilities: dict[str, float] | None = None
     reason: Reason | None = None
     message: str | None = None
+
+
+def decide(probabilities: Mapping[str, float], calibration: Calibration | None) -> Outcome:
+    """The outcome a label distribution gives: calibrated, then the top label or an abstention."""
+    if calibration is not None:
+        probabilities = calibrate(probabilities, calibration)
+    probabilities = dict(probabilities)
+    label = max(probabilities, key=probabilities.__getitem__)
+    if calibration is not None and calibration.abstain_below is not None:
+        if probabilities[label] < calibration.abstain_below:
+            message = f"abstained: confidence {probabilities[label]:.2f} is below {calibration.abstain_below}"
+            return Outcome(None, probabilities, Reason.BELOW_THRESHOLD, message)
+    return Outcome(label, probabilities)
 
 
 def check_label_tokens(tokens: Mapping[str, list[LabelToken]]) -> dict[str, LabelToken]:
@@ -167,18 +180,7 @@ class Scorer:
         total = sum(mass.values())
         if total <= 0.0:
             return Outcome(None, None, Reason.NO_LABEL_TOKEN, "no label token among the top logprobs")
-        probabilities = {label: p / total for label, p in mass.items()}
-        calibration = self.spec.calibration
-        if calibration is not None:
-            probabilities = calibrate(probabilities, calibration)
-        label = max(probabilities, key=probabilities.__getitem__)
-        if calibration is not None and calibration.abstain_below is not None:
-            if probabilities[label] < calibration.abstain_below:
-                message = (
-                    f"abstained: confidence {probabilities[label]:.2f} is below {calibration.abstain_below}"
-                )
-                return Outcome(None, probabilities, Reason.BELOW_THRESHOLD, message)
-        return Outcome(label, probabilities)
+        return decide({label: p / total for label, p in mass.items()}, self.spec.calibration)
 
     def _from_json(self, text: str) -> Outcome:
         try:
