@@ -61,7 +61,9 @@ def test_models_list_show_export_import_delete(tmp_path: Path) -> None:
 
 def test_export_and_import_take_paths_relative_to_the_working_folder(tmp_path: Path) -> None:
     tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"), "--json").stdout)["tag"]
-    (tmp_path / "artifacts").mkdir()
+    into_folder = labelwise("models", "export", tag, "--out", "./artifacts", cwd=tmp_path)
+    version = tag.split(":")[1]
+    assert Path(into_folder.stdout.strip()) == tmp_path / "artifacts" / f"yelp-zero-shot-{version}.bentomodel"
     named = labelwise("models", "export", tag, "--out", "./artifacts/zero.bentomodel", cwd=tmp_path)
     assert Path(named.stdout.strip()) == tmp_path / "artifacts" / "zero.bentomodel"
     default = Path(labelwise("models", "export", tag, cwd=tmp_path).stdout.strip())
@@ -193,3 +195,25 @@ def test_bad_files_are_one_line_errors_in_every_command(command: str, tmp_path: 
     assert BAD_FILE_MESSAGES["latin1.csv"] in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "out.csv").exists()
+
+
+@needs_local
+@pytest.mark.local_llm
+def test_local_status_names_each_detached_server() -> None:
+    labelwise("local", "start", "--logprobs")
+    try:
+        status = labelwise("local", "status").stdout
+        assert "logprobs server (--logprobs): running at http://127.0.0.1:" in status
+        assert "generation server: not running" in status
+    finally:
+        labelwise("local", "stop", "--logprobs")
+    assert labelwise("local", "status").stdout.count("not running") == 2
+
+
+@needs_local
+@pytest.mark.local_llm
+def test_the_readme_shows_the_version_a_clone_packages() -> None:
+    """README lines are copied and pasted: the example's version there must be the real one."""
+    shown = set(re.findall(r"yelp-few-shot:([0-9a-f]{16})", (REPO / "README.md").read_text()))
+    tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-few-shot.yaml"), "--json").stdout)["tag"]
+    assert shown == {tag.split(":")[1]}

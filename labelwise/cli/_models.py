@@ -135,7 +135,9 @@ def models_show(
 @models_app.command("export")
 def models_export(
     tag: Annotated[str, typer.Argument()],
-    out: Annotated[Path, typer.Option("--out", help="A .bentomodel file or a folder.")] = Path("."),
+    out: Annotated[
+        Path, typer.Option("--out", help="A .bentomodel file, or a folder (created if missing).")
+    ] = Path("."),
 ) -> None:
     """Write an artifact to one .bentomodel file."""
     typer.echo(str(export_artifact(tag, out)))

@@ -86,7 +86,10 @@ def local_stop(logprobs: LogprobsOption = False) -> None:
 
 
 @local_app.command("status")
-def local_status(logprobs: LogprobsOption = False) -> None:
-    """Whether a detached local server is running."""
-    server = detached_server(LocalServerConfig(logits_all=logprobs))
-    console.print(f"running at {server.base_url} (pid {server.pid})" if server else "not running")
+def local_status() -> None:
+    """The detached local servers (`labelwise local start`), for generation and for logprobs."""
+    for logprobs in (False, True):
+        server = detached_server(LocalServerConfig(logits_all=logprobs))
+        kind = "logprobs server (--logprobs)" if logprobs else "generation server"
+        state = f"running at {server.base_url} (pid {server.pid})" if server else "not running"
+        console.print(f"{kind}: {state}")

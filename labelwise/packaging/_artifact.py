@@ -366,13 +366,19 @@ def delete_artifact(tag: str | ArtifactTag) -> ArtifactTag:
 
 
 def export_artifact(tag: str | ArtifactTag, destination: str | Path) -> Path:
-    """Write one ``.bentomodel`` file (into ``destination`` if it is a folder)."""
+    """Write one ``.bentomodel`` file: ``destination`` if it ends in ``.bentomodel``, else into that
+    folder (created if missing) as ``NAME-VERSION.bentomodel``."""
     import bentoml
 
     artifact = load_artifact(tag)  # refuse to export a tampered artifact
     # BentoML resolves a relative path against "/", so it only ever sees absolute ones.
     destination = Path(destination).expanduser().resolve()
-    if destination.is_dir():
+    if destination.suffix != ".bentomodel":  # a folder, created if need be
+        if destination.exists() and not destination.is_dir():
+            raise ArtifactError(
+                f"cannot export to {destination}: it is a file; name a .bentomodel file or a folder"
+            )
+        destination.mkdir(parents=True, exist_ok=True)
         destination = destination / f"{artifact.tag.name}-{artifact.tag.version}.bentomodel"
     elif not destination.parent.is_dir():
         raise ArtifactError(f"cannot export to {destination}: folder {destination.parent} does not exist")
