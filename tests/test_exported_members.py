@@ -44,17 +44,3 @@ def test_packaging_imports_no_other_area() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
-
-
-def test_the_bento_installs_what_pyproject_declares() -> None:
-    """bentofile.yaml's packages are the core dependencies plus what served techniques need."""
-    import tomllib
-
-    import yaml
-
-    from tests.conftest import REPO
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    serving = [dep for extra in ("local", "postgres") for dep in project["optional-dependencies"][extra]]
-    bento = yaml.safe_load((REPO / "bentofile.yaml").read_text())
-    assert bento["python"]["packages"] == project["dependencies"] + serving

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from ..evaluation import EVAL_CARD, EvalCard
 from ..packaging import (
+    ClassifierArtifact,
     LocalServerConfig,
     detached_server,
     load_artifact,
@@ -34,11 +36,13 @@ def serve_command(
     db_url: Annotated[str | None, typer.Option(help="Prediction store URL (LABELWISE_DB_URL).")] = None,
 ) -> None:
     """Serve an artifact with BentoML: /classify, /feedback, /feedback/summary, /metrics."""
-    resolved = load_artifact(tag).tag  # verify now, and pin: a later package must not swap it
+    artifact = load_artifact(tag)  # verify now, and pin: a later package must not swap it
+    resolved = artifact.tag
     env = {**os.environ, "LABELWISE_MODEL": str(resolved), "LABELWISE_WORKERS": str(workers)}
     if db_url:
         env["LABELWISE_DB_URL"] = db_url
     console.print(f"serving [bold]{resolved}[/bold] at http://{host}:{port} with {workers} worker(s)")
+    console.print(_measured(artifact), highlight=False)
     command = [
         sys.executable, "-m", "bentoml", "serve", "labelwise.service:ClassifierService",
         "--host", host, "--port", str(port),
@@ -46,6 +50,19 @@ def serve_command(
     ]  # fmt: skip
     sys.stdout.flush()
     os.execve(sys.executable, command, env)
+
+
+def _measured(artifact: ClassifierArtifact) -> str:
+    """What the artifact's eval card says of it, in one line, so nobody serves it blind."""
+    if EVAL_CARD not in artifact.attachments:
+        return "not measured: `labelwise eval` or `package --eval` attaches an eval card"
+    card = EvalCard.model_validate_json(artifact.attachments[EVAL_CARD])
+    accuracy, baseline = card.metrics["accuracy"], card.baseline.get("accuracy")
+    than = "" if baseline is None else f", most-frequent label {baseline:.3f}"
+    return (
+        f"measured accuracy {accuracy.value:.3f} [{accuracy.low:.3f}, {accuracy.high:.3f}] on "
+        f"{card.dataset.evaluated} held-out rows of {card.dataset.name}{than}"
+    )
 
 
 @feedback_app.command("export")

@@ -65,6 +65,7 @@ from ._local import (
 from ._outcomes import Prediction, Reason, probability_matrix
 from ._prompts import Template
 from ._ratelimit import RateLimiter
+from ._requirements import serving_requirements
 from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Scorer, calibrate, decide
 from ._spec import (
@@ -177,6 +178,7 @@ __all__ = [
     "start_detached",
     "stop_detached",
     "stored_technique",
+    "serving_requirements",
     "technique_for",
     "translate_provider_errors",
 ]

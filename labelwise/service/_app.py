@@ -27,6 +27,7 @@ from ._schemas import (
     ServiceMetadata,
 )
 from ._summary import summarize
+from ._warmup import Warmup
 
 __all__ = ["ClassifierApp"]
 
@@ -59,6 +60,7 @@ class ClassifierApp:
         self._remote = classify is not None
         self._classify: Classify = classify or classifier.aclassify
         self._feedback_refreshed_at = float("-inf")
+        self._warmup = Warmup()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
@@ -74,12 +76,16 @@ class ClassifierApp:
     def tag(self) -> str:
         return str(self.classifier.tag_)
 
-    async def startup(self) -> None:
-        """Start the backend (e.g. the local llama.cpp server) before the first request."""
+    def startup(self) -> None:
+        """Start the backend (e.g. the local llama.cpp server) in the background; requests wait for it."""
         if not self._remote:
-            await self.classifier.prepare()
+            self._warmup.start(self.classifier.prepare)
+
+    def ready(self) -> bool:
+        return self._remote or self._warmup.ready()
 
     async def aclose(self) -> None:
+        await self._warmup.cancel()
         await self.classifier.aclose()
         self.store.close()
 
@@ -109,6 +115,7 @@ class ClassifierApp:
 
     async def _classify_many(self, items: list[ClassifyRequest]) -> list[ClassifyResponse]:
         try:
+            await self._warmup.wait()
             predictions = await self._classify([item.text for item in items])
         except BackendError as exc:
             metrics.BACKEND_ERRORS.labels(self.tag, exc.kind).inc()

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ..core import Settings
 from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction, Reason
 from ._args import ARGS
+from ._warmup import Warmup
 
 __all__ = ["EmbeddingRunner", "RunnerReply", "remote_classify"]
 
@@ -56,13 +57,19 @@ class EmbeddingRunner:
 
     def __init__(self) -> None:
         self.classifier = Classifier.load(ARGS.model)
+        self._warmup = Warmup()
 
     @bentoml.on_startup
     async def _load_model(self) -> None:
-        await self.classifier.prepare()
+        self._warmup.start(self.classifier.prepare)
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: 503 while the embedding model loads."""
+        return self._warmup.ready()
 
     @bentoml.on_shutdown
     async def _close(self) -> None:
+        await self._warmup.cancel()
         await self.classifier.aclose()
 
     @bentoml.api(
@@ -70,6 +77,7 @@ class EmbeddingRunner:
     )
     async def classify(self, texts: list[str]) -> list[RunnerReply]:
         """One reply per text, in order; a backend failure fails the whole batch alike."""
+        await self._warmup.wait()
         try:
             predictions = await self.classifier.aclassify(texts)
         except BackendError as exc:

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 import bentoml
+import httpx
 
 from ..core import LabelwiseError, Settings
 from ._app import ClassifierApp
@@ -64,7 +65,21 @@ class ClassifierService:
 
     @bentoml.on_startup
     async def _start_backend(self) -> None:
-        await self.app.startup()
+        self.app.startup()
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: 503 until the backend, and the embedding runner if any, are ready."""
+        if not self.app.ready():
+            return False
+        runner = getattr(self, "runner", None)
+        if runner is None:
+            return True
+        # Asked briefly here, so that /readyz never waits on a runner process that is still
+        # starting; BentoML asks again (allowing it 5 s) only once it has answered.
+        try:
+            return bool(await runner.is_ready(0.5))
+        except (httpx.HTTPError, OSError):
+            return False
 
     @bentoml.on_shutdown
     async def _close(self) -> None:
