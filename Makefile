@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 export BENTOML_DO_NOT_TRACK := True
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve serve-gemma demo test test-deploy lint check
+.PHONY: help install serve serve-gemma demo test test-slow lint check
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,8 @@ demo: install ## Package the few-shot Yelp example and classify one review on th
 test: install ## Run the test suite (what CI runs), with PostgreSQL and Chromium where they can be had
 	@services=$$(bash .ci/services.sh) && eval "$$services" && $(BIN)/python -m pytest
 
-test-deploy: install ## Build bentos and serve each from a fresh environment of its own requirements (minutes)
-	$(BIN)/python -m pytest -m deploy
+test-slow: install ## The slow tests: real servers and models at length, bentos served from fresh environments
+	@services=$$(bash .ci/services.sh) && eval "$$services" && $(BIN)/python -m pytest -m "slow or deploy"
 
 lint: install ## ruff check, format check, mypy and the layer contracts (lint-imports)
 	$(BIN)/ruff check labelwise tests bench
@@ -56,4 +56,4 @@ lint: install ## ruff check, format check, mypy and the layer contracts (lint-im
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-check: lint test test-deploy ## Everything CI runs
+check: lint test test-slow ## Everything CI runs

@@ -16,6 +16,7 @@ from tests.conftest import EXAMPLES, REPO, yelp_sample
 from tests.test_cli import labelwise
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.local_llm,
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra"),
 ]

@@ -59,6 +59,7 @@ def test_models_list_show_export_import_delete(tmp_path: Path) -> None:
     assert "yelp-fine-tuned" in labelwise("models", "list").stdout
 
 
+@pytest.mark.slow
 def test_export_and_import_take_paths_relative_to_the_working_folder(tmp_path: Path) -> None:
     tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-zero-shot.yaml"), "--json").stdout)["tag"]
     into_folder = labelwise("models", "export", tag, "--out", "./artifacts", cwd=tmp_path)
@@ -114,6 +115,7 @@ def test_missing_text_column_names_the_columns(tmp_path: Path) -> None:
     assert "has no column 'text'; columns: review, stars (choose one with --text-col)" in result.stderr
 
 
+@pytest.mark.slow
 @needs_local
 @pytest.mark.local_llm
 def test_predict_one_text_on_the_local_model() -> None:
@@ -197,6 +199,7 @@ def test_bad_files_are_one_line_errors_in_every_command(command: str, tmp_path: 
     assert not (tmp_path / "out.csv").exists()
 
 
+@pytest.mark.slow
 @needs_local
 @pytest.mark.local_llm
 def test_local_status_names_each_detached_server() -> None:

@@ -159,6 +159,7 @@ def _stars_by_length(prompt: str) -> str:
     return str(min(5, 1 + len(prompt) // 400))
 
 
+@pytest.mark.slow
 def test_reference_profile_recorded_at_packaging_is_the_default_reference(
     yelp: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -216,6 +217,7 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
     assert neither.returncode == 2 and "--model TAG" in neither.stderr
 
 
+@pytest.mark.slow
 def test_embedding_domain_drift(yelp: pd.DataFrame) -> None:
     """The same domain check on sentence embeddings: hotel reviews are not restaurant reviews."""
     from labelwise.batch._drift import text_domain_drift

@@ -53,6 +53,7 @@ def test_bad_experiment_file_names_the_field(tmp_path: Path) -> None:
     assert "templates" in result.stderr and "did you mean 'temperatures'" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.local_llm
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra")
 def test_tiny_grid_on_the_local_model(tmp_path: Path) -> None:
