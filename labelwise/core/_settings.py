@@ -47,28 +47,25 @@ def api_key(environ: Mapping[str, str] | None = None) -> str:
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise LabelwiseError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise LabelwiseError(f"{name} must be positive, got {value}")
-    return value
+    return int(_number(environ, name, default, int, "a whole number", positive=True))
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    return _number(environ, name, default, float, "a number", positive=False)
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, kind: type[float], what: str, *, positive: bool
+) -> float:
     raw = environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise LabelwiseError(f"{name} must be a number, got {raw!r}") from None
-    if not value >= 0:
-        raise LabelwiseError(f"{name} must be zero or more, got {raw!r}")
+        raise LabelwiseError(f"{name} must be {what}, got {raw!r}") from None
+    if not (value > 0 if positive else value >= 0):  # `not >=` also refuses NaN
+        raise LabelwiseError(f"{name} must be {'positive' if positive else 'zero or more'}, got {raw!r}")
     return value
 
 
