@@ -220,3 +220,30 @@ def test_the_readme_shows_the_version_a_clone_packages() -> None:
     shown = set(re.findall(r"yelp-few-shot:([0-9a-f]{16})", (REPO / "README.md").read_text()))
     tag = json.loads(labelwise("package", str(EXAMPLES / "yelp-few-shot.yaml"), "--json").stdout)["tag"]
     assert shown == {tag.split(":")[1]}
+
+
+def test_compare_takes_the_same_labels_in_another_order(tmp_path: Path) -> None:
+    from labelwise.packaging import ClassifierSpec, package
+    from tests.conftest import fake_server_spec
+    from tests.fake_openai import FakeOpenAIServer
+
+    def answer(prompt: str) -> str:
+        return "negative" if "bad" in prompt else "positive"
+
+    rows = [
+        f"{word} meal {i},{label}"
+        for i in range(10)
+        for word, label in (("bad", "negative"), ("good", "positive"))
+    ]
+    data = tmp_path / "data.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    with FakeOpenAIServer(answer=answer) as fake:
+        a, _ = package(fake_server_spec("cmp-a", fake.base_url))
+        spec_b = fake_server_spec("cmp-b", fake.base_url).model_dump(mode="json", exclude_none=True)
+        spec_b["task"]["labels"] = ["positive", "negative", "neutral"]
+        b, _ = package(ClassifierSpec.from_dict(spec_b))
+        result = labelwise(
+            "eval", "compare", str(a.tag), str(b.tag), str(data), "--json", "--n-resamples", "200"
+        )
+    tests = {row["metric"]: row for row in json.loads(result.stdout)["tests"]}
+    assert tests["accuracy"]["a"] == tests["accuracy"]["b"] == 1.0

@@ -106,8 +106,19 @@ def eval_compare(
 ) -> None:
     """Score A and B on the same items; say which is better on which metric, and if significantly."""
     a, b = load_artifact(tag_a), load_artifact(tag_b)
-    if a.spec.task.labels != b.spec.task.labels:
-        raise LabelwiseError(f"{a.tag} and {b.tag} have different label sets; they cannot be compared")
+    # The same labels in another order compare fine (train-embedding sorts them, a spec keeps the
+    # author's order): metrics go by label, in A's order.
+    if set(a.spec.task.labels) != set(b.spec.task.labels):
+        only_a = sorted(set(a.spec.task.labels) - set(b.spec.task.labels))
+        only_b = sorted(set(b.spec.task.labels) - set(a.spec.task.labels))
+        raise LabelwiseError(
+            f"{a.tag} and {b.tag} have different label sets (only in A: {only_a}; only in B: {only_b}); "
+            "they cannot be compared"
+        )
+    if a.spec.task.ordinal and b.spec.task.ordinal and a.spec.task.labels != b.spec.task.labels:
+        raise LabelwiseError(
+            f"{a.tag} and {b.tag} are ordinal with the labels in different orders, so their scales differ"
+        )
     options = {"text_col": text_col, "label_col": label_col, "sample": sample, "seed": seed}
     card_a, labelled, preds_a = run_eval(str(a.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
     card_b, _, preds_b = run_eval(str(b.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]

@@ -92,6 +92,9 @@ def train_embedding_command(
         console.print(
             f"embedding: {report.embedding_texts_per_s:.1f} texts/s ({report.embedded_texts} new texts)"
         )
+    cached = report.test_rows - report.prediction_embedded
+    rate = report.prediction_texts_per_s
+    speed = f"{rate:.1f} texts/s" if rate is not None else "speed not measured"
     console.print(
-        f"prediction: {report.prediction_texts_per_s:.1f} texts/s ({report.test_rows} held-out texts)"
+        f"prediction: {speed} ({report.prediction_embedded} held-out texts embedded, {cached} from the cache)"
     )

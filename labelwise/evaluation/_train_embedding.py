@@ -52,14 +52,20 @@ class TrainingReport(BaseModel):
     embedded_texts: int
     embedding_seconds: float
     prediction_seconds: float
+    prediction_embedded: int = 0
+    """Held-out texts embedded while predicting; the others came from the embedding cache."""
 
     @property
     def embedding_texts_per_s(self) -> float:
         return self.embedded_texts / self.embedding_seconds if self.embedding_seconds else float("nan")
 
     @property
-    def prediction_texts_per_s(self) -> float:
-        return self.test_rows / self.prediction_seconds if self.prediction_seconds else float("nan")
+    def prediction_texts_per_s(self) -> float | None:
+        """Texts per second of prediction that embedded its texts; ``None`` when all were cached
+        (a rate of cache lookups says nothing of the classifier's speed)."""
+        if not self.prediction_embedded or not self.prediction_seconds:
+            return None
+        return self.prediction_embedded / self.prediction_seconds
 
 
 def _tfidf_baseline(
@@ -176,6 +182,7 @@ def train_embedding(
     started = time.perf_counter()
     held_out = classifier.classify(test.texts)
     prediction_seconds = time.perf_counter() - started
+    prediction_embedded = classifier.technique_.embedder.embedded  # type: ignore[attr-defined]
     card, predictions = evaluate(classifier, test, random_state=seed, predictions=held_out)
     report = TrainingReport(
         artifact_tag=str(artifact.tag),
@@ -193,5 +200,6 @@ def train_embedding(
         embedded_texts=encoder.embedded,
         embedding_seconds=embedding_seconds,
         prediction_seconds=prediction_seconds,
+        prediction_embedded=prediction_embedded,
     )
     return artifact, card, predictions, test, report

@@ -23,12 +23,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 
 from ..core import free_port, labelwise_home
-from ._backends import LabelToken, OpenAIBackend, register_backend
+from ._backends import CompletionRequest, LabelToken, OpenAIBackend, register_backend
 from ._errors import BackendUnavailable
 from ._spec import LOCAL_MODEL_NAME
 
@@ -253,6 +254,9 @@ def _stop_owned_servers() -> None:
     _servers.clear()
 
 
+_LABEL_SEARCH_WIDTH = 1000  # top logprobs asked of llama.cpp in logprobs mode
+
+
 @register_backend
 class LocalBackend(OpenAIBackend):
     """The embedded llama.cpp server. Its model is a base model, so prompts go to completions."""
@@ -263,6 +267,16 @@ class LocalBackend(OpenAIBackend):
 
     def server(self) -> LocalServer:
         return local_server(LocalServerConfig(logits_all=self.scoring == "logprobs"))
+
+    def _completion_params(self, request: CompletionRequest) -> dict[str, Any]:
+        params = super()._completion_params(request)
+        if request.top_logprobs:
+            # llama.cpp reports logprobs from the logits before logit_bias is applied, so the
+            # label tokens are not lifted to the top: they can rank anywhere in the vocabulary,
+            # and with a few alternatives only the sampled label would come back (probability 1).
+            # The server ranks the whole vocabulary for any count, so a wide net costs nothing.
+            params["logprobs"] = max(request.top_logprobs, _LABEL_SEARCH_WIDTH)
+        return params
 
     async def _make_client(self) -> openai.AsyncOpenAI:
         server = await asyncio.to_thread(self.server)

@@ -116,3 +116,40 @@ def test_prompt_injection_still_gives_a_label_from_the_set_or_none() -> None:
     artifact, _ = package(EXAMPLES / "yelp-zero-shot.yaml")
     for p in Classifier(artifact=artifact).classify(INJECTIONS):
         assert (p.label in STARS and p.reason is None) or (p.label is None and p.reason), p
+
+
+@pytest.mark.slow
+def test_logprobs_with_word_labels_are_the_models_distribution() -> None:
+    """llama.cpp reports logprobs before the label bias: every label must still be found, so the
+    probabilities are the model's (not 1.0 for the sampled label), and calibration can use them."""
+    from labelwise.evaluation import LabelledData
+    from labelwise.evaluation._calibration import fit_calibration
+    from labelwise.evaluation._evaluate import DatasetRef
+
+    labels = ["negative", "neutral", "positive"]
+    spec = ClassifierSpec.from_dict(
+        {
+            "name": "yelp-words",
+            "task": {"labels": labels},
+            "technique": {
+                "kind": "zero_shot",
+                "template": "Review: {text}\nIs this review positive, neutral or negative? Answer:",
+            },
+            "backend": {"provider": "local"},
+            "scoring": "logprobs",
+        }
+    )
+    artifact, _ = package(spec)
+    rows = yelp_sample(80, seed=1, max_chars=500)
+    sentiment = {1: "negative", 2: "negative", 3: "neutral", 4: "positive", 5: "positive"}
+    data = LabelledData(
+        texts=rows["text"].tolist(),
+        labels=[sentiment[s] for s in rows["stars"]],
+        dataset=DatasetRef(name="yelp", sha256="0" * 64, rows=80, evaluated=80, sample=None, seed=1,
+                           text_col="text", label_col="stars"),
+    )  # fmt: skip
+    report = fit_calibration(
+        artifact, data, classifier=Classifier(artifact=artifact, max_concurrency=1)
+    ).report
+    assert not [w for w in report.warnings if "all their probability on one label" in w]
+    assert report.after["log_loss"] < report.before["log_loss"]
