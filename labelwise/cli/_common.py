@@ -20,6 +20,7 @@ from ..packaging import BackendSpec, Classifier, ClassifierArtifact, attach
 from ._progress import ProgressBar, step
 
 __all__ = [
+    "Concurrency",
     "JsonOption",
     "LabelCol",
     "Resamples",
@@ -59,12 +60,28 @@ LabelCol = Annotated[str, typer.Option("--label-col", help="Column holding the t
 Sample = Annotated[int | None, typer.Option("--sample", min=1, help="Evaluate a seeded sample of N rows.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the sample and of the bootstrap.")]
 Resamples = Annotated[int, typer.Option("--n-resamples", min=100, help="Bootstrap resamples.")]
+Concurrency = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        min=1,
+        help="Requests in flight at once; never more than the backend serves (1 for the embedded model).",
+    ),
+]
 
 
 def run_eval(
-    tag: str, data: Path, *, text_col: str, label_col: str, sample: int | None, seed: int, n_resamples: int
+    tag: str,
+    data: Path,
+    *,
+    text_col: str,
+    label_col: str,
+    sample: int | None,
+    seed: int,
+    n_resamples: int,
+    concurrency: int = 16,
 ) -> tuple[EvalCard, LabelledData, list[Any]]:
-    classifier = Classifier.load(tag, max_concurrency=16)
+    classifier = Classifier.load(tag, max_concurrency=concurrency)
     labelled = load_labelled(
         data,
         text_col=text_col,

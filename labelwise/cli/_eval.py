@@ -29,6 +29,7 @@ from ..packaging import (
     package,
 )
 from ._common import (
+    Concurrency,
     JsonOption,
     LabelCol,
     Resamples,
@@ -69,6 +70,7 @@ def eval_run(
     sample: Sample = None,
     seed: Seed = 0,
     n_resamples: Resamples = 1000,
+    concurrency: Concurrency = 16,
     out: Annotated[Path | None, typer.Option("--out", help="Write the eval card as JSON here.")] = None,
     attach_card: Annotated[
         bool, typer.Option("--attach", help="Attach the card and a drift reference profile.")
@@ -77,8 +79,9 @@ def eval_run(
 ) -> None:
     """Score TAG on DATA and print its metrics with bootstrap intervals."""
     card, labelled, predictions = run_eval(
-        tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed, n_resamples=n_resamples
-    )
+        tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed, n_resamples=n_resamples,
+        concurrency=concurrency,
+    )  # fmt: skip
     if out is not None:
         out.write_text(card.model_dump_json(indent=2))
     if attach_card:
@@ -102,6 +105,7 @@ def eval_compare(
     seed: Seed = 0,
     n_resamples: Resamples = 1000,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    concurrency: Concurrency = 16,
     as_json: JsonOption = False,
 ) -> None:
     """Score A and B on the same items; say which is better on which metric, and if significantly."""
@@ -119,7 +123,8 @@ def eval_compare(
         raise LabelwiseError(
             f"{a.tag} and {b.tag} are ordinal with the labels in different orders, so their scales differ"
         )
-    options = {"text_col": text_col, "label_col": label_col, "sample": sample, "seed": seed}
+    options = {"text_col": text_col, "label_col": label_col, "sample": sample, "seed": seed,
+               "concurrency": concurrency}  # fmt: skip
     card_a, labelled, preds_a = run_eval(str(a.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
     card_b, _, preds_b = run_eval(str(b.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
     tests = compare_predictions(
@@ -181,6 +186,7 @@ def calibrate_command(
     sample: Sample = None,
     seed: Seed = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
+    concurrency: Concurrency = 16,
     as_json: JsonOption = False,
 ) -> None:
     """Fit calibration on part of DATA, report ECE before and after on the rest, package the result."""
@@ -205,6 +211,7 @@ def calibrate_command(
             abstain_below=abstain_below,
             random_state=seed,
             on_progress=bar.advance,
+            concurrency=concurrency,
         )
     report = result.report
     if report.coverage == 0:
@@ -256,6 +263,7 @@ def experiment_command(
         str | None,
         typer.Option("--mlflow", help="Also log to MLflow at this tracking URI (e.g. sqlite:///mlflow.db)."),
     ] = None,
+    concurrency: Concurrency = 16,
 ) -> None:
     """Run a prompt experiment and write a leaderboard (CSV, JSON, HTML with plots)."""
     experiment, root = ExperimentSpec.from_yaml(grid)
@@ -264,7 +272,12 @@ def experiment_command(
     def progress(i: int, total: int, candidate: Any) -> None:
         console.print(f"[{i + 1}/{total}] {candidate.name} ({candidate.tag})", highlight=False)
 
-    board = run_experiment(experiment, root, on_candidate=progress)
+    board = run_experiment(
+        experiment,
+        root,
+        classifier_factory=lambda artifact: Classifier(artifact=artifact, max_concurrency=concurrency),
+        on_candidate=progress,
+    )
     files = write_leaderboard(board, out)
     table = Table("rank", "candidate", "weighted F1 [95%]", "accuracy", "coverage")
     for rank, row in enumerate(board.rows, start=1):

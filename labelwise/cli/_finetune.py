@@ -16,6 +16,7 @@ from ..packaging import (
     ClassifierSpec,
 )
 from ._common import (
+    Concurrency,
     JsonOption,
     LabelCol,
     Sample,
@@ -97,10 +98,11 @@ def finetune_gap(
     sample: Sample = None,
     seed: Seed = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Write the report as JSON here.")] = None,
+    concurrency: Concurrency = 16,
     as_json: JsonOption = False,
 ) -> None:
     """Replay the validation file and a test set through TAG; explain reported vs measured metrics."""
-    classifier = Classifier.load(tag, max_concurrency=16)
+    classifier = Classifier.load(tag, max_concurrency=concurrency)
     spec = classifier.artifact_.spec
     if reported is not None:
         try:

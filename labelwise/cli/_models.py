@@ -19,6 +19,7 @@ from ..packaging import (
     package,
 )
 from ._common import (
+    Concurrency,
     JsonOption,
     attach_evaluation,
     console,
@@ -60,6 +61,7 @@ def package_command(
     label_col: Annotated[str, typer.Option("--label-col")] = "label",
     sample: Annotated[int | None, typer.Option("--sample", min=1)] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    concurrency: Concurrency = 16,
     as_json: JsonOption = False,
 ) -> None:
     """Validate a spec and store it as a versioned artifact (same content, same version)."""
@@ -74,6 +76,7 @@ def package_command(
             sample=sample,
             seed=seed,
             n_resamples=1000,
+            concurrency=concurrency,
         )
         artifact = attach_evaluation(
             str(artifact.tag), card, labelled.texts, predictions, source=eval_data.name, seed=seed

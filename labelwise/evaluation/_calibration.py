@@ -147,6 +147,7 @@ def fit_calibration(
     random_state: int = 0,
     classifier: Classifier | None = None,
     on_progress: Callable[[int], None] | None = None,
+    concurrency: int = 16,
 ) -> CalibrationResult:
     """Score ``data`` uncalibrated, fit on one stratified part, report on the other."""
     spec = artifact.spec
@@ -156,7 +157,7 @@ def fit_calibration(
         )
     labels = spec.task.labels
     raw = ClassifierArtifact(spec=_with_calibration(spec, None), label_tokens=artifact.label_tokens)
-    classifier = classifier or Classifier(artifact=raw, max_concurrency=16)
+    classifier = classifier or Classifier(artifact=raw, max_concurrency=concurrency)
     predictions = classifier.classify(data.texts, on_progress=on_progress)
     proba = prediction_probabilities(predictions, labels)
     if proba is None:

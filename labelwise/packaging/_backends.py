@@ -99,6 +99,9 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
     backend_id: ClassVar[str]
     extras: ClassVar[tuple[str, ...]] = ()
     """The ``labelwise`` extras a deployment must install to use this backend."""
+    max_in_flight: ClassVar[int | None] = None
+    """Requests the backend serves at once, where that is known and small. More would wait in
+    the server's queue with their timeouts running, so clients never send more."""
 
     def __init__(
         self,

@@ -110,16 +110,19 @@ class Classifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def technique_(self) -> Technique:
         """The technique's runtime: its backend, embedder and head, made on first use."""
         artifact = self.artifact_
+        technique = technique_for(artifact.spec)
+        # Never more in flight than the backend serves at once (1 for the embedded server).
+        limit = technique.max_in_flight(artifact.spec)
         options = RunOptions(
             tag=str(artifact.tag),
             http_client=self.http_client,
-            max_concurrency=self.max_concurrency,
+            max_concurrency=self.max_concurrency if limit is None else min(self.max_concurrency, limit),
             random_state=self.random_state,
             on_retry=self.on_retry,
             rate_limiter=self.rate_limiter,
             backend=self.backend,
         )
-        return technique_for(artifact.spec)(
+        return technique(
             artifact.spec,
             label_tokens=artifact.label_tokens,
             model_files=artifact.model_files,

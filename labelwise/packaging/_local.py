@@ -263,6 +263,7 @@ class LocalBackend(OpenAIBackend):
 
     backend_id = "local"
     extras = ("local",)
+    max_in_flight = 1  # the embedded server computes one completion at a time
     json_schema_style = "llama_cpp"
 
     def server(self) -> LocalServer:

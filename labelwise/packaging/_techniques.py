@@ -145,6 +145,14 @@ class Technique(ABC):
         return sorted(extras)
 
     @classmethod
+    def max_in_flight(cls, spec: ClassifierSpec) -> int | None:
+        """The most requests this spec's backends serve at once, if any of them is limited."""
+        limits = [
+            limit for backend in cls.backends(spec) if (limit := BACKENDS[backend.provider].max_in_flight)
+        ]
+        return min(limits) if limits else None
+
+    @classmethod
     def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
         """Whether predictions carry a distribution over the labels."""
         return spec.scoring == "logprobs"

@@ -193,3 +193,24 @@ def test_context_managers_close_the_backend(fake_backend: FakeBackend) -> None:
     import asyncio
 
     asyncio.run(run())
+
+
+def test_never_more_requests_in_flight_than_the_backend_serves() -> None:
+    """The embedded llama.cpp server computes one completion at a time: asking for 16 sends 1, so
+    no request waits in its queue while its timeout runs."""
+    from labelwise.packaging import ClassifierArtifact, ClassifierSpec
+
+    local = ClassifierSpec.from_dict(spec_dict(name="one-at-a-time", backend={"provider": "local"}))
+    remote = ClassifierSpec.from_dict(spec_dict(name="many-at-a-time"))
+    assert (
+        Classifier(
+            artifact=ClassifierArtifact(spec=local), max_concurrency=16
+        ).technique_.options.max_concurrency
+        == 1
+    )
+    assert (
+        Classifier(
+            artifact=ClassifierArtifact(spec=remote), max_concurrency=16
+        ).technique_.options.max_concurrency
+        == 16
+    )
