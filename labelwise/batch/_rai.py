@@ -161,8 +161,72 @@ def _group_metrics(labels: Sequence[str], ordinal: bool) -> dict[str, Callable[[
     return chosen
 
 
-def _interval(value: float, low: float, high: float) -> dict[str, float]:
-    return {"value": float(value), "low": float(low), "high": float(high)}
+def _interval(value: float, low: float | None, high: float | None) -> dict[str, Any]:
+    """A value and its interval; ``None`` bounds where there is none (a group too small for one)."""
+    return {
+        "value": float(value),
+        "low": None if low is None else float(low),
+        "high": None if high is None else float(high),
+    }
+
+
+def _largest_gap(
+    metric: Callable[[Any, Any], float],
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    names: np.ndarray,
+    compared: Sequence[str],
+    *,
+    n_boot: int,
+    random_state: int,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """The largest difference between two groups, with an interval that can cover 0.
+
+    The pair is the best and the worst group on this data; the interval is a bootstrap of their
+    *signed* difference (each group resampled on its own), at a level corrected (Bonferroni) for
+    the pairs it was chosen among. A bootstrap of the maximum absolute difference is biased
+    upward and never covers 0, even for equal groups. The p-value is a permutation test of the
+    maximum difference itself: how often shuffling group membership gives a gap as large.
+    """
+    rng = np.random.default_rng(random_state)
+    members = {g: np.flatnonzero(names == g) for g in compared}
+    values = {g: metric(truth[i], predicted[i]) for g, i in members.items()}
+    high, low = max(compared, key=values.__getitem__), min(compared, key=values.__getitem__)
+    gap = values[high] - values[low]
+    pairs = len(compared) * (len(compared) - 1) // 2
+    tail = (1 - confidence) / pairs / 2
+    differences, ratios = [], []
+    for _ in range(n_boot):
+        on_high = rng.choice(members[high], size=len(members[high]))
+        on_low = rng.choice(members[low], size=len(members[low]))
+        value_high, value_low = (
+            metric(truth[on_high], predicted[on_high]),
+            metric(truth[on_low], predicted[on_low]),
+        )
+        differences.append(value_high - value_low)
+        ratios.append(value_low / value_high if value_high else np.nan)
+    pooled = np.concatenate(list(members.values()))
+    shuffled_names = names[pooled]
+    as_large = 0
+    for _ in range(n_boot):
+        shuffled_names = rng.permutation(shuffled_names)
+        shuffled = [
+            metric(truth[pooled[shuffled_names == g]], predicted[pooled[shuffled_names == g]])
+            for g in compared
+        ]
+        as_large += max(shuffled) - min(shuffled) >= gap - 1e-12
+    low_q, high_q = np.quantile(differences, [tail, 1 - tail])
+    difference = {
+        **_interval(gap, low_q, high_q),
+        "groups": [high, low],
+        "p_value": (as_large + 1) / (n_boot + 1),
+    }
+    ratio = None
+    if values[high] and not np.isnan(ratios).any():
+        r_low, r_high = np.quantile(ratios, [tail, 1 - tail])
+        ratio = {**_interval(values[low] / values[high], r_low, r_high), "groups": [low, high]}
+    return {"difference": difference, "ratio": ratio}
 
 
 def cohort_metrics(
@@ -204,19 +268,26 @@ def cohort_metrics(
         values = {}
         for metric in metrics:
             value = float(point.by_group.loc[group, metric])
+            low: float | None
+            high: float | None
             if bootstrapped is not None and group not in small:
                 low, high = (float(frame.loc[group, metric]) for frame in bootstrapped.by_group_ci)
             else:
-                low = high = float("nan")
+                low = high = None
             values[metric] = _interval(value, low, high)
         rows.append({"group": group, "count": int(counts[group]), "small": group in small, "metrics": values})
     result: dict[str, Any] = {"cohort": cohort, "groups": rows, "difference": None, "ratio": None}
     compared = sorted(set(groups[trusted].astype(str)))
     result["compared_groups"] = compared
-    if bootstrapped is not None and len(compared) >= 2:
-        for kind in ("difference", "ratio"):
-            value, (low, high) = getattr(bootstrapped, kind)(), getattr(bootstrapped, f"{kind}_ci")()
-            result[kind] = {k: _interval(value[k], low[k], high[k]) for k in metrics}
+    if len(compared) >= 2:
+        gaps = {
+            name: _largest_gap(
+                metric, truth, predicted, names, compared, n_boot=n_boot, random_state=random_state
+            )
+            for name, metric in metrics.items()
+        }
+        result["difference"] = {name: gap["difference"] for name, gap in gaps.items()}
+        result["ratio"] = {name: gap["ratio"] for name, gap in gaps.items() if gap["ratio"] is not None}
     if small:
         message = (
             f"cohort {cohort!r}: {', '.join(small)} hold fewer than {min_group_size} items; "

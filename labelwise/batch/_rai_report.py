@@ -62,12 +62,15 @@ def rai_report(
     }
 
 
-def _fmt(interval: dict[str, float] | None) -> str:
+def _fmt(interval: dict[str, Any] | None) -> str:
     if interval is None:
         return "-"
-    if np.isnan(interval["low"]):
-        return f"{interval['value']:.3f}"
-    return f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    if interval["low"] is None:
+        return f"{interval['value']:.3f} (too few items for an interval)"
+    text = f"{interval['value']:.3f} [{interval['low']:.3f}, {interval['high']:.3f}]"
+    if "p_value" in interval:
+        text += f" p={interval['p_value']:.3g}"
+    return text
 
 
 def _cohort_section(cohort: dict[str, Any], overall: float) -> str:
@@ -77,12 +80,12 @@ def _cohort_section(cohort: dict[str, Any], overall: float) -> str:
     figure, axis = plt.subplots(figsize=(7, 0.45 * len(groups) + 1.2))
     names = [g["group"] for g in groups][::-1]
     values = [g["metrics"]["accuracy"]["value"] for g in groups][::-1]
-    errors = np.nan_to_num(
-        [
-            [g["metrics"]["accuracy"]["value"] - g["metrics"]["accuracy"]["low"] for g in groups][::-1],
-            [g["metrics"]["accuracy"]["high"] - g["metrics"]["accuracy"]["value"] for g in groups][::-1],
-        ]
-    )
+    accuracy = [g["metrics"]["accuracy"] for g in groups][::-1]
+    # A group too small for an interval gets no error bar.
+    errors = [
+        [0.0 if a["low"] is None else a["value"] - a["low"] for a in accuracy],
+        [0.0 if a["high"] is None else a["high"] - a["value"] for a in accuracy],
+    ]
     colours = ["#bbbbbb" if g["small"] else "#4c72b0" for g in groups][::-1]
     axis.barh(names, values, xerr=errors, color=colours, capsize=3)
     axis.axvline(overall, color="#c44e52", linestyle="--", label="overall")
@@ -99,8 +102,8 @@ def _cohort_section(cohort: dict[str, Any], overall: float) -> str:
     ]
     for kind in ("difference", "ratio"):
         if cohort[kind] is not None:
-            rows.append([f"{kind} (max-min)" if kind == "difference" else "ratio (min/max)", "", *(
-                _fmt(cohort[kind][k]) for k in metrics)])  # fmt: skip
+            name = "largest gap (best - worst)" if kind == "difference" else "ratio (worst / best)"
+            rows.append([name, "", *(_fmt(cohort[kind].get(k)) for k in metrics)])
     inner = f"<img src='{figure_uri(figure)}' alt='accuracy by {html.escape(cohort['cohort'])}'>"
     inner += html_table(["group", "items", *metrics], rows)
     if "warning" in cohort:

@@ -267,15 +267,21 @@ def batch_rai(
         f"{report['overall']['rows']} items: accuracy {metrics['accuracy']['value']:.3f}, "
         f"weighted F1 {metrics['weighted_f1']['value']:.3f}"
     )
-    table = Table("cohort", "worst group", "items", "accuracy", "largest gap")
+    table = Table("cohort", "worst group", "items", "accuracy", "largest accuracy gap [95%]")
     for result in report["cohorts"]:
         trusted = [g for g in result["groups"] if not g["small"]] or result["groups"]
         worst = min(trusted, key=lambda g: g["metrics"]["accuracy"]["value"])
-        gap = result["difference"]["accuracy"]["value"] if result["difference"] else float("nan")
-        table.add_row(
-            result["cohort"], worst["group"], str(worst["count"]),
-            f"{worst['metrics']['accuracy']['value']:.3f}", f"{gap:.3f}",
+        gap = result["difference"]["accuracy"] if result["difference"] else None
+        shown = "n/a (one group)" if gap is None else (
+            f"{gap['value']:.3f} [{gap['low']:.3f}, {gap['high']:.3f}] p={gap['p_value']:.2g}"
         )  # fmt: skip
+        table.add_row(
+            result["cohort"],
+            worst["group"],
+            str(worst["count"]),
+            f"{worst['metrics']['accuracy']['value']:.3f}",
+            shown,
+        )
     console.print(table)
     for probe in report["robustness"]["probes"]:
         console.print(

@@ -77,12 +77,34 @@ def test_metric_frame_equals_a_hand_computation(scored: Path) -> None:
     a = groups["A"]["metrics"]["accuracy"]
     assert a["low"] <= 0.75 <= a["high"] and a["high"] - a["low"] > 0.05
     # C is too small: flagged, no interval, and left out of the between-group comparison.
-    assert groups["C"]["small"] and np.isnan(groups["C"]["metrics"]["accuracy"]["low"])
+    assert groups["C"]["small"] and groups["C"]["metrics"]["accuracy"]["low"] is None
     assert result["compared_groups"] == ["A", "B"]
     assert result["difference"]["accuracy"]["value"] == pytest.approx(0.25)
     assert result["ratio"]["accuracy"]["value"] == pytest.approx(0.5 / 0.75)
     low, high = result["difference"]["accuracy"]["low"], result["difference"]["accuracy"]["high"]
     assert low < 0.25 < high
+
+
+def test_the_gap_between_equal_groups_can_be_zero(tmp_path: Path) -> None:
+    """Three groups right equally often: the largest gap's interval covers 0 and its p-value is
+    large; a bootstrap of the maximum absolute difference would exclude 0."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for region in ("A", "B", "C"):
+        for i in range(60):
+            truth = LABELS[i % 3]
+            predicted = truth if i % 5 else LABELS[(i + 1) % 3]  # 48 of 60 right in every region
+            rows.append({"text": f"{region} {i}", "truth": truth, "region": region, "label": predicted,
+                         "status": "ok", "noise": rng.random()})  # fmt: skip
+    path = tmp_path / "equal.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    result = cohort_metrics(
+        RaiData.load(path, label_col="truth", cohort_cols=["region"]), "region", n_boot=200
+    )
+    gap = result["difference"]["accuracy"]
+    assert gap["value"] == pytest.approx(0.0)
+    assert gap["low"] <= 0.0 <= gap["high"] and gap["p_value"] > 0.5
+    assert all(g["metrics"]["accuracy"]["low"] is not None for g in result["groups"])
 
 
 def test_error_analysis_and_calibration(scored: Path) -> None:
