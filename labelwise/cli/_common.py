@@ -17,7 +17,7 @@ from ..batch import REFERENCE_PROFILE, DriftData
 from ..core import LabelwiseError
 from ..evaluation import EVAL_CARD, EvalCard, LabelledData, evaluate, load_labelled
 from ..packaging import BackendSpec, Classifier, ClassifierArtifact, attach
-from ._progress import ProgressBar, step
+from ._progress import ProgressBar, err_console, step
 
 __all__ = [
     "Concurrency",
@@ -125,6 +125,8 @@ def print_card(card: EvalCard) -> None:
             "" if baseline is None else f"{baseline:.3f}",
         )
     console.print(table)
+    for warning in card.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
 def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str | None = None) -> BackendSpec:

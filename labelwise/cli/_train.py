@@ -14,7 +14,6 @@ from ..packaging import (
 from ._common import (
     JsonOption,
     LabelCol,
-    Sample,
     Seed,
     TextCol,
     attach_evaluation,
@@ -40,7 +39,9 @@ def train_embedding_command(
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     test_size: Annotated[float, typer.Option(min=0.05, max=0.5, help="Held-out share.")] = 0.2,
-    sample: Sample = None,
+    sample: Annotated[
+        int | None, typer.Option("--sample", min=1, help="Use a seeded sample of N rows, before the split.")
+    ] = None,
     seed: Seed = 0,
     families: Annotated[str, typer.Option(help="Head families to search, comma-separated.")] = ",".join(
         FAMILIES

@@ -14,8 +14,15 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.dummy import DummyClassifier
 
 from .. import __version__
-from ..core import read_table
-from ..packaging import Classifier, LabelwiseError, Prediction, probability_matrix
+from ..core import read_table, text_key
+from ..packaging import (
+    Classifier,
+    ClassifierArtifact,
+    LabelwiseError,
+    Prediction,
+    probability_matrix,
+    technique_for,
+)
 from . import _metrics as m
 from ._stats import Estimate, bootstrap_interval
 
@@ -83,6 +90,8 @@ class EvalCard(BaseModel):
     n_resamples: int
     created_at: str
     labelwise_version: str
+    warnings: list[str] = []
+    """What makes these figures less than honest (e.g. evaluation texts the artifact was built from)."""
 
 
 class LabelledData(BaseModel):
@@ -237,8 +246,22 @@ def evaluate(
         n_resamples=n_resamples,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         labelwise_version=__version__,
+        warnings=_leakage(classifier.artifact_, data.texts),
     )
     return card, predictions
+
+
+def _leakage(artifact: ClassifierArtifact, texts: Sequence[str]) -> list[str]:
+    """A warning when evaluation texts are among those the artifact was built from."""
+    seen = technique_for(artifact.spec).seen_text_keys(artifact.spec, artifact.model_files)
+    overlap = sum(text_key(text) in seen for text in texts)
+    if not overlap:
+        return []
+    return [
+        f"{overlap} of {len(texts)} evaluation texts are among the texts {artifact.tag} was built from "
+        "(its few-shot examples or training rows): on them it is measured on what it has seen, so "
+        "the figures flatter it; evaluate on data kept apart"
+    ]
 
 
 def most_frequent_baseline(

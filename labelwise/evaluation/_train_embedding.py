@@ -13,13 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
-from ..core import read_table
+from ..core import read_table, text_key
 from ..packaging import (
     FAMILIES,
     HEAD_FILE,
+    TRAINING_TEXTS,
     BackendSpec,
     Classifier,
     ClassifierArtifact,
@@ -53,6 +55,8 @@ class TrainingReport(BaseModel):
     embedding_seconds: float
     prediction_seconds: float
     prediction_embedded: int = 0
+    duplicates_removed: int = 0
+    """Rows whose text repeats an earlier row's, left out before the split."""
     """Held-out texts embedded while predicting; the others came from the embedding cache."""
 
     @property
@@ -126,6 +130,14 @@ def train_embedding(
     frame = frame.dropna(subset=[text_col, label_col])
     if sample is not None and sample < len(frame):
         frame = frame.sample(n=sample, random_state=seed)
+    # A text in both parts would be measured on what the head was fitted to: one row per text,
+    # before the split (the first row's label is kept).
+    keys = frame[text_col].astype(str).str.strip().to_numpy()
+    duplicated = pd.Series(keys).duplicated().to_numpy()
+    conflicting = int((frame[label_col].groupby(keys).nunique() > 1).sum())
+    frame = frame[~duplicated]
+    if duplicated.any():
+        say(f"left out {int(duplicated.sum())} repeated texts ({conflicting} texts had differing labels)")
     texts = frame[text_col].astype(str).tolist()
     truth = frame[label_col].map(as_label).tolist()
     labels, ordinal = _ordered_labels(truth)
@@ -176,7 +188,12 @@ def train_embedding(
         },
         source="train-embedding",
     )
-    artifact, _ = package_artifact(spec, model_files={HEAD_FILE: dump_head(choice.estimator)})
+    # The training texts' keys travel with the artifact, so `eval` can tell when it is measured
+    # on texts its head was fitted to.
+    seen = "\n".join(sorted({text_key(t) for t in train.texts})).encode()
+    artifact, _ = package_artifact(
+        spec, model_files={HEAD_FILE: dump_head(choice.estimator), TRAINING_TEXTS: seen}
+    )
     classifier = Classifier(artifact=artifact)
     say(f"measuring {artifact.tag} on {len(test.texts)} held-out texts")
     started = time.perf_counter()
@@ -201,5 +218,6 @@ def train_embedding(
         embedding_seconds=embedding_seconds,
         prediction_seconds=prediction_seconds,
         prediction_embedded=prediction_embedded,
+        duplicates_removed=int(duplicated.sum()),
     )
     return artifact, card, predictions, test, report

@@ -86,7 +86,15 @@ from ._spec import (
     format_validation_error,
 )
 from ._tag import ArtifactTag
-from ._techniques import HEAD_FILE, TECHNIQUES, Technique, estimate_tokens, prompt_scorer, technique_for
+from ._techniques import (
+    HEAD_FILE,
+    TECHNIQUES,
+    TRAINING_TEXTS,
+    Technique,
+    estimate_tokens,
+    prompt_scorer,
+    technique_for,
+)
 from ._tokenizers import openai_encoding
 
 __all__ = [
@@ -94,6 +102,7 @@ __all__ = [
     "FAMILIES",
     "HEAD_FILE",
     "TECHNIQUES",
+    "TRAINING_TEXTS",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFound",

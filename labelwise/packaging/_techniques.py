@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import httpx
 import numpy as np
 
+from ..core import text_key
 from ._backends import (
     BACKENDS,
     CompletionBackend,
@@ -48,6 +49,7 @@ __all__ = [
     "HEAD_FILE",
     "MODEL_FILES",
     "POOL_EMBEDDINGS",
+    "TRAINING_TEXTS",
     "TECHNIQUES",
     "EmbeddingTechnique",
     "FewShotTechnique",
@@ -61,7 +63,8 @@ __all__ = [
 
 HEAD_FILE = "head.skops"
 POOL_EMBEDDINGS = "pool_embeddings.npy"
-MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS)
+TRAINING_TEXTS = "training_texts.sha256"  # one text_key per line: what a head was fitted on
+MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS, TRAINING_TEXTS)
 EXAMPLES_FILE = "examples.jsonl"
 _EMBEDDING_CHUNK = 256
 
@@ -132,6 +135,12 @@ class Technique(ABC):
     async def measure_label_tokens(cls, spec: ClassifierSpec) -> dict[str, LabelToken] | None:
         """Each label's first token, for logprobs scoring; ``None`` when not needed."""
         return None
+
+    @classmethod
+    def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
+        """``text_key`` of every text the artifact was built from (examples, training rows):
+        measuring it on them would flatter it."""
+        return set()
 
     @classmethod
     def backends(cls, spec: ClassifierSpec) -> list[BackendSpec]:
@@ -323,6 +332,10 @@ class PromptTechnique(Technique):
 class FewShotTechnique(PromptTechnique):
     """A prompt with labelled examples: all of them in order, or the k nearest to each input."""
 
+    @classmethod
+    def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
+        return {text_key(example.text) for example in spec.technique.examples}  # type: ignore[union-attr]
+
     @property
     def technique(self) -> FewShot:
         return self.spec.technique  # type: ignore[return-value]
@@ -417,6 +430,10 @@ class EmbeddingTechnique(Technique):
     """Embeddings of the text and a scikit-learn head reading them."""
 
     batches_across_requests = True
+
+    @classmethod
+    def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
+        return set(model_files.get(TRAINING_TEXTS, b"").decode().split())
 
     @classmethod
     def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import bentoml
 import pytest
 
-from labelwise.evaluation import EvalCard, evaluate, load_labelled
-from labelwise.evaluation._evaluate import EVAL_CARD
+from labelwise.evaluation import EvalCard, LabelledData, evaluate, load_labelled
+from labelwise.evaluation._evaluate import EVAL_CARD, DatasetRef
 from labelwise.packaging import (
     ArtifactIntegrityError,
     Classifier,
@@ -78,3 +78,27 @@ def test_eval_card_round_trip_without_changing_the_version() -> None:
     path.write_text(path.read_text().replace('"value": 0.', '"value": 0.9'))
     with pytest.raises(ArtifactIntegrityError, match="eval_card.json"):
         load_artifact(artifact.tag)
+
+
+def test_evaluating_on_the_few_shot_examples_is_warned_of() -> None:
+    examples = [{"text": "cold soup", "label": "1"}, {"text": "best pizza", "label": "5"}]
+    spec = ClassifierSpec.from_dict(
+        spec_dict(
+            name="few-shot-leak",
+            task={"labels": STARS, "ordinal": True},
+            technique={"kind": "few_shot", "template": "{examples}\n{text}", "examples": examples},
+        )
+    )
+    artifact, _ = package(spec)
+    data = LabelledData(
+        texts=["cold soup", "fine place", "best pizza", "meh"],
+        labels=["1", "3", "5", "2"],
+        dataset=DatasetRef(name="d", sha256="0" * 64, rows=4, evaluated=4, sample=None, seed=0,
+                           text_col="text", label_col="stars"),
+    )  # fmt: skip
+    backend = FakeBackend()
+    backend.enqueue("1", "3", "5", "2")
+    card, _ = evaluate(
+        Classifier(artifact=artifact, backend=backend, max_concurrency=1), data, n_resamples=100
+    )
+    assert len(card.warnings) == 1 and card.warnings[0].startswith("2 of 4 evaluation texts are among")

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from labelwise.batch import score_dataframe
+from labelwise.evaluation import LabelledData, evaluate
 from labelwise.evaluation._train_embedding import train_embedding
 from labelwise.packaging import (
     ArtifactError,
@@ -183,3 +184,28 @@ def test_yelp_embedding_classifier_beats_the_most_frequent_label(tmp_path: Path)
     # The most frequent label (5 stars) scores a weighted F1 near 0.2; the interval clears it.
     assert card.metrics["weighted_f1"].low > card.baseline["weighted_f1"] + 0.05
     assert report.test_rows == 200
+
+
+def test_repeated_texts_are_left_out_before_the_split(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    """A text in both parts would be measured on what the head was fitted to."""
+    words = {"negative": ["rude", "cold", "awful"], "positive": ["great", "lovely", "tasty"]}
+    rows = [(f"{w} visit {i}", label) for label, ws in words.items() for w in ws for i in range(8)]
+    repeated = rows[:10] + [(rows[10][0], "negative" if rows[10][1] == "positive" else "positive")]
+    data = tmp_path / "repeats.csv"
+    pd.DataFrame(rows + repeated, columns=["text", "label"]).to_csv(data, index=False)
+    spec = BackendSpec(provider="openai_compatible", base_url=fake.base_url, model="fake-embed")
+    artifact, card, _, test, report = train_embedding(
+        data, name="dedupe", embedder=spec, families=("logistic_regression",), folds=2
+    )
+    assert report.duplicates_removed == 11
+    assert report.train_rows + report.test_rows == len(rows)
+    assert len(set(test.texts)) == len(test.texts)
+    # The held-out part is apart from training: no warning. Training rows are not.
+    assert card.warnings == []
+    everything = LabelledData(
+        texts=[t for t, _ in rows], labels=[lab for _, lab in rows], dataset=test.dataset
+    )
+    again, _ = evaluate(Classifier(artifact=artifact), everything, n_resamples=100)
+    assert again.warnings and again.warnings[0].startswith(
+        f"{report.train_rows} of {len(rows)} evaluation texts"
+    )
