@@ -102,7 +102,7 @@ def _cohort_section(cohort: dict[str, Any], overall: float) -> str:
     ]
     for kind in ("difference", "ratio"):
         if cohort[kind] is not None:
-            name = "largest gap (best - worst)" if kind == "difference" else "ratio (worst / best)"
+            name = "largest gap (max - min)" if kind == "difference" else "ratio (min / max)"
             rows.append([name, "", *(_fmt(cohort[kind].get(k)) for k in metrics)])
     inner = f"<img src='{figure_uri(figure)}' alt='accuracy by {html.escape(cohort['cohort'])}'>"
     inner += html_table(["group", "items", *metrics], rows)
