@@ -11,7 +11,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from ..core import LabelwiseError
@@ -21,6 +20,7 @@ from ._eval import calibrate_command, eval_app, experiment_command
 from ._finetune import finetune_app
 from ._models import models_app, package_command
 from ._predict import predict_command
+from ._progress import err_console
 from ._serve import feedback_app, local_app, serve_command
 from ._train import train_embedding_command
 
@@ -78,7 +78,5 @@ def main() -> None:
     try:
         app()
     except LabelwiseError as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            Text.assemble(("error: ", "red"), str(exc)), highlight=False
-        )
+        err_console.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
         sys.exit(2)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..evaluation import EVAL_CARD, EvalCard
+from ..evaluation import EvalCard
 from ..packaging import (
     ClassifierArtifact,
     delete_artifact,
@@ -114,11 +114,7 @@ def models_show(
     """Describe one artifact (verifying its content hash)."""
     artifact = load_artifact(tag)
     summary = _summary(artifact)
-    card = (
-        EvalCard.model_validate_json(artifact.attachments[EVAL_CARD])
-        if EVAL_CARD in artifact.attachments
-        else None
-    )
+    card = EvalCard.attached_to(artifact)
     if as_json:
         eval_card = card.model_dump(mode="json") if card else None
         print_json({**summary, "spec": artifact.spec.model_dump(mode="json"), "eval_card": eval_card})

@@ -45,15 +45,23 @@ class ProgressBar:
         )
         self._task = self._progress.add_task(description, total=total, rate="", left="")
 
-    def __enter__(self) -> ProgressBar:
+    def start(self) -> ProgressBar:
         self._started = time.perf_counter()
         self._progress.start()
         return self
 
+    def stop(self) -> None:
+        """Leave the bar as it is on screen; stopping again does nothing."""
+        if self._progress.live.is_started:
+            self._progress.stop()
+
+    def __enter__(self) -> ProgressBar:
+        return self.start()
+
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        self.stop()
 
     def advance(self, count: int = 1, *, cached: bool = False) -> None:
         self._done += count

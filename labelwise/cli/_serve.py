@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..evaluation import EVAL_CARD, EvalCard
+from ..evaluation import EvalCard
 from ..packaging import (
     ClassifierArtifact,
     LocalServerConfig,
@@ -54,9 +54,9 @@ def serve_command(
 
 def _measured(artifact: ClassifierArtifact) -> str:
     """What the artifact's eval card says of it, in one line, so nobody serves it blind."""
-    if EVAL_CARD not in artifact.attachments:
+    card = EvalCard.attached_to(artifact)
+    if card is None:
         return "not measured: `labelwise eval` or `package --eval` attaches an eval card"
-    card = EvalCard.model_validate_json(artifact.attachments[EVAL_CARD])
     accuracy, baseline = card.metrics["accuracy"], card.baseline.get("accuracy")
     than = "" if baseline is None else f", most-frequent label {baseline:.3f}"
     return (

@@ -51,19 +51,16 @@ def train_embedding_command(
 ) -> None:
     """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
     spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
-    bar: ProgressBar | None = None
+    bar: ProgressBar | None = None  # made when embedding starts, once its total is known
 
     def embedded(count: int, total: int, *, cached: bool = False) -> None:
         nonlocal bar
-        if bar is None:
-            bar = ProgressBar("embedding", total, unit="texts").__enter__()
+        bar = bar or ProgressBar("embedding", total, unit="texts").start()
         bar.advance(count, cached=cached)
 
     def on_step(message: str) -> None:
-        nonlocal bar
-        if bar is not None:  # the embedding stage is over
-            bar.__exit__(None, None, None)
-            bar = None
+        if bar is not None:  # a stage after embedding
+            bar.stop()
         step(message)
 
     try:
@@ -74,7 +71,7 @@ def train_embedding_command(
         )  # fmt: skip
     finally:
         if bar is not None:
-            bar.__exit__(None, None, None)
+            bar.stop()
     attach_evaluation(str(artifact.tag), card, test.texts, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(report.model_dump(mode="json"))

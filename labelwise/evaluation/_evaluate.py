@@ -93,6 +93,12 @@ class EvalCard(BaseModel):
     warnings: list[str] = []
     """What makes these figures less than honest (e.g. evaluation texts the artifact was built from)."""
 
+    @classmethod
+    def attached_to(cls, artifact: ClassifierArtifact) -> EvalCard | None:
+        """The card stored with the artifact, if it has one."""
+        data = artifact.attachments.get(EVAL_CARD)
+        return None if data is None else cls.model_validate_json(data)
+
 
 class LabelledData(BaseModel):
     """Texts and their true labels, with the reference to where they came from."""
