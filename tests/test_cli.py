@@ -247,3 +247,17 @@ def test_compare_takes_the_same_labels_in_another_order(tmp_path: Path) -> None:
         )
     tests = {row["metric"]: row for row in json.loads(result.stdout)["tests"]}
     assert tests["accuracy"]["a"] == tests["accuracy"]["b"] == 1.0
+
+
+def test_the_progress_rate_leaves_cached_items_out() -> None:
+    """90 rows from the cache in no time and 10 computed in ~0.2 s run at ~50 rows/s, not ~500."""
+    import time
+
+    from labelwise.cli._progress import ProgressBar
+
+    bar = ProgressBar("scoring", total=100)
+    bar.advance(90, cached=True)
+    assert bar.per_s is None  # nothing computed yet: no rate, no time left
+    time.sleep(0.2)
+    bar.advance(10)
+    assert bar.per_s is not None and bar.per_s < 10 / 0.2 * 1.05

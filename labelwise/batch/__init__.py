@@ -14,7 +14,16 @@ from ._drift_report import (
 from ._rai import RaiData, SmallGroupWarning
 from ._rai_report import rai_report, write_rai_report
 from ._ray import score_with_ray
-from ._score import OUTPUT_COLUMNS, ScoreSummary, score_dataframe, score_frame
+from ._score import (
+    OUTPUT_COLUMNS,
+    ScoredTable,
+    ScoreSummary,
+    check_output_names,
+    read_scored,
+    score_dataframe,
+    score_frame,
+    with_outputs,
+)
 
 __all__ = [
     "RaiData",
@@ -26,16 +35,20 @@ __all__ = [
     "DriftData",
     "ResultCache",
     "ScoreSummary",
+    "ScoredTable",
     "categorical_drift",
     "check_cells",
+    "check_output_names",
     "drift_report",
     "load_drift_data",
     "numeric_drift",
     "rai_report",
+    "read_scored",
     "score_dataframe",
     "score_frame",
     "score_with_ray",
     "text_domain_drift",
+    "with_outputs",
     "write_drift_report",
     "write_rai_report",
 ]

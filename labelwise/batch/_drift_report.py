@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..core import read_table
 from ..packaging import ClassifierArtifact, Embedder, LabelwiseError, Prediction
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
-from ._score import read_probabilities
+from ._score import read_probabilities, read_scored
 
 __all__ = ["REFERENCE_PROFILE", "DriftData", "drift_report", "load_drift_data", "write_drift_report"]
 
@@ -96,13 +96,17 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
             texts=None if any(t is None for t in texts) else [str(t) for t in texts],
         )
     path = Path(source)
-    frame = read_table(path, required={"label": "labelwise batch score output", text_col: "--text-col"})
-    probabilities = frame["probabilities"] if "probabilities" in frame.columns else [None] * len(frame)
+    table = read_scored(path, required={text_col: "--text-col"})
+    frame = table.frame
+    probabilities = table.get("probabilities")
+    if probabilities is None:
+        probabilities = pd.Series([None] * len(frame))
     texts = frame[text_col].fillna("").astype(str).tolist()
     return DriftData(
         name=path.name,
         labels=[
-            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in frame["label"]
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+            for v in frame[table.column("label")]
         ],
         confidence=[_confidence(p) for p in probabilities],
         lengths=[len(t) for t in texts],

@@ -19,11 +19,10 @@ import numpy as np
 import pandas as pd
 
 from .. import evaluation as m
-from ..core import read_table
 from ..evaluation import as_label, as_labels, evaluate_predictions, most_frequent_baseline
 from ..packaging import ClassifierArtifact, LabelwiseError, load_artifact, probability_matrix
 from ._cohorts import as_cohort, text_descriptors
-from ._score import read_probabilities
+from ._score import ScoredTable, read_probabilities, read_scored
 
 __all__ = ["RaiData", "SmallGroupWarning", "calibration_analysis", "cohort_metrics", "error_analysis"]
 
@@ -69,16 +68,16 @@ class RaiData:
         The classifier is ``model`` or else the one named in the file's ``artifact_tag`` column,
         when it is in the model store; it gives the label set and runs the robustness probes.
         """
-        if label_col == "label":
+        required = {text_col: "--text-col", label_col: "--label-col"} | {c: "--cohort" for c in cohort_cols}
+        table = read_scored(path, required=required)
+        if label_col == table.column("label"):
             raise LabelwiseError(
-                "'label' is the predicted-label column that batch score writes; "
+                f"{label_col!r} is the predicted-label column that batch score wrote; "
                 "name the column with the true labels in --label-col"
             )
-        required = {"label": "labelwise batch score output", text_col: "--text-col", label_col: "--label-col"}
-        frame = read_table(path, required=required | {c: "--cohort" for c in cohort_cols})
-        left_out = {}
-        if "status" in frame.columns:
-            failed = frame["status"] == "error"
+        frame, left_out = table.frame, {}
+        if (status := table.get("status")) is not None:
+            failed = status == "error"
             left_out["scoring failed"] = int(failed.sum())
             frame = frame[~failed]
         unlabelled = frame[label_col].isna()
@@ -86,8 +85,9 @@ class RaiData:
         frame = frame[~unlabelled].reset_index(drop=True)
         if frame.empty:
             raise LabelwiseError(f"{path}: no scored rows with a true label in {label_col!r}")
-        predicted = [None if pd.isna(v) else as_label(v) for v in frame["label"]]
-        artifact = _artifact(model, frame)
+        table = ScoredTable(frame=frame, prefix=table.prefix)
+        predicted = [None if pd.isna(v) else as_label(v) for v in frame[table.column("label")]]
+        artifact = _artifact(model, table)
         if artifact is not None:
             labels, ordinal = list(artifact.spec.task.labels), artifact.spec.task.ordinal
         else:
@@ -96,8 +96,9 @@ class RaiData:
         truth = as_labels(frame[label_col], label_set=labels, where=f"{path}: column {label_col!r}")
         texts = frame[text_col].fillna("").astype(str).tolist()
         proba = None
-        if "probabilities" in frame.columns and frame["probabilities"].notna().any():
-            proba = probability_matrix([read_probabilities(v) for v in frame["probabilities"]], labels)
+        probabilities = table.get("probabilities")
+        if probabilities is not None and probabilities.notna().any():
+            proba = probability_matrix([read_probabilities(v) for v in probabilities], labels)
         if cohort_cols:
             cohorts = pd.DataFrame({c: as_cohort(frame[c]) for c in cohort_cols})
             source = "columns " + ", ".join(cohort_cols)
@@ -135,10 +136,11 @@ class RaiData:
         }
 
 
-def _artifact(model: str | None, frame: pd.DataFrame) -> ClassifierArtifact | None:
+def _artifact(model: str | None, table: ScoredTable) -> ClassifierArtifact | None:
     if model is not None:
         return load_artifact(model)
-    tags = frame["artifact_tag"].dropna().unique() if "artifact_tag" in frame.columns else []
+    column = table.get("artifact_tag")
+    tags = column.dropna().unique() if column is not None else []
     if len(tags) != 1:
         return None
     try:

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..core import text_key
-from ..packaging import BackendError, Classifier, Prediction, Reason
+from ..core import read_table, text_key
+from ..packaging import BackendError, Classifier, LabelwiseError, Prediction, Reason
 from ._cache import ResultCache
 
-__all__ = ["OUTPUT_COLUMNS", "ScoreSummary", "read_probabilities", "score_dataframe", "score_frame"]
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "ScoreSummary",
+    "ScoredTable",
+    "check_output_names",
+    "read_probabilities",
+    "read_scored",
+    "score_dataframe",
+    "score_frame",
+    "with_outputs",
+]
 
 OUTPUT_COLUMNS = [
     "label",
@@ -31,6 +42,64 @@ OUTPUT_COLUMNS = [
     "model",
     "scored_at",
 ]
+
+
+def check_output_names(columns: Sequence[object], *, prefix: str = "") -> None:
+    """Refuse a ``prefix`` under which an output column would overwrite one of ``columns``.
+
+    The input's own ``label`` is often the true label, kept for ``batch rai``.
+    """
+    taken = [prefix + c for c in OUTPUT_COLUMNS if prefix + c in columns]
+    if taken:
+        hint = "choose another --prefix" if prefix else "pass --prefix, e.g. --prefix predicted_"
+        raise LabelwiseError(
+            f"the input already has column(s) {', '.join(taken)}, which the output adds; {hint}"
+        )
+
+
+def with_outputs(frame: pd.DataFrame, scored: pd.DataFrame, *, prefix: str = "") -> pd.DataFrame:
+    """``frame`` with the output columns of ``scored`` (same rows, same order) as ``prefix + name``."""
+    check_output_names(list(frame.columns), prefix=prefix)
+    result = frame.reset_index(drop=True).copy()
+    for column in OUTPUT_COLUMNS:
+        result[prefix + column] = scored[column].to_numpy()
+    return result
+
+
+@dataclass(frozen=True)
+class ScoredTable:
+    """A table written by ``batch score``: its rows, and the prefix its output columns carry."""
+
+    frame: pd.DataFrame
+    prefix: str
+
+    def column(self, name: str) -> str:
+        """The table's name for output column ``name`` (``label`` -> ``predicted_label``)."""
+        return self.prefix + name
+
+    def get(self, name: str) -> pd.Series | None:
+        column = self.column(name)
+        return self.frame[column] if column in self.frame.columns else None
+
+
+def read_scored(path: Path, *, required: dict[str, str] | None = None) -> ScoredTable:
+    """Read a ``batch score`` output, whatever ``--prefix`` it was written with."""
+    frame = read_table(path, required=required)
+    # The prefix is what precedes both "label" and "artifact_tag" in the table's own columns.
+    prefixes = {
+        str(c)[: -len("artifact_tag")]
+        for c in frame.columns
+        if str(c).endswith("artifact_tag") and f"{str(c)[: -len('artifact_tag')]}label" in frame.columns
+    }
+    if not prefixes and "label" in frame.columns:
+        prefixes = {""}  # predictions made elsewhere, in a plain label column
+    if len(prefixes) != 1:
+        found = "several sets of" if prefixes else "no"
+        raise LabelwiseError(
+            f"{path} has {found} predicted-label columns (label, or PREFIXlabel with PREFIXartifact_tag): "
+            "give it a file written by labelwise batch score"
+        )
+    return ScoredTable(frame=frame, prefix=prefixes.pop())
 
 
 @dataclass

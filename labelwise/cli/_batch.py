@@ -12,16 +12,17 @@ from rich.table import Table
 
 from ..batch import (
     CHECK_COLUMNS,
-    OUTPUT_COLUMNS,
     DriftData,
     ResultCache,
     ScoreSummary,
     check_cells,
+    check_output_names,
     drift_report,
     load_drift_data,
     rai_report,
     score_frame,
     score_with_ray,
+    with_outputs,
     write_drift_report,
     write_rai_report,
 )
@@ -68,6 +69,10 @@ def batch_score(
     ] = False,
     engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; no cache or checkpoint).")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
+    prefix: Annotated[
+        str,
+        typer.Option(help="Put this before each output column's name (predicted_ -> predicted_label, ...)."),
+    ] = "",
     as_json: JsonOption = False,
 ) -> None:
     """Score every row of INPUT; keep its columns and add label, probabilities, status, error, ...
@@ -79,11 +84,9 @@ def batch_score(
     if out.resolve() == input_path.resolve():
         raise LabelwiseError("--out must not be the input file")
     frame = read_table(input_path, required={text_col: "--text-col"})
-    for column in OUTPUT_COLUMNS:
-        if column in frame.columns:
-            raise LabelwiseError(
-                f"{input_path} already has a column {column!r}, which the output adds; rename it"
-            )
+    check_output_names(list(frame.columns), prefix=prefix)
+    # Scored under a fixed name, so neither the text column nor any other input column is touched.
+    texts = pd.DataFrame({"text": frame[text_col]})
     limiter = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
     classifier = Classifier.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
     checkpoint = out.with_name(f".{out.name}.checkpoint.sqlite")
@@ -94,13 +97,13 @@ def batch_score(
             return
         if engine == "ray":
             scored, summary = score_with_ray(
-                frame, classifier.artifact_, text_col=text_col, address=address, concurrency=concurrency
+                texts, classifier.artifact_, text_col="text", address=address, concurrency=concurrency
             )
         elif engine == "local":
-            scored, summary = _run(classifier, frame, text_col, cache)
+            scored, summary = _run(classifier, texts, "text", cache)
         else:
             raise LabelwiseError(f"--engine must be local or ray, not {engine!r}")
-        write_frame(scored, out)
+        write_frame(with_outputs(frame, scored, prefix=prefix), out)
     finally:
         cache.close()
     if no_cache and not summary.failed_rows:

@@ -38,7 +38,7 @@ def _summary(artifact: ClassifierArtifact) -> dict[str, Any]:
     return {
         "tag": str(artifact.tag),
         "technique": spec.technique.kind,
-        "scoring": spec.scoring,
+        "scoring": spec.scored_by,
         "provider": spec.backend.provider,
         "model": spec.model_name,
         "labels": spec.task.labels,

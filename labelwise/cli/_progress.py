@@ -63,13 +63,20 @@ class ProgressBar:
     ) -> None:
         self.stop()
 
+    @property
+    def per_s(self) -> float | None:
+        """Items per second of work done (cached items left out); ``None`` before any."""
+        if not self._timed:
+            return None
+        return self._timed / max(time.perf_counter() - self._started, 1e-9)
+
     def advance(self, count: int = 1, *, cached: bool = False) -> None:
         self._done += count
         if not cached:
             self._timed += count
         rate = left = ""
-        if self._timed:
-            per_s = self._timed / max(time.perf_counter() - self._started, 1e-9)
+        per_s = self.per_s
+        if per_s is not None:
             rate = f"{per_s:.1f} {self.unit}/s"
             left = f"{_duration((self.total - self._done) / per_s)} left"
         self._progress.update(self._task, completed=self._done, rate=rate, left=left)

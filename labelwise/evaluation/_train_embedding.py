@@ -55,9 +55,9 @@ class TrainingReport(BaseModel):
     embedding_seconds: float
     prediction_seconds: float
     prediction_embedded: int = 0
+    """Held-out texts embedded while predicting; the others came from the embedding cache."""
     duplicates_removed: int = 0
     """Rows whose text repeats an earlier row's, left out before the split."""
-    """Held-out texts embedded while predicting; the others came from the embedding cache."""
 
     @property
     def embedding_texts_per_s(self) -> float:

@@ -141,6 +141,11 @@ class _Technique(_Strict):
         return None
 
     @property
+    def own_scoring(self) -> str | None:
+        """How this technique scores whatever ``scoring`` says (an embedding head); ``None``: as it says."""
+        return None
+
+    @property
     def reported_metrics(self) -> dict[str, float]:
         """Metrics a provider reported for the model (fine-tuning), to compare with measured ones."""
         return {}
@@ -302,6 +307,10 @@ class Embedding(_Technique):
     kind: Literal["embedding"]
     head: EmbeddingHead
 
+    @property
+    def own_scoring(self) -> str:
+        return "classifier_head"
+
     def check(self, spec: ClassifierSpec) -> None:
         if spec.backend.provider == "local":
             raise ValueError(
@@ -310,6 +319,8 @@ class Embedding(_Technique):
             )
         if not spec.backend.model:
             raise ValueError(f"backend.model is required for provider {spec.backend.provider}")
+        if spec.scoring != "generate":
+            raise ValueError("scoring does not apply to technique embedding (its head gives probabilities)")
 
 
 Technique = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
@@ -471,6 +482,11 @@ class ClassifierSpec(_Strict):
             if curves and set(curves) != set(self.task.labels):
                 raise ValueError("calibration.isotonic needs one curve per label of task.labels")
         return self
+
+    @property
+    def scored_by(self) -> str:
+        """How labels and probabilities are really produced, for people and ``/metadata``."""
+        return self.technique.own_scoring or self.scoring
 
     @property
     def model_name(self) -> str:

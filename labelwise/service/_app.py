@@ -210,7 +210,7 @@ class ClassifierApp:
             artifact_tag=self.tag,
             requested_tag=self.settings.require_model(),
             technique=spec.technique.kind,
-            scoring=spec.scoring,
+            scoring=spec.scored_by,
             provider=spec.backend.provider,
             model=spec.model_name,
             labels=spec.task.labels,

@@ -131,7 +131,7 @@ class ServiceMetadata(BaseModel):
     artifact_tag: str
     requested_tag: str
     technique: str
-    scoring: str
+    scoring: str = Field(description="generate, logprobs, json_schema, or classifier_head (embedding).")
     provider: str
     model: str
     labels: list[str]

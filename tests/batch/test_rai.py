@@ -237,13 +237,16 @@ def test_rai_command_writes_a_report_with_plots_and_probes(tmp_path: Path) -> No
     with FakeOpenAIServer(answer=toy) as server:
         spec = fake_server_spec("rai-cli", server.base_url)
         artifact, _ = package(spec)
-        frame = pd.DataFrame({"text": TOY_TEXTS * 6, "truth": ["positive"] * 60})
+        # The true labels are in "label", the name batch score gives its predictions by default.
+        frame = pd.DataFrame({"text": TOY_TEXTS * 6, "label": ["positive"] * 60})
         frame.to_csv(tmp_path / "data.csv", index=False)
-        labelwise(
-            "batch", "score", str(artifact.tag), str(tmp_path / "data.csv"), "--out", str(tmp_path / "s.csv")
-        )
+        data, scored = str(tmp_path / "data.csv"), str(tmp_path / "s.csv")
+        refused = labelwise("batch", "score", str(artifact.tag), data, "--out", scored, check=False)
+        assert refused.returncode == 2 and "--prefix" in refused.stderr and not Path(scored).exists()
+        labelwise("batch", "score", str(artifact.tag), data, "--out", scored, "--prefix", "predicted_")
+        assert pd.read_csv(scored)["label"].eq("positive").all()  # the input's column is untouched
         result = labelwise(
-            "batch", "rai", str(tmp_path / "s.csv"), "--label-col", "truth",
+            "batch", "rai", scored, "--label-col", "label",
             "--out", str(tmp_path / "rai.html"), "--probes", "60", "--n-boot", "20",
         )  # fmt: skip
     assert "probe whitespace: 50.0% of 60 predictions flipped" in result.stdout

@@ -129,6 +129,9 @@ def test_spec_rules_for_embeddings() -> None:
                  "backend": MINILM.model_dump(mode="json", exclude_none=True)}  # fmt: skip
     with pytest.raises(ArtifactError, match="train-embedding"):
         package(ClassifierSpec.from_dict(embedding))
+    assert ClassifierSpec.from_dict(embedding).scored_by == "classifier_head"
+    with pytest.raises(SpecError, match="scoring does not apply to technique embedding"):
+        ClassifierSpec.from_dict({**embedding, "scoring": "logprobs"})
     few_shot = {"kind": "few_shot", "template": "{examples}\nText: {text}\nLabel:", "selection": "nearest",
                 "examples": [{"text": "good", "label": "positive"}]}  # fmt: skip
     with pytest.raises(SpecError, match="needs technique.k and technique.embedder"):
@@ -209,3 +212,9 @@ def test_repeated_texts_are_left_out_before_the_split(fake: FakeOpenAIServer, tm
     assert again.warnings and again.warnings[0].startswith(
         f"{report.train_rows} of {len(rows)} evaluation texts"
     )
+    assert report.prediction_embedded == report.test_rows and report.prediction_texts_per_s
+    # Trained again, every held-out text comes from the cache: no speed is claimed for lookups.
+    *_, cached = train_embedding(
+        data, name="dedupe", embedder=spec, families=("logistic_regression",), folds=2
+    )
+    assert (cached.prediction_embedded, cached.prediction_texts_per_s) == (0, None)

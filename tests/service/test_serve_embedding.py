@@ -74,6 +74,7 @@ def test_concurrent_requests_are_batched_and_answer_like_the_artifact(
     server, fake, tag = served
     metadata = httpx.post(f"{server.url}/metadata", json={}).json()
     assert (metadata["technique"], metadata["adaptive_batching"]) == ("embedding", True)
+    assert metadata["scoring"] == "classifier_head"
 
     texts = [f"{words[0]} meal number {i}" for i in range(16) for words in WORDS.values()]
     before = fake.requests
