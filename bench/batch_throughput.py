@@ -1,14 +1,18 @@
-"""Rows per second of ``labelwise batch`` scoring, against peers measured in the same run.
+"""Rows per second of ``labelwise batch score``, against peers measured in the same run.
 
-1. A fake OpenAI-compatible backend (its own process) answering in 100 ms and refusing (429)
-   more than CAP requests at once, on 2,000 Yelp reviews:
-   (a) the plain sequential ``openai`` loop a data scientist writes (timed on a subset),
-   (b) the backend's ceiling, CAP / latency,
-   and labelwise's batch scorer with concurrency CAP.
-2. The embedded llama.cpp model on a few reviews: labelwise's scorer against calling the same
+1. Start-up: ``labelwise --help``, and the time from launching ``labelwise batch score`` to its
+   first request at the backend, beside the same figure for the peer loop below.
+2. A fake OpenAI-compatible backend (its own process) refusing (429) more than CAP requests at
+   once, at two latencies: 100 ms on 2,000 Yelp reviews (the client's CPU is the limit) and 1 s
+   on 640 (latency is the limit). Each command runs as its own process and is timed from launch
+   to exit, start-up included:
+   (a) ``labelwise batch score --concurrency CAP`` (empty cache),
+   (b) the 15-line ``AsyncOpenAI`` + semaphore loop a skilled engineer writes (bench/_async_loop.py),
+   (c) the backend's ceiling, CAP / latency; and, on a subset, the plain sequential ``openai`` loop.
+3. The embedded llama.cpp model on a few reviews: labelwise's scorer against calling the same
    server directly, one request after another (it serves one request at a time).
 
-    .venv/bin/python bench/batch_throughput.py [--rows 2000] [--cap 32] [--latency 0.1]
+    .venv/bin/python bench/batch_throughput.py [--rows 2000] [--slow-rows 640] [--cap 32]
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from pathlib import Path
 
 os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"))
 
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
 import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -63,54 +70,100 @@ def sequential_loop(base_url: str, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--cap", type=int, default=32)
-    parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--local-rows", type=int, default=20)
-    args = parser.parse_args()
-    frame = pd.read_csv(YELP).sample(n=args.rows, random_state=0).reset_index(drop=True)
+def _stats(base_url: str, *, reset: bool = False) -> dict[str, Any]:
+    url = base_url.removesuffix("/v1") + "/stats"
+    return (httpx.delete(url) if reset else httpx.get(url)).json()  # type: ignore[no-any-return]
 
-    process, base_url = fake_backend(args.latency, args.cap)
+
+def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from launch to exit, and from launch to the backend's first request."""
+    _stats(base_url, reset=True)
+    started = time.time()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = time.time() - started
+    return wall, _stats(base_url)["first_request_at"] - started
+
+
+def compare_at(latency: float, cap: int, frame: pd.DataFrame, home: Path) -> None:
+    process, base_url = fake_backend(latency, cap)
     try:
-        spec = ClassifierSpec.from_dict(
-            {
-                "name": "bench-batch",
-                "task": {"labels": ["1", "2", "3", "4", "5"]},
-                "technique": {"kind": "zero_shot", "template": TEMPLATE, "max_text_chars": 600},
-                "backend": {"provider": "openai_compatible", "model": "fake-model", "base_url": base_url},
-                "decoding": {"max_tokens": 2},
-            }
+        env = {**os.environ, "LABELWISE_HOME": str(home / f"home-{latency}")}  # an empty cache each time
+        spec = home / f"spec-{latency}.yaml"
+        spec.write_text(
+            f"name: bench-batch\ntask: {{labels: ['1', '2', '3', '4', '5']}}\n"
+            f"technique: {{kind: zero_shot, template: {TEMPLATE!r}, max_text_chars: 600}}\n"
+            f"backend: {{provider: openai_compatible, model: fake-model, base_url: '{base_url}'}}\n"
+            "decoding: {max_tokens: 2}\n"
         )
-        artifact, _ = package(spec)
-        subset = frame["text"].head(max(20, int(2 / args.latency))).tolist()
+        cli = [sys.executable, "-m", "labelwise.cli"]
+        subprocess.run([*cli, "package", str(spec)], env=env, check=True, capture_output=True)
+        data = home / f"rows-{len(frame)}.csv"
+        frame[["text"]].to_csv(data, index=False)
+        ours, ours_first = timed_process(
+            [*cli, "batch", "score", "bench-batch", str(data), "--out", str(home / "scored.csv"),
+             "--concurrency", str(cap)], base_url, env,
+        )  # fmt: skip
+        loop, loop_first = timed_process(
+            [sys.executable, str(REPO / "bench" / "_async_loop.py"), str(data), str(home / "loop.csv"),
+             base_url, str(cap), TEMPLATE], base_url, env,
+        )  # fmt: skip
+        ceiling = cap / latency
+        subset = frame["text"].head(max(10, int(2 / latency))).tolist()
         sequential = sequential_loop(base_url, subset)
-        ceiling = args.cap / args.latency
-        cache = ResultCache(Path(tempfile.mkdtemp()) / "cache.sqlite")  # empty: everything is scored
-        classifier = Classifier(artifact=artifact, max_concurrency=args.cap)
-        started = time.perf_counter()
-        scored = score_dataframe(frame, classifier, cache=cache)
-        ours = len(frame) / (time.perf_counter() - started)
-        failed = int((scored["status"] == "error").sum())
-        print(f"fake backend: {args.latency * 1000:.0f} ms latency, at most {args.cap} requests at once")
-        print(f"  sequential openai loop ({len(subset)} rows): {sequential:8.1f} rows/s")
-        print(f"  backend ceiling (cap / latency):     {ceiling:8.1f} rows/s")
-        print(f"  labelwise batch ({len(frame)} rows):     {ours:8.1f} rows/s   failed rows: {failed}")
-        print(f"  ratio to the sequential loop: {ours / sequential:.1f}x")
-        print(f"  share of the ceiling: {ours / ceiling:.2f}")
     finally:
         process.terminate()
         process.wait()
+    rows = len(frame)
+    print(f"fake backend: {latency * 1000:.0f} ms latency, at most {cap} requests at once, {rows} rows")
+    runs = (("labelwise batch score", ours, ours_first), ("async loop (peer)", loop, loop_first))
+    for name, wall, first in runs:
+        print(f"  {name:22} {rows / wall:7.1f} rows/s  ({wall:.1f} s; first request at {first:.2f} s)")
+    print(f"  sequential loop ({len(subset)} rows): {sequential:7.1f} rows/s")
+    print(f"  ceiling (cap / latency): {ceiling:7.1f} rows/s")
+    print(f"  ratio to the async loop: {loop / ours:.2f}x; to the ceiling: {rows / ours / ceiling:.2f}x")
 
+
+def startup(home: Path) -> None:
+    env = {**os.environ, "LABELWISE_HOME": str(home / "home-startup")}
+    timings = {}
+    for name, command in (
+        ("python -c pass", [sys.executable, "-c", "pass"]),
+        ("labelwise --help", [sys.executable, "-m", "labelwise.cli", "--help"]),
+        ("labelwise --version", [sys.executable, "-m", "labelwise.cli", "--version"]),
+    ):
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(command, env=env, check=True, capture_output=True)
+            runs.append(time.perf_counter() - started)
+        timings[name] = sorted(runs)[2]
+    print("start-up (median of 5): " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--slow-rows", type=int, default=640)
+    parser.add_argument("--cap", type=int, default=32)
+    parser.add_argument("--local-rows", type=int, default=20)
+    args = parser.parse_args()
+    yelp = pd.read_csv(YELP)
+    home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
+    startup(home)
+    compare_at(0.1, args.cap, yelp.sample(n=args.rows, random_state=0).reset_index(drop=True), home)
+    compare_at(1.0, args.cap, yelp.sample(n=args.slow_rows, random_state=1).reset_index(drop=True), home)
+    spec = ClassifierSpec.from_dict(
+        {
+            "name": "bench-local",
+            "task": {"labels": ["1", "2", "3", "4", "5"]},
+            "technique": {"kind": "zero_shot", "template": TEMPLATE, "max_text_chars": 600},
+            "backend": {"provider": "local"},
+            "decoding": {"max_tokens": 2, "stop": ["\n"]},
+        }
+    )
     if args.local_rows:
-        texts = frame["text"].head(args.local_rows).tolist()
-        local_data = spec.model_dump(mode="json", exclude_none=True)
-        local_data.update(
-            name="bench-local", backend={"provider": "local"}, decoding={"max_tokens": 2, "stop": ["\n"]}
-        )
-        local = ClassifierSpec.from_dict(local_data)
-        artifact, _ = package(local)
+        texts = yelp.sample(n=args.local_rows, random_state=2)["text"].tolist()
+        artifact, _ = package(spec)
         classifier = Classifier(artifact=artifact, max_concurrency=4)
         classifier.classify(texts[:2])  # start the server, warm the model
         server = local_server(LocalServerConfig())

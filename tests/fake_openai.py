@@ -65,6 +65,7 @@ class FakeOpenAIServer:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.first_request_at: float | None = None  # time.time(), for start-up benches
         self._faults: deque[tuple[int, dict[str, str], str | None]] = deque()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -93,6 +94,7 @@ class FakeOpenAIServer:
 
         async def complete(request: Request) -> Response:
             self.requests += 1
+            self.first_request_at = self.first_request_at or time.time()
             if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
                 return JSONResponse({"error": {"message": "concurrency limit"}}, status_code=429)
             self.in_flight += 1
@@ -116,8 +118,17 @@ class FakeOpenAIServer:
                 {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "me"}]}
             )
 
+        async def stats(request: Request) -> Response:
+            """Counters for a bench in another process; DELETE starts them again."""
+            counters = {"requests": self.requests, "first_request_at": self.first_request_at,
+                        "max_in_flight": self.max_in_flight}  # fmt: skip
+            if request.method == "DELETE":
+                self.requests, self.first_request_at, self.max_in_flight = 0, None, 0
+            return JSONResponse(counters)
+
         return Starlette(
             routes=[
+                Route("/stats", stats, methods=["GET", "DELETE"]),
                 Route("/v1/chat/completions", complete, methods=["POST"]),
                 Route("/v1/completions", complete, methods=["POST"]),
                 Route("/v1/embeddings", complete, methods=["POST"]),

@@ -22,6 +22,8 @@ AREAS = [
 @pytest.mark.parametrize("name", AREAS)
 def test_all_is_complete(name: str) -> None:
     module = importlib.import_module(name)
+    for member in module.__all__:  # lazy areas bind a name on first use; every one must resolve
+        getattr(module, member)
     public = sorted(
         member
         for member, value in vars(module).items()
@@ -44,3 +46,18 @@ def test_packaging_imports_no_other_area() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_the_command_starts_without_the_heavy_libraries() -> None:
+    """`labelwise --help` and every command's start import none of them; each command imports
+    what it runs (start-up time is measured in bench/startup.py)."""
+    import subprocess
+    import sys
+
+    heavy = ["sklearn", "scipy", "openai", "pandas", "pyarrow", "bentoml", "torch", "sqlalchemy"]
+    code = (
+        "import sys, labelwise.cli; "
+        f"loaded = [m for m in {heavy!r} if m in sys.modules]; print(loaded); sys.exit(1 if loaded else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

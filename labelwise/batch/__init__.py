@@ -1,54 +1,7 @@
 """Batch: scoring whole datasets, Responsible-AI analysis and drift analysis."""
 
-from ._cache import ResultCache
-from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
-from ._drift_report import (
-    CHECK_COLUMNS,
-    REFERENCE_PROFILE,
-    DriftData,
-    check_cells,
-    drift_report,
-    load_drift_data,
-    write_drift_report,
-)
-from ._rai import RaiData, SmallGroupWarning
-from ._rai_report import rai_report, write_rai_report
-from ._ray import score_with_ray
-from ._score import (
-    OUTPUT_COLUMNS,
-    ScoredTable,
-    ScoreSummary,
-    check_output_names,
-    read_scored,
-    score_dataframe,
-    score_frame,
-    with_outputs,
-)
+import lazy_loader
 
-__all__ = [
-    "RaiData",
-    "SmallGroupWarning",
-    "CHECK_COLUMNS",
-    "OUTPUT_COLUMNS",
-    "REFERENCE_PROFILE",
-    "DriftCheck",
-    "DriftData",
-    "ResultCache",
-    "ScoreSummary",
-    "ScoredTable",
-    "categorical_drift",
-    "check_cells",
-    "check_output_names",
-    "drift_report",
-    "load_drift_data",
-    "numeric_drift",
-    "rai_report",
-    "read_scored",
-    "score_dataframe",
-    "score_frame",
-    "score_with_ray",
-    "text_domain_drift",
-    "with_outputs",
-    "write_drift_report",
-    "write_rai_report",
-]
+# Each name loads its module on first use, so a command imports only what it runs.
+# The names and their modules are listed once, in __init__.pyi (which type checkers read).
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -4,38 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from ..batch import (
-    CHECK_COLUMNS,
-    DriftData,
-    ResultCache,
-    ScoreSummary,
-    check_cells,
-    check_output_names,
-    drift_report,
-    load_drift_data,
-    rai_report,
-    score_frame,
-    score_with_ray,
-    with_outputs,
-    write_drift_report,
-    write_rai_report,
-)
 from ..core import LabelwiseError, labelwise_home, read_table, run_sync, text_key, write_frame
-from ..packaging import (
-    Classifier,
-    Embedder,
-    RateLimiter,
-    estimate_tokens,
-    load_artifact,
-    openai_encoding,
-    technique_for,
-)
 from ._common import (
     JsonOption,
     console,
@@ -44,6 +18,12 @@ from ._common import (
     print_json,
 )
 from ._progress import ProgressBar, err_console, step
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..batch import ResultCache, ScoreSummary
+    from ..packaging import Classifier
 
 batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
 FAILED_ROWS_EXIT = 3
@@ -81,6 +61,11 @@ def batch_score(
     again. The exit status is 3 when some rows failed after retries (they are in the output
     with status "error").
     """
+    import pandas as pd
+
+    from ..batch import ResultCache, check_output_names, score_with_ray, with_outputs
+    from ..packaging import Classifier, RateLimiter
+
     if out.resolve() == input_path.resolve():
         raise LabelwiseError("--out must not be the input file")
     frame = read_table(input_path, required={text_col: "--text-col"})
@@ -128,6 +113,8 @@ def batch_score(
 def _run(
     classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache
 ) -> tuple[pd.DataFrame, ScoreSummary]:
+    from ..batch import score_frame
+
     step(f"scoring {len(frame)} rows with {classifier.tag_}")
     with ProgressBar("scoring", len(frame)) as bar:
 
@@ -143,6 +130,8 @@ def _run(
 def _dry_run(
     classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
 ) -> None:
+    from ..packaging import estimate_tokens, openai_encoding
+
     texts = frame[text_col].fillna("").astype(str).tolist()
     unique = {text_key(t): t for t in texts if t.strip()}
     cached = cache.get_many(str(classifier.tag_), unique)
@@ -203,6 +192,15 @@ def batch_drift(
     The reference is --reference, or else the profile recorded when the artifact was packaged
     with --eval (no texts: the text-domain check then needs --reference).
     """
+    from ..batch import (
+        CHECK_COLUMNS,
+        DriftData,
+        check_cells,
+        drift_report,
+        load_drift_data,
+        write_drift_report,
+    )
+    from ..packaging import Embedder, load_artifact, technique_for
 
     if reference is None and model is None:
         raise LabelwiseError("give --model TAG (its reference profile is the reference) or --reference DATA")
@@ -255,7 +253,7 @@ def batch_rai(
     """Where the classifier works and where it fails: cohorts, errors, calibration, robustness."""
     import warnings
 
-    from ..batch import RaiData, SmallGroupWarning
+    from ..batch import RaiData, SmallGroupWarning, rai_report, write_rai_report
 
     data = RaiData.load(scored, label_col=label_col, text_col=text_col, cohort_cols=cohort or (), model=model)
     with warnings.catch_warnings():

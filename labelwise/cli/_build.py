@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..packaging import load_artifact, serving_requirements
 from ._common import JsonOption, console, print_json
 
 
@@ -20,6 +19,8 @@ def build_command(
 
     import labelwise
 
+    from ..packaging import load_artifact, serving_requirements
+
     artifact = load_artifact(tag)
     packages = serving_requirements(artifact)
     bento = bentoml.bentos.build(
@@ -27,7 +28,7 @@ def build_command(
         name=f"{artifact.tag.name}-service",
         description=f"labelwise service for {artifact.tag} ({artifact.spec.technique.kind}).",
         labels={"owner": "labelwise", "artifact": f"{artifact.tag.name}-{artifact.tag.version}"},
-        include=["labelwise/**/*.py"],
+        include=["labelwise/**/*.py", "labelwise/**/*.pyi"],
         exclude=["**/__pycache__/"],
         python={"packages": packages, "lock_packages": False},
         args={"model": str(artifact.tag)},

@@ -6,18 +6,18 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from ..batch import REFERENCE_PROFILE, DriftData
 from ..core import LabelwiseError
-from ..evaluation import EVAL_CARD, EvalCard, LabelledData, evaluate, load_labelled
-from ..packaging import BackendSpec, Classifier, ClassifierArtifact, attach
 from ._progress import ProgressBar, err_console, step
+
+if TYPE_CHECKING:
+    from ..evaluation import EvalCard, LabelledData
+    from ..packaging import BackendSpec, ClassifierArtifact
 
 __all__ = [
     "Concurrency",
@@ -81,6 +81,9 @@ def run_eval(
     n_resamples: int,
     concurrency: int = 16,
 ) -> tuple[EvalCard, LabelledData, list[Any]]:
+    from ..evaluation import evaluate, load_labelled
+    from ..packaging import Classifier
+
     classifier = Classifier.load(tag, max_concurrency=concurrency)
     labelled = load_labelled(
         data,
@@ -102,6 +105,10 @@ def attach_evaluation(
     tag: str, card: EvalCard, texts: list[str], predictions: list[Any], *, source: str, seed: int
 ) -> ClassifierArtifact:
     """Store the eval card and the drift reference profile with the artifact."""
+    from ..batch import REFERENCE_PROFILE, DriftData
+    from ..evaluation import EVAL_CARD
+    from ..packaging import attach
+
     attach(tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
     profile = DriftData.profile(texts, predictions, name=source, seed=seed)
     return attach(tag, REFERENCE_PROFILE, profile.to_json())
@@ -131,6 +138,10 @@ def print_card(card: EvalCard) -> None:
 
 def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str | None = None) -> BackendSpec:
     """``--embedder PROVIDER:MODEL`` as a backend spec."""
+    from pydantic import ValidationError
+
+    from ..packaging import BackendSpec
+
     provider, _, model = value.partition(":")
     if not model:
         raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")

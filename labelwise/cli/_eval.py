@@ -10,24 +10,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ..core import LabelwiseError
-from ..evaluation import (
-    EVAL_CARD,
-    ExperimentSpec,
-    compare_predictions,
-    evaluate,
-    fit_calibration,
-    load_labelled,
-    log_to_mlflow,
-    run_experiment,
-    verdict,
-    write_leaderboard,
-)
-from ..packaging import (
-    Classifier,
-    attach,
-    load_artifact,
-    package,
-)
 from ._common import (
     Concurrency,
     JsonOption,
@@ -109,6 +91,9 @@ def eval_compare(
     as_json: JsonOption = False,
 ) -> None:
     """Score A and B on the same items; say which is better on which metric, and if significantly."""
+    from ..evaluation import compare_predictions, verdict
+    from ..packaging import load_artifact
+
     a, b = load_artifact(tag_a), load_artifact(tag_b)
     # The same labels in another order compare fine (train-embedding sorts them, a spec keeps the
     # author's order): metrics go by label, in A's order.
@@ -190,6 +175,9 @@ def calibrate_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fit calibration on part of DATA, report ECE before and after on the rest, package the result."""
+    from ..evaluation import evaluate, fit_calibration, load_labelled
+    from ..packaging import Classifier, load_artifact, package
+
     if method not in ("temperature", "isotonic"):
         raise LabelwiseError(f"--method must be temperature or isotonic, not {method!r}")
     artifact = load_artifact(tag)
@@ -266,6 +254,9 @@ def experiment_command(
     concurrency: Concurrency = 16,
 ) -> None:
     """Run a prompt experiment and write a leaderboard (CSV, JSON, HTML with plots)."""
+    from ..evaluation import EVAL_CARD, ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
+    from ..packaging import Classifier, attach, package
+
     experiment, root = ExperimentSpec.from_yaml(grid)
     out = out or grid.parent / f"{experiment.name}-results"
 

@@ -10,11 +10,6 @@ import typer
 from rich.table import Table
 
 from ..core import LabelwiseError
-from ..evaluation import export_finetune, gap_report, load_labelled
-from ..packaging import (
-    Classifier,
-    ClassifierSpec,
-)
 from ._common import (
     Concurrency,
     JsonOption,
@@ -49,6 +44,9 @@ def finetune_export(
     as_json: JsonOption = False,
 ) -> None:
     """Write train/validation JSONL (chat and prompt/completion) with a representative validation split."""
+    from ..evaluation import export_finetune, load_labelled
+    from ..packaging import ClassifierSpec
+
     classifier_spec = ClassifierSpec.from_yaml(spec)
     labelled = load_labelled(
         data,
@@ -102,6 +100,9 @@ def finetune_gap(
     as_json: JsonOption = False,
 ) -> None:
     """Replay the validation file and a test set through TAG; explain reported vs measured metrics."""
+    from ..evaluation import gap_report, load_labelled
+    from ..packaging import Classifier
+
     classifier = Classifier.load(tag, max_concurrency=concurrency)
     spec = classifier.artifact_.spec
     if reported is not None:

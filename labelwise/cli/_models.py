@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from ..evaluation import EvalCard
-from ..packaging import (
-    ClassifierArtifact,
-    delete_artifact,
-    export_artifact,
-    import_artifact,
-    list_artifacts,
-    load_artifact,
-    package,
-)
 from ._common import (
     Concurrency,
     JsonOption,
@@ -27,6 +17,9 @@ from ._common import (
     print_json,
     run_eval,
 )
+
+if TYPE_CHECKING:
+    from ..packaging import ClassifierArtifact
 
 models_app = typer.Typer(
     help="List, show, export, import and delete classifier artifacts.", no_args_is_help=True
@@ -65,6 +58,8 @@ def package_command(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a spec and store it as a versioned artifact (same content, same version)."""
+    from ..packaging import package
+
     artifact, created = package(spec)
     card = None
     if eval_data is not None:
@@ -96,6 +91,8 @@ def models_list(
     as_json: JsonOption = False,
 ) -> None:
     """Stored classifiers, newest first."""
+    from ..packaging import list_artifacts
+
     rows = list(list_artifacts(name))
     if as_json:
         print_json([{"tag": str(tag), "created": created.isoformat()} for tag, created in rows])
@@ -112,6 +109,9 @@ def models_show(
     as_json: JsonOption = False,
 ) -> None:
     """Describe one artifact (verifying its content hash)."""
+    from ..evaluation import EvalCard
+    from ..packaging import load_artifact
+
     artifact = load_artifact(tag)
     summary = _summary(artifact)
     card = EvalCard.attached_to(artifact)
@@ -139,12 +139,16 @@ def models_export(
     ] = Path("."),
 ) -> None:
     """Write an artifact to one .bentomodel file."""
+    from ..packaging import export_artifact
+
     typer.echo(str(export_artifact(tag, out)))
 
 
 @models_app.command("import")
 def models_import(path: Annotated[Path, typer.Argument(help="A .bentomodel file.")]) -> None:
     """Bring an exported artifact into the store, verifying it (a version already there is kept)."""
+    from ..packaging import import_artifact
+
     artifact, created = import_artifact(path)
     state = "imported" if created else "already in the store, unchanged:"
     console.print(f"{state} [bold]{artifact.tag}[/bold]")
@@ -156,6 +160,8 @@ def models_delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove an artifact from the store."""
+    from ..packaging import delete_artifact, load_artifact
+
     resolved = load_artifact(tag).tag
     if not yes and not typer.confirm(f"Delete {resolved}?"):
         raise typer.Exit(1)

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..core import LabelwiseError, read_table
-from ..packaging import (
-    ArtifactTag,
-    Classifier,
-    Prediction,
-)
 from ._common import (
     JsonOption,
     console,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from ..packaging import Prediction
 
 
 def _read_texts(path: Path, text_col: str) -> list[str]:
@@ -41,6 +39,8 @@ def predict_command(
     as_json: JsonOption = False,
 ) -> None:
     """Classify one text, or every row of a file."""
+    from ..packaging import ArtifactTag, Classifier
+
     if (text is None) == (input_file is None):
         raise LabelwiseError("give either a TEXT argument or --input FILE (not both)")
     texts = [text] if text is not None else _read_texts(input_file, text_col)  # type: ignore[arg-type]

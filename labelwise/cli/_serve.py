@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..evaluation import EvalCard
-from ..packaging import (
-    ClassifierArtifact,
-    LocalServerConfig,
-    detached_server,
-    load_artifact,
-    start_detached,
-    stop_detached,
-)
-from ..store import export_feedback
 from ._common import (
     console,
     parse_since,
 )
+
+if TYPE_CHECKING:
+    from ..packaging import ClassifierArtifact
 
 feedback_app = typer.Typer(help="Feedback collected by the service.", no_args_is_help=True)
 local_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
@@ -36,6 +29,8 @@ def serve_command(
     db_url: Annotated[str | None, typer.Option(help="Prediction store URL (LABELWISE_DB_URL).")] = None,
 ) -> None:
     """Serve an artifact with BentoML: /classify, /feedback, /feedback/summary, /metrics."""
+    from ..packaging import load_artifact
+
     artifact = load_artifact(tag)  # verify now, and pin: a later package must not swap it
     resolved = artifact.tag
     env = {**os.environ, "LABELWISE_MODEL": str(resolved), "LABELWISE_WORKERS": str(workers)}
@@ -54,6 +49,8 @@ def serve_command(
 
 def _measured(artifact: ClassifierArtifact) -> str:
     """What the artifact's eval card says of it, in one line, so nobody serves it blind."""
+    from ..evaluation import EvalCard
+
     card = EvalCard.attached_to(artifact)
     if card is None:
         return "not measured: `labelwise eval` or `package --eval` attaches an eval card"
@@ -77,6 +74,8 @@ def feedback_export(
     ] = False,
 ) -> None:
     """Write feedback joined with its predictions as a labelled dataset (text, label, ...)."""
+    from ..store import export_feedback
+
     rows = export_feedback(
         out, db_url=db_url, since=parse_since(since), include_unlabelled=include_unlabelled
     )
@@ -91,6 +90,8 @@ LogprobsOption = Annotated[
 @local_app.command("start")
 def local_start(logprobs: LogprobsOption = False) -> None:
     """Start a llama.cpp server that later commands reuse until `labelwise local stop`."""
+    from ..packaging import LocalServerConfig, start_detached
+
     server = start_detached(LocalServerConfig(logits_all=logprobs))
     console.print(f"local server at {server.base_url} (pid {server.pid})")
 
@@ -98,6 +99,8 @@ def local_start(logprobs: LogprobsOption = False) -> None:
 @local_app.command("stop")
 def local_stop(logprobs: LogprobsOption = False) -> None:
     """Stop the server `labelwise local start` left running."""
+    from ..packaging import LocalServerConfig, stop_detached
+
     stopped = stop_detached(LocalServerConfig(logits_all=logprobs))
     console.print("stopped" if stopped else "no local server was running")
 
@@ -105,6 +108,8 @@ def local_stop(logprobs: LogprobsOption = False) -> None:
 @local_app.command("status")
 def local_status() -> None:
     """The detached local servers (`labelwise local start`), for generation and for logprobs."""
+    from ..packaging import LocalServerConfig, detached_server
+
     for logprobs in (False, True):
         server = detached_server(LocalServerConfig(logits_all=logprobs))
         kind = "logprobs server (--logprobs)" if logprobs else "generation server"

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 
 from ..core import read_table, text_key
 from ..packaging import (
-    FAMILIES,
+    DEFAULT_FAMILIES,
     HEAD_FILE,
     TRAINING_TEXTS,
     BackendSpec,
@@ -113,7 +113,7 @@ def train_embedding(
     test_size: float = 0.2,
     seed: int = 0,
     sample: int | None = None,
-    families: tuple[str, ...] = FAMILIES,
+    families: tuple[str, ...] = DEFAULT_FAMILIES,
     folds: int = 5,
     on_step: Callable[[str], None] | None = None,
     on_embedded: Callable[..., None] | None = None,
@@ -166,11 +166,15 @@ def train_embedding(
         on_progress=None if on_embedded is None else functools.partial(_with_total, on_embedded, total_texts),
     )
     embedding_seconds = time.perf_counter() - started
+    started = time.perf_counter()
     choice = fit_head(
         vectors, train.labels, families=families, folds=folds, seed=seed,
         on_family=lambda family, fits: say(f"searching {family} heads ({fits} fits of {folds}-fold CV)"),
     )  # fmt: skip
-    say(f"chose {choice.family} {choice.params} (cross-validated weighted F1 {choice.cv_weighted_f1:.3f})")
+    say(
+        f"chose {choice.family} {choice.params} (cross-validated weighted F1 {choice.cv_weighted_f1:.3f}; "
+        f"search took {time.perf_counter() - started:.1f} s)"
+    )
     spec = ClassifierSpec.from_dict(
         {
             "name": name,

@@ -41,6 +41,7 @@ from ._tokenizers import openai_encoding
 
 __all__ = [
     "BACKENDS",
+    "backend_class",
     "AzureOpenAIBackend",
     "Backend",
     "Completion",
@@ -154,13 +155,22 @@ def register_backend(cls: type[B]) -> type[B]:
     return cls
 
 
-def _create(protocol: type[B], what: str, spec: BackendSpec, model: str, **options: Any) -> B:
+def backend_class(provider: str) -> type[Backend]:
+    """The backend registered for ``provider``, the built-in ones included."""
+    # The local and sentence-transformers backends register when their modules load, and
+    # nothing else may have loaded them yet (the package imports its modules on first use).
+    from . import _embeddings, _local  # noqa: F401
+
     try:
-        backend_cls = BACKENDS[spec.provider]
+        return BACKENDS[provider]
     except KeyError:
         raise SpecError(
-            f"no backend registered for provider {spec.provider!r}; known: {', '.join(sorted(BACKENDS))}"
+            f"no backend registered for provider {provider!r}; known: {', '.join(sorted(BACKENDS))}"
         ) from None
+
+
+def _create(protocol: type[B], what: str, spec: BackendSpec, model: str, **options: Any) -> B:
+    backend_cls = backend_class(spec.provider)
     if not issubclass(backend_cls, protocol):
         able = sorted(name for name, cls in BACKENDS.items() if issubclass(cls, protocol))
         raise SpecError(f"provider {spec.provider} gives no {what}; providers that do: {', '.join(able)}")

@@ -31,6 +31,7 @@ from ..core import LabelwiseError
 from ._outcomes import Reason
 
 __all__ = [
+    "LabelwiseError",  # the base of this hierarchy, from labelwise.core
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFound",

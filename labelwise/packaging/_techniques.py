@@ -29,11 +29,11 @@ import numpy as np
 
 from ..core import text_key
 from ._backends import (
-    BACKENDS,
     CompletionBackend,
     CompletionRequest,
     EmbeddingBackend,
     LabelToken,
+    backend_class,
     completion_backend,
 )
 from ._embeddings import Embedder
@@ -150,14 +150,16 @@ class Technique(ABC):
     @classmethod
     def serving_extras(cls, spec: ClassifierSpec) -> list[str]:
         """The ``labelwise`` extras that serving this spec needs beyond the core."""
-        extras = {extra for backend in cls.backends(spec) for extra in BACKENDS[backend.provider].extras}
+        extras = {extra for backend in cls.backends(spec) for extra in backend_class(backend.provider).extras}
         return sorted(extras)
 
     @classmethod
     def max_in_flight(cls, spec: ClassifierSpec) -> int | None:
         """The most requests this spec's backends serve at once, if any of them is limited."""
         limits = [
-            limit for backend in cls.backends(spec) if (limit := BACKENDS[backend.provider].max_in_flight)
+            limit
+            for backend in cls.backends(spec)
+            if (limit := backend_class(backend.provider).max_in_flight)
         ]
         return min(limits) if limits else None
 

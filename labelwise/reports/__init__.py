@@ -3,6 +3,8 @@
 Batch (RAI, drift) and evaluation (experiments) render their reports through these helpers.
 """
 
-from ._html import figure_uri, html_page, html_table, img, pyplot, write_report
+import lazy_loader
 
-__all__ = ["figure_uri", "html_page", "html_table", "img", "pyplot", "write_report"]
+# Each name loads its module on first use, so a command imports only what it runs.
+# The names and their modules are listed once, in __init__.pyi (which type checkers read).
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

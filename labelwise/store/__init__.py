@@ -4,14 +4,8 @@ The service writes it; batch drift and ``labelwise feedback export`` read it. It
 BentoML, so reading the log never starts a service.
 """
 
-from ._export import export_feedback
-from ._store import FeedbackRecord, FeedbackRow, PredictionRow, PredictionStore, true_label
+import lazy_loader
 
-__all__ = [
-    "FeedbackRecord",
-    "FeedbackRow",
-    "PredictionRow",
-    "PredictionStore",
-    "export_feedback",
-    "true_label",
-]
+# Each name loads its module on first use, so a command imports only what it runs.
+# The names and their modules are listed once, in __init__.pyi (which type checkers read).
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)
