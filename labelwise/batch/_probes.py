@@ -17,7 +17,7 @@ from typing import Any
 from scipy import stats
 
 from ..evaluation import accuracy
-from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, Template, technique_for
+from ..packaging import ClassifierArtifact, ClassifierRuntime, ClassifierSpec, Template, technique_for
 from ._rai import snippet
 
 __all__ = ["ProbeResult", "prompt_probes", "run_probes", "TEXT_PROBES"]
@@ -124,10 +124,10 @@ def run_probes(
     sample: int = 100,
     seed: int = 0,
     examples: int = 3,
-    classifier_factory: Callable[[ClassifierArtifact], Classifier] | None = None,
+    classifier_factory: Callable[[ClassifierArtifact], ClassifierRuntime] | None = None,
 ) -> list[ProbeResult]:
     """Every text probe and every prompt probe that applies, on one seeded sample of ``texts``."""
-    factory = classifier_factory or (lambda a: Classifier(artifact=a, max_concurrency=16))
+    factory = classifier_factory or (lambda a: ClassifierRuntime(artifact=a, max_concurrency=16))
     rng = random.Random(seed)
     chosen = sorted(rng.sample(range(len(texts)), min(sample, len(texts))))
     sampled = [texts[i] for i in chosen]

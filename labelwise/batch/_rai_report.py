@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..packaging import Classifier, ClassifierArtifact
+from ..packaging import ClassifierArtifact, ClassifierRuntime
 from ..reports import figure_uri, html_table, pyplot, write_report
 from ._probes import run_probes
 from ._rai import RaiData, calibration_analysis, cohort_metrics, error_analysis
@@ -25,7 +25,7 @@ def rai_report(
     seed: int = 0,
     min_group_size: int = 30,
     n_boot: int = 100,
-    factory: Callable[[ClassifierArtifact], Classifier] | None = None,
+    factory: Callable[[ClassifierArtifact], ClassifierRuntime] | None = None,
 ) -> dict[str, Any]:
     """Overall metrics, cohorts, error analysis, calibration and (with the artifact) robustness."""
     cohorts = [

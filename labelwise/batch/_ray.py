@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..packaging import Classifier, ClassifierArtifact, LabelwiseError
+from ..packaging import ClassifierArtifact, ClassifierRuntime, LabelwiseError
 from ._score import ScoreSummary, score_dataframe
 
 __all__ = ["score_with_ray"]
@@ -20,7 +20,7 @@ def _score_batch(
     batch: pd.DataFrame, *, artifact: ClassifierArtifact, text_col: str, concurrency: int
 ) -> pd.DataFrame:
     return score_dataframe(
-        batch, Classifier(artifact=artifact, max_concurrency=concurrency), text_col=text_col
+        batch, ClassifierRuntime(artifact=artifact, max_concurrency=concurrency), text_col=text_col
     )
 
 

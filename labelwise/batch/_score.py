@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..core import read_table, text_key
-from ..packaging import BackendError, Classifier, LabelwiseError, Prediction, Reason
+from ..packaging import BackendError, ClassifierRuntime, LabelwiseError, Prediction, Reason
 from ._cache import ResultCache
 
 __all__ = [
@@ -156,7 +156,7 @@ def _row(prediction: Prediction, *, cached: bool) -> dict[str, Any]:
 
 async def score_frame(
     frame: pd.DataFrame,
-    classifier: Classifier,
+    classifier: ClassifierRuntime,
     *,
     text_col: str = "text",
     cache: ResultCache | None = None,
@@ -217,7 +217,7 @@ async def score_frame(
 
 def score_dataframe(
     frame: pd.DataFrame,
-    classifier: Classifier | str,
+    classifier: ClassifierRuntime | str,
     *,
     text_col: str = "text",
     cache: ResultCache | None = None,
@@ -230,7 +230,7 @@ def score_dataframe(
     from ..core import run_sync
 
     if isinstance(classifier, str):
-        classifier = Classifier.load(classifier, max_concurrency=max_concurrency)
+        classifier = ClassifierRuntime.load(classifier, max_concurrency=max_concurrency)
 
     async def run() -> pd.DataFrame:
         async with classifier:

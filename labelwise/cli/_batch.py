@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ..batch import ResultCache, ScoreSummary
-    from ..packaging import Classifier
+    from ..packaging import ClassifierRuntime
 
 batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
 FAILED_ROWS_EXIT = 3
@@ -64,7 +64,7 @@ def batch_score(
     import pandas as pd
 
     from ..batch import ResultCache, check_output_names, score_with_ray, with_outputs
-    from ..packaging import Classifier, RateLimiter
+    from ..packaging import ClassifierRuntime, RateLimiter
 
     if out.resolve() == input_path.resolve():
         raise LabelwiseError("--out must not be the input file")
@@ -73,7 +73,7 @@ def batch_score(
     # Scored under a fixed name, so neither the text column nor any other input column is touched.
     texts = pd.DataFrame({"text": frame[text_col]})
     limiter = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
-    classifier = Classifier.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
+    classifier = ClassifierRuntime.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
     checkpoint = out.with_name(f".{out.name}.checkpoint.sqlite")
     cache = ResultCache(checkpoint if no_cache else labelwise_home() / "batch-cache.sqlite")
     try:
@@ -111,7 +111,7 @@ def batch_score(
 
 
 def _run(
-    classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache
+    classifier: ClassifierRuntime, frame: pd.DataFrame, text_col: str, cache: ResultCache
 ) -> tuple[pd.DataFrame, ScoreSummary]:
     from ..batch import score_frame
 
@@ -128,7 +128,7 @@ def _run(
 
 
 def _dry_run(
-    classifier: Classifier, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
+    classifier: ClassifierRuntime, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
 ) -> None:
     from ..packaging import estimate_tokens, openai_encoding
 

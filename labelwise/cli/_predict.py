@@ -39,12 +39,12 @@ def predict_command(
     as_json: JsonOption = False,
 ) -> None:
     """Classify one text, or every row of a file."""
-    from ..packaging import ArtifactTag, Classifier
+    from ..packaging import ArtifactTag, ClassifierRuntime
 
     if (text is None) == (input_file is None):
         raise LabelwiseError("give either a TEXT argument or --input FILE (not both)")
     texts = [text] if text is not None else _read_texts(input_file, text_col)  # type: ignore[arg-type]
-    classifier = Classifier.load(ArtifactTag.from_str(tag), max_concurrency=max_concurrency)
+    classifier = ClassifierRuntime.load(ArtifactTag.from_str(tag), max_concurrency=max_concurrency)
     predictions = classifier.classify(texts)
     rows = [_prediction_row(t, p) for t, p in zip(texts, predictions, strict=True)]
     if as_json:

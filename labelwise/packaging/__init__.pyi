@@ -63,6 +63,7 @@ from ._prompts import Template
 from ._ratelimit import RateLimiter
 from ._requirements import serving_requirements
 from ._retry import RetryPolicy, call_with_retries
+from ._runtime import ClassifierRuntime
 from ._scoring import Scorer, calibrate, decide
 from ._spec import (
     BackendSpec,
@@ -117,6 +118,7 @@ __all__ = [
     "Calibration",
     "Classifier",
     "ClassifierArtifact",
+    "ClassifierRuntime",
     "ClassifierSpec",
     "Completion",
     "CompletionBackend",

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from .. import __version__
 from ..core import Settings
-from ..packaging import BackendError, Classifier, Prediction
+from ..packaging import BackendError, ClassifierRuntime, Prediction
 from ..store import PredictionStore
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
@@ -49,7 +49,7 @@ class ClassifierApp:
     def __init__(
         self,
         *,
-        classifier: Classifier,
+        classifier: ClassifierRuntime,
         store: PredictionStore,
         settings: Settings,
         classify: Classify | None = None,
@@ -65,7 +65,7 @@ class ClassifierApp:
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
         """Load (and verify) the artifact, resolving ``latest`` once, and open the store."""
-        classifier = Classifier.load(settings.require_model(), max_concurrency=64)
+        classifier = ClassifierRuntime.load(settings.require_model(), max_concurrency=64)
         tag = str(classifier.tag_)
         classifier.on_retry = lambda exc, _wait: metrics.BACKEND_RETRIES.labels(tag, exc.kind).inc()
         logger.warning("labelwise serving %s (asked for %s)", tag, settings.model)

@@ -16,7 +16,7 @@ import bentoml
 from pydantic import BaseModel
 
 from ..core import Settings
-from ..packaging import BackendError, BackendUnavailable, Classifier, Prediction, Reason
+from ..packaging import BackendError, BackendUnavailable, ClassifierRuntime, Prediction, Reason
 from ._args import ARGS
 from ._warmup import Warmup
 
@@ -56,7 +56,7 @@ class EmbeddingRunner:
     """Classifies with the served embedding artifact, batching concurrent requests."""
 
     def __init__(self) -> None:
-        self.classifier = Classifier.load(ARGS.model)
+        self.classifier = ClassifierRuntime.load(ARGS.model)
         self._warmup = Warmup()
 
     @bentoml.on_startup
