@@ -6,7 +6,7 @@
    once, at two latencies: 100 ms on 2,000 Yelp reviews (the client's CPU is the limit) and 1 s
    on 640 (latency is the limit). Each command runs as its own process and is timed from launch
    to exit, start-up included:
-   (a) ``labelwise batch score --concurrency CAP`` (empty cache),
+   (a) ``labelwise batch score --concurrency CAP --no-cache`` (its checkpoint starts empty),
    (b) the 15-line ``AsyncOpenAI`` + semaphore loop a skilled engineer writes (bench/_async_loop.py),
    (c) the backend's ceiling, CAP / latency; and, on a subset, the plain sequential ``openai`` loop.
 3. The embedded llama.cpp model on a few reviews: labelwise's scorer against calling the same
@@ -75,19 +75,20 @@ def _stats(base_url: str, *, reset: bool = False) -> dict[str, Any]:
     return (httpx.delete(url) if reset else httpx.get(url)).json()  # type: ignore[no-any-return]
 
 
-def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> tuple[float, float]:
-    """Seconds from launch to exit, and from launch to the backend's first request."""
+def timed_process(command: list[str], base_url: str, env: dict[str, str]) -> tuple[float, float, int]:
+    """Seconds from launch to exit and to the backend's first request; requests sent (429s too)."""
     _stats(base_url, reset=True)
     started = time.time()
     subprocess.run(command, env=env, check=True, capture_output=True)
     wall = time.time() - started
-    return wall, _stats(base_url)["first_request_at"] - started
+    stats = _stats(base_url)
+    return wall, stats["first_request_at"] - started, stats["requests"]
 
 
-def compare_at(latency: float, cap: int, frame: pd.DataFrame, home: Path) -> None:
+def compare_at(latency: float, cap: int, frame: pd.DataFrame, home: Path, repeats: int) -> None:
     process, base_url = fake_backend(latency, cap)
     try:
-        env = {**os.environ, "LABELWISE_HOME": str(home / f"home-{latency}")}  # an empty cache each time
+        env = {**os.environ, "LABELWISE_HOME": str(home / f"home-{latency}")}
         spec = home / f"spec-{latency}.yaml"
         spec.write_text(
             f"name: bench-batch\ntask: {{labels: ['1', '2', '3', '4', '5']}}\n"
@@ -99,14 +100,17 @@ def compare_at(latency: float, cap: int, frame: pd.DataFrame, home: Path) -> Non
         subprocess.run([*cli, "package", str(spec)], env=env, check=True, capture_output=True)
         data = home / f"rows-{len(frame)}.csv"
         frame[["text"]].to_csv(data, index=False)
-        ours, ours_first = timed_process(
-            [*cli, "batch", "score", "bench-batch", str(data), "--out", str(home / "scored.csv"),
-             "--concurrency", str(cap)], base_url, env,
-        )  # fmt: skip
-        loop, loop_first = timed_process(
-            [sys.executable, str(REPO / "bench" / "_async_loop.py"), str(data), str(home / "loop.csv"),
-             base_url, str(cap), TEMPLATE], base_url, env,
-        )  # fmt: skip
+        ours_command = [*cli, "batch", "score", "bench-batch", str(data), "--out", str(home / "scored.csv"),
+                        "--concurrency", str(cap), "--no-cache"]  # fmt: skip
+        loop_command = [sys.executable, str(REPO / "bench" / "_async_loop.py"), str(data),
+                        str(home / "loop.csv"), base_url, str(cap), TEMPLATE]  # fmt: skip
+        # Interleaved, so that a slow spell of the machine falls on both; the median run counts.
+        ours_runs, loop_runs = [], []
+        for _ in range(repeats):
+            ours_runs.append(timed_process(ours_command, base_url, env))
+            loop_runs.append(timed_process(loop_command, base_url, env))
+        ours, ours_first, ours_sent = sorted(ours_runs)[repeats // 2]
+        loop, loop_first, loop_sent = sorted(loop_runs)[repeats // 2]
         ceiling = cap / latency
         subset = frame["text"].head(max(10, int(2 / latency))).tolist()
         sequential = sequential_loop(base_url, subset)
@@ -114,10 +118,19 @@ def compare_at(latency: float, cap: int, frame: pd.DataFrame, home: Path) -> Non
         process.terminate()
         process.wait()
     rows = len(frame)
-    print(f"fake backend: {latency * 1000:.0f} ms latency, at most {cap} requests at once, {rows} rows")
-    runs = (("labelwise batch score", ours, ours_first), ("async loop (peer)", loop, loop_first))
-    for name, wall, first in runs:
-        print(f"  {name:22} {rows / wall:7.1f} rows/s  ({wall:.1f} s; first request at {first:.2f} s)")
+    print(
+        f"fake backend: {latency * 1000:.0f} ms latency, at most {cap} requests at once, {rows} rows "
+        f"(median of {repeats} interleaved runs)"
+    )
+    runs = (
+        ("labelwise batch score", ours, ours_first, ours_sent),
+        ("async loop (peer)", loop, loop_first, loop_sent),
+    )
+    for name, wall, first, sent in runs:
+        print(
+            f"  {name:22} {rows / wall:7.1f} rows/s  ({wall:.1f} s; first request at {first:.2f} s; "
+            f"{sent} requests)"
+        )
     print(f"  sequential loop ({len(subset)} rows): {sequential:7.1f} rows/s")
     print(f"  ceiling (cap / latency): {ceiling:7.1f} rows/s")
     print(f"  ratio to the async loop: {loop / ours:.2f}x; to the ceiling: {rows / ours / ceiling:.2f}x")
@@ -146,12 +159,14 @@ def main() -> None:
     parser.add_argument("--slow-rows", type=int, default=640)
     parser.add_argument("--cap", type=int, default=32)
     parser.add_argument("--local-rows", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each command; the median counts")
     args = parser.parse_args()
     yelp = pd.read_csv(YELP)
     home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
     startup(home)
-    compare_at(0.1, args.cap, yelp.sample(n=args.rows, random_state=0).reset_index(drop=True), home)
-    compare_at(1.0, args.cap, yelp.sample(n=args.slow_rows, random_state=1).reset_index(drop=True), home)
+    for latency, rows, seed in ((0.1, args.rows, 0), (1.0, args.slow_rows, 1)):
+        frame = yelp.sample(n=rows, random_state=seed).reset_index(drop=True)
+        compare_at(latency, args.cap, frame, home, args.repeats)
     spec = ClassifierSpec.from_dict(
         {
             "name": "bench-local",

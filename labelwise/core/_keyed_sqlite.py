@@ -18,10 +18,16 @@ def text_key(text: str) -> str:
 
 
 def open_keyed_db(path: Path, create_table: str, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    """Autocommit connection in WAL mode (readers never wait for the writer), table created."""
+    """Autocommit connection in WAL mode (readers never wait for the writer), table created.
+
+    ``synchronous=NORMAL``: a commit is not synced to disk on its own, so a killed process loses
+    nothing committed (only a power cut can lose the last commits), and a commit costs ~30 us
+    instead of ~250 us. Both tables are caches: a lost row is computed again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=check_same_thread)
     db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
     db.execute(create_table)
     return db
 
