@@ -1,9 +1,12 @@
-"""Latency and throughput of ``/classify`` against a bare Starlette app, same fake backend.
+"""Latency and throughput of ``/classify`` against two peers, on the same fake backend.
 
-Both servers call the same fake OpenAI-compatible backend (its own process, fixed latency) and
-take the same load from this script (asyncio + httpx, fixed concurrency), one after the other.
-labelwise does more per request than the peer: validation, parsing into a label, metrics, and a
-committed row in the SQLite prediction store. The ratios show what that costs.
+The peers: a bare BentoML service making the same openai call (bench/_bare_bento.py; what
+labelwise adds to BentoML), and a bare Starlette app (what BentoML itself costs). All three call
+the same fake OpenAI-compatible backend (its own process, fixed latency), one worker each, and
+take the same load from this script (asyncio + httpx, fixed concurrency), one server after the
+other, for ``--rounds`` rounds, so that a slow spell of the machine falls on all of them.
+labelwise does more per request: validation, parsing into a label, metrics, and a logged row in
+the SQLite prediction store. The ratios show what that costs.
 
     .venv/bin/python bench/service_overhead.py [--requests 2000] [--concurrency 16] [--latency 0.02]
 """
@@ -28,11 +31,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.02, help="fake backend latency, seconds")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "LABELWISE_HOME": str(home / "labelwise")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    backend_port, bare_port, service_port = free_port(), free_port(), free_port()
+    backend_port, bare_port, bento_port, service_port = free_port(), free_port(), free_port(), free_port()
     base_url = f"http://127.0.0.1:{backend_port}/v1"
     processes = [
         subprocess.Popen([sys.executable, PEERS, "backend", str(backend_port), str(args.latency)], env=env)
@@ -48,30 +52,54 @@ def main() -> None:
         )
         cli = [sys.executable, "-m", "labelwise.cli"]
         subprocess.run([*cli, "package", str(spec)], env=env, check=True, capture_output=True)
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         processes.append(subprocess.Popen([sys.executable, PEERS, "bare", str(bare_port), base_url], env=env))
         processes.append(
             subprocess.Popen(
-                [*cli, "serve", "bench-service", "--port", str(service_port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "bentoml",
+                    "serve",
+                    "_bare_bento:BareService",
+                    "--working-dir",
+                    str(REPO / "bench"),
+                    "--port",
+                    str(bento_port),
+                ],
+                env={**env, "BARE_BASE_URL": base_url},
+                **quiet,
             )  # fmt: skip
         )
-        wait_ready(f"http://127.0.0.1:{bare_port}/", processes[1])
-        wait_ready(f"http://127.0.0.1:{service_port}/readyz", processes[2])
+        processes.append(
+            subprocess.Popen([*cli, "serve", "bench-service", "--port", str(service_port)], env=env, **quiet)
+        )
+        servers = {
+            "starlette": f"http://127.0.0.1:{bare_port}",
+            "bentoml": f"http://127.0.0.1:{bento_port}",
+            "labelwise": f"http://127.0.0.1:{service_port}",
+        }
+        wait_ready(f"{servers['starlette']}/", processes[1])
+        wait_ready(f"{servers['bentoml']}/readyz", processes[2])
+        wait_ready(f"{servers['labelwise']}/readyz", processes[3])
         print(
-            f"{args.requests} requests at concurrency {args.concurrency}, fake backend latency "
+            f"{args.requests} requests a round at concurrency {args.concurrency}, fake backend latency "
             f"{args.latency * 1000:.0f} ms, one worker each"
         )
         texts = [f"review {i}: great food" for i in range(args.requests)]
-        for url in (f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{service_port}"):
+        for url in servers.values():
             measure("(warm-up)", url, texts[:200], concurrency=args.concurrency)
-        bare = measure("bare app", f"http://127.0.0.1:{bare_port}", texts, concurrency=args.concurrency)
-        ours = measure("labelwise", f"http://127.0.0.1:{service_port}", texts, concurrency=args.concurrency)
-        print(
-            f"ratio labelwise/bare: p50 {ours['p50_ms'] / bare['p50_ms']:.2f}x, "
-            f"p99 {ours['p99_ms'] / bare['p99_ms']:.2f}x, throughput {ours['rps'] / bare['rps']:.2f}x"
-        )
+        for round_ in range(1, args.rounds + 1):
+            print(f"round {round_}")
+            got = {n: measure(n, url, texts, concurrency=args.concurrency) for n, url in servers.items()}
+            ours = got["labelwise"]
+            for peer in ("bentoml", "starlette"):
+                theirs = got[peer]
+                ratios = {key: ours[key] / theirs[key] for key in ("rps", "p50_ms", "p99_ms")}
+                print(
+                    f"  labelwise / {peer}: throughput {ratios['rps']:.2f}x, "
+                    f"p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x"
+                )
     finally:
         stop_all(processes)
 

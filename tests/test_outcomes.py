@@ -28,7 +28,7 @@ from labelwise.packaging import (
     LabelToken,
     Reason,
 )
-from labelwise.service import ClassifierApp, ClassifyRequest
+from labelwise.service import ClassifierApp, ClassifyRequest, ClassifyResponse
 from labelwise.store import PredictionRow, PredictionStore
 from tests.conftest import FakeBackend, spec_dict
 
@@ -84,8 +84,14 @@ def test_reasons_reach_metrics_and_the_store(tmp_path: Path) -> None:
     store = PredictionStore.from_url(f"sqlite:///{tmp_path / 'predictions.db'}")
     app = ClassifierApp(classifier=classifier, store=store, settings=Settings(model=tag))
     texts = list(CASES)
-    responses = asyncio.run(app.classify_batch([ClassifyRequest(text=t) for t in texts]))
-    asyncio.run(app.aclose())
+
+    async def classify_and_stop() -> list[ClassifyResponse]:
+        try:
+            return await app.classify_batch([ClassifyRequest(text=t) for t in texts])
+        finally:
+            await app.aclose()  # writes the prediction log's pending rows, as the service's shutdown does
+
+    responses = asyncio.run(classify_and_stop())
 
     assert [r.reason for r in responses] == [reason for _, reason in CASES.values()]
     assert responses[1].message is not None and "abstained" in responses[1].message

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
 
 from .. import __version__
 from ..core import Settings
@@ -18,6 +19,7 @@ from ..packaging import BackendError, ClassifierRuntime, Prediction
 from ..store import PredictionStore
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
+from ._log import PredictionLog
 from ._schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -61,6 +63,7 @@ class ClassifierApp:
         self._classify: Classify = classify or classifier.aclassify
         self._feedback_refreshed_at = float("-inf")
         self._warmup = Warmup()
+        self.log = PredictionLog(store)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
@@ -86,6 +89,7 @@ class ClassifierApp:
 
     async def aclose(self) -> None:
         await self._warmup.cancel()
+        await self.log.aclose()
         await self.classifier.aclose()
         self.store.close()
 
@@ -122,15 +126,15 @@ class ClassifierApp:
             logger.warning("backend failure answered to the client: %s", exc)
             raise
         # Log only once every prediction succeeded: a failed request leaves no rows behind.
-        ids = await asyncio.to_thread(
-            lambda: [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
-        )
+        rows = [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
+        await self.log.add(rows)
         return [
-            ClassifyResponse(prediction_id=prediction_id, **p.model_dump(include=_RESPONSE_FIELDS))
-            for prediction_id, p in zip(ids, predictions, strict=True)
+            ClassifyResponse(prediction_id=row["id"], **p.model_dump(include=_RESPONSE_FIELDS))
+            for row, p in zip(rows, predictions, strict=True)
         ]
 
-    def _log(self, item: ClassifyRequest, prediction: Prediction) -> str:
+    def _log(self, item: ClassifyRequest, prediction: Prediction) -> dict[str, Any]:
+        """Count the prediction in the metrics and make its row for the prediction log."""
         tag = self.tag
         metrics.PREDICTIONS.labels(tag, prediction.label if prediction.label is not None else "none").inc()
         if prediction.reason is not None:
@@ -144,7 +148,7 @@ class ClassifierApp:
             prediction.prompt_tokens, prediction.completion_tokens
         )
         metrics.COST.labels(tag).inc(cost)
-        return self.store.log_prediction(
+        return self.store.prediction_row(
             prediction, text=item.text, metadata=item.metadata, keep_text=self.settings.log_text
         )
 
@@ -155,6 +159,8 @@ class ClassifierApp:
                 f"correct_label: {request.correct_label!r} is not a label of {self.tag}; "
                 f"labels: {', '.join(labels)}"
             )
+        if self.log.is_pending(request.prediction_id):
+            await self.log.flush()  # answered a moment ago: its row is on its way to the store
         record = await asyncio.to_thread(
             self.store.put_feedback,
             request.prediction_id,
@@ -197,6 +203,7 @@ class ClassifierApp:
     async def summary(
         self, *, since: datetime | None = None, artifact_tag: str | None = None
     ) -> FeedbackSummary:
+        await self.log.flush()  # count every prediction answered so far
         predictions = await asyncio.to_thread(
             self.store.prediction_counts, since=since, artifact_tag=artifact_tag
         )

@@ -8,7 +8,7 @@ transaction: a row is either stored whole or not at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    insert,
     select,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -146,33 +147,43 @@ class PredictionStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    @staticmethod
+    def prediction_row(
+        prediction: Prediction, *, text: str, metadata: Mapping[str, Any], keep_text: bool
+    ) -> dict[str, Any]:
+        """The column values of a prediction's row, with its new id (``keep_text=False``: the hash only)."""
+        probabilities = prediction.probabilities
+        return {
+            "id": uuid.uuid4().hex,
+            "created_at": _now(),
+            "artifact_tag": prediction.artifact_tag,
+            "label": prediction.label,
+            "probabilities": dict(probabilities) if probabilities else None,
+            "confidence": prediction.confidence,
+            "reason": prediction.reason.value if prediction.reason else None,
+            "latency_s": prediction.latency_s,
+            "prompt_tokens": prediction.prompt_tokens,
+            "completion_tokens": prediction.completion_tokens,
+            "model": prediction.model,
+            "attributes": dict(metadata),
+            "text": text if keep_text else None,
+            "text_sha256": text_key(text),
+            "text_length": len(text),
+        }
+
+    def log_predictions(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store rows made by ``prediction_row``, all in one transaction (one multi-row INSERT)."""
+        if rows:
+            with self._writes.begin() as session:
+                session.execute(insert(PredictionRow), list(rows))
+
     def log_prediction(
         self, prediction: Prediction, *, text: str, metadata: Mapping[str, Any], keep_text: bool
     ) -> str:
-        """Store one prediction and return its new id; ``keep_text=False`` keeps only the text's hash."""
-        prediction_id = uuid.uuid4().hex
-        probabilities = prediction.probabilities
-        with self._writes.begin() as session:
-            session.add(
-                PredictionRow(
-                    id=prediction_id,
-                    created_at=_now(),
-                    artifact_tag=prediction.artifact_tag,
-                    label=prediction.label,
-                    probabilities=dict(probabilities) if probabilities else None,
-                    confidence=prediction.confidence,
-                    reason=prediction.reason.value if prediction.reason else None,
-                    latency_s=prediction.latency_s,
-                    prompt_tokens=prediction.prompt_tokens,
-                    completion_tokens=prediction.completion_tokens,
-                    model=prediction.model,
-                    attributes=dict(metadata),
-                    text=text if keep_text else None,
-                    text_sha256=text_key(text),
-                    text_length=len(text),
-                )
-            )
-        return prediction_id
+        """Store one prediction now and return its new id."""
+        row = self.prediction_row(prediction, text=text, metadata=metadata, keep_text=keep_text)
+        self.log_predictions([row])
+        return str(row["id"])
 
     def get_prediction(self, prediction_id: str) -> PredictionRow | None:
         with self._sessions() as session:

@@ -189,10 +189,9 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
         for name, rows in (("same", yelp.sample(n=300, random_state=3)), ("long", long_rows)):
             rows.to_csv(tmp_path / f"{name}.csv", index=False)
             # A prefix changes the output's column names, not what drift reads from them.
-            labelwise(
-                "batch", "score", tag, str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / f"{name}-s.csv"),
-                *(["--prefix", "lw_"] if name == "long" else []),
-            )  # fmt: skip
+            prefix = ["--prefix", "lw_"] if name == "long" else []
+            scored = str(tmp_path / f"{name}-s.csv")
+            labelwise("batch", "score", tag, str(tmp_path / f"{name}.csv"), "--out", scored, *prefix)
     verdicts = {}
     for name in ("same", "long"):
         out = tmp_path / f"drift-{name}.html"

@@ -15,9 +15,22 @@ from labelwise.service._guards import OPEN_PATHS
 from tests.fake_openai import FakeOpenAIServer
 
 
-def _rows(db_path: Path, table: str) -> int:
+def _rows(db_path: Path, table: str, client: TestClient | None = None) -> int:
+    """Rows in ``table``; with ``client``, after the service wrote every prediction it answered."""
+    if client is not None:
+        assert client.post("/feedback/summary", json={}).status_code == 200  # it flushes the log
     with sqlite3.connect(db_path) as connection:
         return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def _wait_for_rows(db_path: Path, table: str, count: int, *, timeout_s: float = 10.0) -> None:
+    """Prediction rows are written by a background task shortly after the response."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while _rows(db_path, table) < count:
+        assert time.monotonic() < deadline, f"{table} did not reach {count} rows"
+        time.sleep(0.02)
 
 
 def _metric(client: TestClient, name: str, **labels: str) -> float:
@@ -37,12 +50,13 @@ def _classify(client: TestClient, text: str, **extra: Any) -> dict[str, Any]:
 def test_classify_answers_and_logs(
     client: TestClient, served_artifact: ClassifierArtifact, db_path: Path
 ) -> None:
-    before = _rows(db_path, "labelwise_predictions")
+    before = _rows(db_path, "labelwise_predictions", client)
     body = _classify(client, "The waiter was rude.", metadata={"city": "Phoenix", "stars_hint": 2})
     assert body["label"] == "negative"
     assert re.fullmatch(r"[0-9a-f]{32}", body["prediction_id"])
     assert body["artifact_tag"] == str(served_artifact.tag)
     assert body["latency_s"] > 0
+    _wait_for_rows(db_path, "labelwise_predictions", before + 1)
     assert _rows(db_path, "labelwise_predictions") == before + 1
     with sqlite3.connect(db_path) as connection:
         text, metadata, label = connection.execute(
@@ -90,11 +104,11 @@ def test_classify_batch(client: TestClient) -> None:
 def test_bad_input_is_a_4xx_that_names_the_field(
     client: TestClient, db_path: Path, body: dict[str, Any], status: int, field: str
 ) -> None:
-    before = _rows(db_path, "labelwise_predictions")
+    before = _rows(db_path, "labelwise_predictions", client)
     response = client.post("/classify", json=body)
     assert response.status_code == status
     assert field in response.text
-    assert _rows(db_path, "labelwise_predictions") == before
+    assert _rows(db_path, "labelwise_predictions", client) == before
 
 
 def test_batch_items_are_checked_before_anything_runs(
@@ -113,12 +127,12 @@ def test_backend_unavailable_is_503_and_logs_nothing(
     errors_before = _metric(
         client, "labelwise_backend_errors_total", artifact=tag, kind="backend_unavailable"
     )
-    rows_before = _rows(db_path, "labelwise_predictions")
+    rows_before = _rows(db_path, "labelwise_predictions", client)
     fake_openai.fail_next(503, times=2)  # the first try and the one retry
     response = client.post("/classify", json={"text": "hello"})
     assert response.status_code == 503
     assert "the model backend is unavailable" in response.json()["error"]
-    assert _rows(db_path, "labelwise_predictions") == rows_before
+    assert _rows(db_path, "labelwise_predictions", client) == rows_before
     assert (
         _metric(client, "labelwise_backend_errors_total", artifact=tag, kind="backend_unavailable")
         == errors_before + 1
