@@ -1,25 +1,25 @@
-"""A bounded load run against ``labelwise serve`` with 2 workers and a fast fake backend.
+"""A long load run against ``labelwise serve`` with 2 workers, driven by locust.
 
-Fixed concurrency for a fixed time: requests per second, p50/p99 latency, error rate, and the
-resident memory of every server process after warm-up and at the end of each minute. A leak
-shows as RSS that keeps climbing minute after minute; a one-off rise while caches fill does not.
+locust (headless, ``locustfile.py`` beside this script) keeps USERS clients posting to
+/classify for the whole run, against a fast fake backend; this script reads the resident memory
+of every server process at the end of each minute. A leak shows as RSS that keeps climbing;
+caches filling show as a rise that levels off. The verdict is the growth over the last 10
+minutes (or the last half of a shorter run): flat means under 5 %.
 
-    .venv/bin/python bench/reliability/load.py [--minutes 3] [--concurrency 32] [--latency 0.005]
+    .venv/bin/python bench/reliability/load.py [--minutes 20] [--users 32] [--latency 0.005]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import csv
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests/ holds the harness
@@ -27,7 +27,8 @@ from labelwise.core import free_port
 from labelwise.packaging import ClassifierSpec, package
 from tests.serve_process import ServeProcess
 
-PEERS = str(Path(__file__).resolve().parent.parent / "_peers.py")
+HERE = Path(__file__).resolve().parent
+PEERS = str(HERE.parent / "_peers.py")
 
 
 def rss_mib(pids: list[int]) -> list[float]:
@@ -38,33 +39,24 @@ def mib(values: list[float]) -> str:
     return ", ".join(f"{v:.0f}" for v in values)
 
 
-async def run_for(url: str, seconds: float, concurrency: int) -> tuple[list[float], int, int]:
-    latencies: list[float] = []
-    errors = sent = 0
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+def locust(url: str, seconds: float, users: int, csv_prefix: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
+        "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{int(seconds)}s",
+        "--host", url, "--csv", str(csv_prefix), "--only-summary", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        async def worker(w: int) -> None:
-            nonlocal errors, sent
-            while time.monotonic() < deadline:
-                sent += 1
-                started = time.perf_counter()
-                try:
-                    response = await client.post("/classify", json={"text": f"review {w}-{sent}: great food"})
-                    errors += response.status_code != 200
-                except httpx.HTTPError:
-                    errors += 1
-                latencies.append(time.perf_counter() - started)
 
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    return latencies, errors, sent
+def summary(csv_prefix: Path) -> dict[str, str]:
+    with open(f"{csv_prefix}_stats.csv", newline="") as stats:
+        return next(row for row in csv.DictReader(stats) if row["Name"] == "Aggregated")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, default=3)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--minutes", type=int, default=20)
+    parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.005, help="fake backend latency, seconds")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="labelwise-load-"))
@@ -78,45 +70,43 @@ def main() -> None:
                 {
                     "name": "load",
                     "task": {"labels": ["negative", "neutral", "positive"]},
-                    "technique": {
-                        "kind": "zero_shot",
-                        "template": "Sentiment ({labels}) of: {text}\nAnswer:",
-                    },
+                    "technique": {"kind": "zero_shot", "template": "Sentiment ({labels}): {text}\nAnswer:"},
                     "backend": {"provider": "openai_compatible", "model": "fake-model", "base_url": base_url},
                 }
             )
         )
         db = f"sqlite:///{home / 'predictions.db'}"
         with ServeProcess(str(artifact.tag), db_url=db, log=home / "serve.log", workers=2) as server:
-            asyncio.run(run_for(server.url, 20, args.concurrency))  # warm-up: imports, pools, caches
+            warm = locust(server.url, 30, args.users, home / "warmup")  # imports, pools, caches
+            warm.wait()
             pids = server.worker_pids()
-            baseline = rss_mib(pids)
-            setting = (
-                f"{args.minutes:g} min at concurrency {args.concurrency}, backend {args.latency * 1000:g} ms"
+            readings = [rss_mib(pids)]
+            print(
+                f"{args.minutes} min, {args.users} locust users, backend {args.latency * 1000:g} ms, "
+                f"2 workers; RSS after warm-up (MiB): {mib(readings[0])}",
+                flush=True,
             )
-            print(f"{setting}, 2 workers; RSS after warm-up (MiB): {mib(baseline)}", flush=True)
-            all_latencies: list[float] = []
-            total_errors = total_sent = 0
+            run = locust(server.url, args.minutes * 60, args.users, home / "run")
             started = time.monotonic()
-            minutes = max(1, round(args.minutes))
-            for minute in range(minutes):
-                span = args.minutes * 60 / minutes
-                latencies, errors, sent = asyncio.run(run_for(server.url, span, args.concurrency))
-                all_latencies += latencies
-                total_errors += errors
-                total_sent += sent
-                rss = rss_mib(pids)
-                print(
-                    f"minute {minute + 1}: {sent / span:6.1f} req/s, errors {errors}, RSS (MiB): {mib(rss)}",
-                    flush=True,
-                )
-            elapsed = time.monotonic() - started
-            cuts = statistics.quantiles(all_latencies, n=100)
-            growth = [after - before for before, after in zip(baseline, rss, strict=True)]
-            rate = f"{total_sent} requests, {total_sent / elapsed:.1f} req/s"
-            timing = f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms"
-            print(f"total: {rate}, {timing}, error rate {total_errors / total_sent:.4%}")
-            print(f"RSS growth (MiB) per process: {', '.join(f'{g:+.1f}' for g in growth)}")
+            for minute in range(1, args.minutes + 1):
+                time.sleep(max(0.0, started + minute * 60 - time.monotonic()))
+                readings.append(rss_mib(pids))
+                print(f"minute {minute:2d}: RSS (MiB) {mib(readings[-1])}", flush=True)
+            run.wait(timeout=120)
+            stats = summary(home / "run")
+            print(
+                f"locust: {stats['Request Count']} requests, {stats['Failure Count']} failures, "
+                f"{float(stats['Requests/s']):.1f} req/s, p50 {stats['50%']} ms, p99 {stats['99%']} ms"
+            )
+            window = min(10, args.minutes // 2)
+            before, after = readings[-1 - window], readings[-1]
+            growth = [100 * (a - b) / b for b, a in zip(before, after, strict=True)]
+            verdict = "flat" if max(growth) < 5 else "GROWING"
+            print(
+                f"RSS growth over the last {window} min per process: "
+                + ", ".join(f"{g:+.1f} %" for g in growth)
+                + f" ({verdict}: under 5 % is flat)"
+            )
     finally:
         backend.terminate()
         backend.wait(timeout=30)
