@@ -6,6 +6,7 @@ of every server process at the end of each minute. A leak shows as RSS that keep
 caches filling show as a rise that levels off. The verdict is the growth over the last 10
 minutes (or the last half of a shorter run): flat means under 5 %.
 
+    .venv/bin/pip install -e '.[bench]'   # locust
     .venv/bin/python bench/reliability/load.py [--minutes 20] [--users 32] [--latency 0.005]
 """
 
