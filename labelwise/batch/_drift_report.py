@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..packaging import ClassifierArtifact, Embedder, LabelwiseError, Prediction
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
@@ -98,9 +97,8 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
     path = Path(source)
     table = read_scored(path, required={text_col: "--text-col"})
     frame = table.frame
-    probabilities = table.get("probabilities")
-    if probabilities is None:
-        probabilities = pd.Series([None] * len(frame))
+    found = table.get("probabilities")
+    probabilities = found.tolist() if found is not None else [None] * len(frame)
     texts = frame[text_col].fillna("").astype(str).tolist()
     return DriftData(
         name=path.name,

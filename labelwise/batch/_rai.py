@@ -8,6 +8,7 @@ computed from a handful of items says more about chance than about the classifie
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Sequence
@@ -85,7 +86,7 @@ class RaiData:
         frame = frame[~unlabelled].reset_index(drop=True)
         if frame.empty:
             raise LabelwiseError(f"{path}: no scored rows with a true label in {label_col!r}")
-        table = ScoredTable(frame=frame, prefix=table.prefix)
+        table = dataclasses.replace(table, frame=frame)  # the rows kept, under the same prefix
         predicted = [None if pd.isna(v) else as_label(v) for v in frame[table.column("label")]]
         artifact = _artifact(model, table)
         if artifact is not None:
