@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .fake_batch_api import FakeBatchAPI
+
 __all__ = ["FakeOpenAIServer", "bag_of_words"]
 
 
@@ -33,7 +35,8 @@ def bag_of_words(text: str, dimensions: int = 32) -> list[float]:
 
 
 class FakeOpenAIServer:
-    """Serve ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and ``/v1/models``.
+    """Serve ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``, ``/v1/models``,
+    and the Batch API's files and batches (``batch_api``, also under Azure's ``/openai``).
 
     Parameters
     ----------
@@ -66,6 +69,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.first_request_at: float | None = None  # time.time(), for start-up benches
+        self.batch_api = FakeBatchAPI(self._completion)
         self._faults: deque[tuple[int, dict[str, str], str | None]] = deque()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -133,6 +137,8 @@ class FakeOpenAIServer:
                 Route("/v1/completions", complete, methods=["POST"]),
                 Route("/v1/embeddings", complete, methods=["POST"]),
                 Route("/v1/models", models),
+                *self.batch_api.routes("/v1"),
+                *self.batch_api.routes("/openai"),  # Azure OpenAI's paths
             ]
         )
 

@@ -1,3 +1,4 @@
+from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._drift_report import (
@@ -24,6 +25,7 @@ from ._score import (
 )
 
 __all__ = [
+    "BatchAPIRunner",
     "RaiData",
     "SmallGroupWarning",
     "CHECK_COLUMNS",

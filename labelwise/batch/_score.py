@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -18,6 +18,7 @@ from ._cache import ResultCache
 
 __all__ = [
     "OUTPUT_COLUMNS",
+    "Runner",
     "ScoreSummary",
     "ScoredTable",
     "check_output_names",
@@ -102,6 +103,16 @@ def read_scored(path: Path, *, required: dict[str, str] | None = None) -> Scored
     return ScoredTable(frame=frame, prefix=prefixes.pop())
 
 
+class Runner(Protocol):
+    """Another way to send texts to the model than one request each: ``each`` yields
+    ``(index, prediction or error)`` like ``ClassifierRuntime.aclassify_each``."""
+
+    price_factor: float
+    """The price against one request per text."""
+
+    def each(self, texts: Sequence[str]) -> AsyncIterator[tuple[int, Prediction | BackendError]]: ...
+
+
 @dataclass
 class ScoreSummary:
     rows: int
@@ -161,6 +172,7 @@ async def score_frame(
     text_col: str = "text",
     cache: ResultCache | None = None,
     on_progress: Callable[..., None] | None = None,
+    via: Runner | None = None,
 ) -> tuple[pd.DataFrame, ScoreSummary]:
     """Score ``frame[text_col]``; returns the frame with the output columns added, in input order.
 
@@ -168,6 +180,7 @@ async def score_frame(
     finished text is committed to ``cache`` at once. A text whose backend call fails after
     retries keeps its rows, with status ``error`` and the error, and is not cached.
     ``on_progress(rows, cached=...)`` is told of finished rows, those from the cache apart.
+    ``via`` sends the texts another way than one request each (the Batch API).
     """
     import time
 
@@ -182,7 +195,8 @@ async def score_frame(
         on_progress(sum(1 for k in keys if k in done), cached=True)
     todo = [k for k in unique if k not in done]
     counts = pd.Series(keys).value_counts().to_dict()
-    async for index, outcome in classifier.aclassify_each([unique[k] for k in todo]):
+    each = via.each if via is not None else classifier.aclassify_each
+    async for index, outcome in each([unique[k] for k in todo]):
         key = todo[index]
         results[key] = (outcome, False)
         # Failures are tried again next run; an empty text costs nothing to redo.
@@ -209,7 +223,8 @@ async def score_frame(
         failed_rows=int((scored["status"] == "error").sum()),
         prompt_tokens=prompt,
         completion_tokens=completion,
-        cost_usd=classifier.artifact_.spec.backend.cost_usd(prompt, completion),
+        cost_usd=classifier.artifact_.spec.backend.cost_usd(prompt, completion)
+        * (via.price_factor if via is not None else 1.0),
         seconds=time.perf_counter() - started,
     )
     return scored, summary

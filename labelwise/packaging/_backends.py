@@ -100,6 +100,8 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
     backend_id: ClassVar[str]
     extras: ClassVar[tuple[str, ...]] = ()
     """The ``labelwise`` extras a deployment must install to use this backend."""
+    batch_price_factor: ClassVar[float | None] = None
+    """The price of the provider's Batch API against one request per text; ``None``: it has none."""
     max_in_flight: ClassVar[int | None] = None
     """Requests the backend serves at once, where that is known and small. More would wait in
     the server's queue with their timeouts running, so clients never send more."""
@@ -249,6 +251,9 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     """OpenAI's API. Subclasses change only how the client is made."""
 
     backend_id = "openai"
+    batch_price_factor: ClassVar[float | None] = 0.5
+    batch_url_prefix: ClassVar[str] = "/v1"
+    """What precedes ``/chat/completions`` in a Batch API request line's ``url``."""
     # How the provider takes a JSON schema: OpenAI's json_schema response format, or
     # llama.cpp's {"type": "json_object", "schema": ...} and GBNF grammars.
     json_schema_style: ClassVar[str] = "openai"
@@ -288,22 +293,46 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
             self._client_loop = loop
         return self._client
 
+    async def sdk_client(self) -> openai.AsyncOpenAI:
+        """The SDK client this backend calls through (the Batch API uses it for files and batches)."""
+        return await self._get_client()
+
+    @property
+    def endpoint(self) -> str:
+        """Where requests go, under the API's root: ``chat/completions`` or ``completions``."""
+        return "chat/completions" if self.spec.api_kind == "chat" else "completions"
+
+    def request_body(self, request: CompletionRequest) -> dict[str, Any]:
+        """The JSON body that asks ``endpoint`` for ``request``."""
+        if self.endpoint == "chat/completions":
+            messages: list[ChatCompletionMessageParam] = []
+            if request.system:
+                messages.append({"role": "system", "content": request.system})
+            messages.append({"role": "user", "content": request.prompt})
+            return {"model": self.model, "messages": messages, **self._chat_params(request)}
+        prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
+        return {"model": self.model, "prompt": prompt, **self._completion_params(request)}
+
+    def read_completion(self, body: dict[str, Any]) -> Completion:
+        """A ``Completion`` from a JSON answer to ``request_body`` (a Batch API output line)."""
+        from openai.types import Completion as TextCompletion
+        from openai.types.chat import ChatCompletion
+
+        chat = self.endpoint == "chat/completions"
+        try:
+            response = (ChatCompletion if chat else TextCompletion).model_validate(body)
+        except ValueError as exc:
+            raise MalformedResponse(f"{self.spec.provider} answered with an unexpected body: {exc}") from exc
+        return _read_response(response, self.spec.provider, chat=chat)
+
     async def complete(self, request: CompletionRequest) -> Completion:
         client = await self._get_client()
+        body = self.request_body(request)
         with translate_provider_errors(self.spec.provider):
-            if self.spec.api_kind == "chat":
-                messages: list[ChatCompletionMessageParam] = []
-                if request.system:
-                    messages.append({"role": "system", "content": request.system})
-                messages.append({"role": "user", "content": request.prompt})
-                chat = await client.chat.completions.create(
-                    model=self.model, messages=messages, **self._chat_params(request)
-                )
+            if self.endpoint == "chat/completions":
+                chat = await client.chat.completions.create(**body)
                 return _read_response(chat, self.spec.provider, chat=True)
-            prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
-            completion = await client.completions.create(
-                model=self.model, prompt=prompt, **self._completion_params(request)
-            )
+            completion = await client.completions.create(**body)
             return _read_response(completion, self.spec.provider, chat=False)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -381,6 +410,7 @@ class AzureOpenAIBackend(OpenAIBackend):
     """Azure OpenAI: ``model`` is the deployment name, ``base_url`` the resource endpoint."""
 
     backend_id = "azure_openai"
+    batch_url_prefix = ""  # global batch deployments take "/chat/completions"
 
     async def _make_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncAzureOpenAI(
@@ -396,6 +426,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
     """Any server that speaks OpenAI's API at ``base_url`` (vLLM, Ollama, llama.cpp, TGI)."""
 
     backend_id = "openai_compatible"
+    batch_price_factor = None
 
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
         return None  # the server's tokenizer is unknown

@@ -84,6 +84,11 @@ class Prediction(BaseModel):
     artifact_tag: str
     model: str = ""
 
+    @classmethod
+    def of_empty_text(cls, tag: str) -> Prediction:
+        """No label for an empty text; such a text is never sent to a model."""
+        return cls(label=None, reason=Reason.EMPTY_TEXT, message="empty text", artifact_tag=tag)
+
     @property
     def confidence(self) -> float | None:
         """The largest label probability (also when abstaining); ``None`` without probabilities.

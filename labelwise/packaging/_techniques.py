@@ -29,6 +29,7 @@ import numpy as np
 
 from ..core import text_key
 from ._backends import (
+    Completion,
     CompletionBackend,
     CompletionRequest,
     EmbeddingBackend,
@@ -38,7 +39,7 @@ from ._backends import (
 )
 from ._embeddings import Embedder
 from ._errors import ArtifactError, BackendError, SpecError
-from ._outcomes import Prediction, Reason
+from ._outcomes import Prediction
 from ._prompts import Template, render_examples
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
@@ -89,10 +90,6 @@ class RunOptions:
     rate_limiter: RateLimiter | None = None
     backend: Any = None
     """An injected backend instead of the one the spec names (tests, custom providers)."""
-
-
-def _empty(tag: str) -> Prediction:
-    return Prediction(label=None, reason=Reason.EMPTY_TEXT, message="empty text", artifact_tag=tag)
 
 
 class Technique(ABC):
@@ -287,7 +284,7 @@ class PromptTechnique(Technique):
 
         async def one(index: int, request: CompletionRequest | None) -> Result:
             if request is None:
-                return index, _empty(self.tag)
+                return index, Prediction.of_empty_text(self.tag)
             async with semaphore:
                 try:
                     return index, await self._complete(request, rng)
@@ -315,7 +312,10 @@ class PromptTechnique(Technique):
         completion = await call_with_retries(
             lambda: self._send(request), policy, rng=rng, on_retry=self.options.on_retry
         )
-        latency = time.perf_counter() - started
+        return self.prediction(completion, latency_s=time.perf_counter() - started)
+
+    def prediction(self, completion: Completion, *, latency_s: float) -> Prediction:
+        """The prediction a completion of one of this technique's requests makes."""
         outcome = self.scorer.outcome(completion)
         return Prediction(
             label=outcome.label,
@@ -325,7 +325,7 @@ class PromptTechnique(Technique):
             raw_output=completion.text,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
-            latency_s=latency,
+            latency_s=latency_s,
             artifact_tag=self.tag,
             model=completion.model,
         )
@@ -492,7 +492,7 @@ class EmbeddingTechnique(Technique):
         spec = self.spec
         technique: Embedding = spec.technique  # type: ignore[assignment]
         started = time.perf_counter()
-        predictions = [_empty(self.tag) for _ in texts]
+        predictions = [Prediction.of_empty_text(self.tag) for _ in texts]
         filled = [i for i, t in enumerate(texts) if t.strip()]
         if not filled:
             return predictions

@@ -1,0 +1,287 @@
+"""Scoring through OpenAI's Batch API: half the per-request price, results within 24 hours.
+
+The prompts go up as JSONL files within the API's limits (50,000 requests, 200 MB), one batch
+each. The batches a job sent are recorded in a state file as soon as each is created, so a
+process that dies resumes following the same batches rather than paying for the texts twice.
+Results are mapped back to texts by ``custom_id`` (the text's SHA-256) as each batch ends. A
+line the provider failed, or one a batch did not reach before it expired or was cancelled,
+gives its rows an error; the next run sends only those texts, in a new batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..core import LabelwiseError, text_key
+from ..packaging import (
+    BackendBadRequest,
+    BackendError,
+    BackendUnavailable,
+    ClassifierRuntime,
+    OpenAIBackend,
+    Prediction,
+    PromptTechnique,
+    RateLimited,
+    RetryPolicy,
+    call_with_retries,
+    translate_provider_errors,
+)
+
+__all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS", "BatchAPIRunner", "BatchState"]
+
+MAX_BATCH_REQUESTS = 50_000
+MAX_BATCH_BYTES = 190 * 2**20  # the API takes 200 MB; a margin for multipart framing
+FINISHED = frozenset({"completed", "failed", "expired", "cancelled"})
+
+T = TypeVar("T")
+Result = tuple[int, Prediction | BackendError]
+
+
+@dataclass(frozen=True)
+class SentBatch:
+    """One batch a job created: its id, the artifact it scores for, and its texts' keys."""
+
+    batch_id: str
+    artifact_tag: str
+    keys: list[str]
+
+
+class BatchState:
+    """The batches sent and not yet collected, in a JSON file replaced atomically on each change."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            document = json.loads(path.read_text()) if path.exists() else {"batches": []}
+            self._batches = [SentBatch(**b) for b in document["batches"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LabelwiseError(
+                f"{path} is not a batch state file labelwise wrote ({exc}); move it away to start afresh"
+            ) from exc
+
+    def sent_for(self, artifact_tag: str) -> list[SentBatch]:
+        return [b for b in self._batches if b.artifact_tag == artifact_tag]
+
+    def add(self, batch: SentBatch) -> None:
+        self._batches.append(batch)
+        self._save()
+
+    def remove(self, batch_id: str) -> None:
+        self._batches = [b for b in self._batches if b.batch_id != batch_id]
+        self._save()
+
+    def _save(self) -> None:
+        if not self._batches:
+            self.path.unlink(missing_ok=True)
+            return
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps({"batches": [asdict(b) for b in self._batches]}))
+        os.replace(partial, self.path)
+
+
+def chunks(
+    lines: Sequence[tuple[str, bytes]], *, max_requests: int, max_bytes: int
+) -> Iterator[list[tuple[str, bytes]]]:
+    """``(key, JSONL line)`` pairs split into files within the request and size limits."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for key, line in lines:
+        if chunk and (len(chunk) >= max_requests or size + len(line) > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((key, line))
+        size += len(line)
+    if chunk:
+        yield chunk
+
+
+class BatchAPIRunner:
+    """Classify texts with one artifact through the Batch API of its provider.
+
+    ``each(texts)`` is a drop-in for ``ClassifierRuntime.aclassify_each``: it yields
+    ``(index, prediction or error)``, here as whole batches finish.
+    """
+
+    def __init__(
+        self,
+        classifier: ClassifierRuntime,
+        state_path: Path,
+        *,
+        poll_s: float = 30.0,
+        max_requests: int = MAX_BATCH_REQUESTS,
+        max_bytes: int = MAX_BATCH_BYTES,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        technique = classifier.technique_
+        spec = classifier.artifact_.spec
+        if not isinstance(technique, PromptTechnique):
+            raise LabelwiseError(
+                f"--via batch-api sends prompts, and technique {spec.technique.kind} sends none; "
+                "score it with --via requests"
+            )
+        backend = technique.backend
+        if not isinstance(backend, OpenAIBackend) or backend.batch_price_factor is None:
+            raise LabelwiseError(
+                f"provider {spec.backend.provider} has no Batch API; --via batch-api needs provider "
+                "openai or azure_openai"
+            )
+        self.technique = technique
+        self.backend = backend
+        self.price_factor = backend.batch_price_factor
+        self.state = BatchState(state_path)
+        self.poll_s = poll_s
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.on_status = on_status or (lambda message: None)
+        self._policy = RetryPolicy.of(spec.backend)
+
+    @property
+    def tag(self) -> str:
+        return self.technique.tag
+
+    async def each(self, texts: Sequence[str]) -> AsyncIterator[Result]:
+        index = {text_key(t): i for i, t in enumerate(texts)}
+        for i, text in enumerate(texts):
+            if not text.strip():
+                yield i, Prediction.of_empty_text(self.tag)
+        following = [b for b in self.state.sent_for(self.tag) if any(k in index for k in b.keys)]
+        if following:
+            ids = ", ".join(b.batch_id for b in following)
+            self.on_status(f"following batch(es) sent by an earlier run: {ids}")
+        sent = {k for b in following for k in b.keys}
+        new = [t for t in texts if t.strip() and text_key(t) not in sent]
+        if new:
+            following += await self._send(new)
+        async for key, outcome in self._follow(following):
+            if key in index:
+                yield index[key], outcome
+
+    @property
+    def _url(self) -> str:
+        return f"{self.backend.batch_url_prefix}/{self.backend.endpoint}"
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """One SDK call, with the artifact's retry policy and labelwise's errors."""
+        provider = self.backend.spec.provider
+
+        async def attempt() -> T:
+            with translate_provider_errors(provider):
+                return await make()
+
+        return await call_with_retries(attempt, self._policy)
+
+    def _lines(self, texts: list[str], requests: Sequence[Any]) -> list[tuple[str, bytes]]:
+        lines = []
+        for text, request in zip(texts, requests, strict=True):
+            body = self.backend.request_body(request)
+            body.update(body.pop("extra_body", None) or {})
+            line = {"custom_id": text_key(text), "method": "POST", "body": body,
+                    "url": self._url}  # fmt: skip
+            lines.append((text_key(text), (json.dumps(line, ensure_ascii=False) + "\n").encode()))
+        return lines
+
+    async def _send(self, texts: list[str]) -> list[SentBatch]:
+        client = await self.backend.sdk_client()
+        lines = self._lines(texts, await self.technique.requests(texts))
+        sent = []
+        for number, chunk in enumerate(
+            chunks(lines, max_requests=self.max_requests, max_bytes=self.max_bytes)
+        ):
+            content = b"".join(line for _, line in chunk)
+            name = f"labelwise-{self.tag.replace(':', '-')}-{number}.jsonl"
+            uploaded = await self._call(
+                partial(client.files.create, file=(name, content, "application/jsonl"), purpose="batch")
+            )
+            batch = await self._call(
+                partial(
+                    client.batches.create,
+                    input_file_id=uploaded.id,
+                    endpoint=self._url,  # type: ignore[arg-type]  # Azure's global batch omits /v1
+                    completion_window="24h",
+                    metadata={"labelwise_artifact": self.tag},
+                )
+            )
+            record = SentBatch(batch.id, self.tag, [key for key, _ in chunk])
+            self.state.add(record)  # before any waiting: a dead process resumes from here
+            self.on_status(f"sent batch {batch.id}: {len(chunk)} requests, {len(content) / 2**20:.1f} MiB")
+            sent.append(record)
+        return sent
+
+    async def _follow(self, batches: list[SentBatch]) -> AsyncIterator[tuple[str, Prediction | BackendError]]:
+        client = await self.backend.sdk_client()
+        waiting = {b.batch_id: b for b in batches}
+        seen: dict[str, str] = {}
+        while waiting:
+            for batch_id, record in list(waiting.items()):
+                batch = await self._call(partial(client.batches.retrieve, batch_id))
+                counts = batch.request_counts
+                progress = (
+                    f"{batch.status}, {counts.completed + counts.failed}/{counts.total} done"
+                    if counts
+                    else batch.status
+                )
+                if seen.get(batch_id) != progress:
+                    self.on_status(f"batch {batch_id}: {progress}")
+                    seen[batch_id] = progress
+                if batch.status in FINISHED:
+                    for item in await self._collect(batch, record):
+                        yield item
+                    self.state.remove(batch_id)
+                    del waiting[batch_id]
+            if waiting:
+                await asyncio.sleep(self.poll_s)
+
+    async def _collect(self, batch: Any, record: SentBatch) -> list[tuple[str, Prediction | BackendError]]:
+        client = await self.backend.sdk_client()
+        turnaround = float((batch.completed_at or time.time()) - batch.created_at)
+        found: dict[str, Prediction | BackendError] = {}
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id:
+                content = await self._call(partial(client.files.content, file_id))
+                for line in content.text.splitlines():
+                    if line.strip():
+                        key, outcome = self._outcome(json.loads(line), turnaround)
+                        found[key] = outcome
+        why = "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+        missing = BackendUnavailable(
+            f"batch {batch.id} ended {batch.status} before this text was done"
+            + (f" ({why})" if why else "")
+            + "; run the same command again to send it in a new batch"
+        )
+        return [(key, found.get(key, missing)) for key in record.keys]
+
+    def _outcome(self, line: dict[str, Any], turnaround_s: float) -> tuple[str, Prediction | BackendError]:
+        key = str(line.get("custom_id"))
+        if line.get("error"):
+            error = line["error"]
+            return key, BackendUnavailable(
+                f"the batch failed this request: {error.get('code')}: {error.get('message')}"
+            )
+        response = line.get("response") or {}
+        status = int(response.get("status_code") or 0)
+        body = response.get("body") or {}
+        if status != 200:
+            message = f"{self.backend.spec.provider} failed this request (HTTP {status}): " + str(
+                (body.get("error") or {}).get("message", body) if isinstance(body, dict) else body
+            )
+            kind = (
+                RateLimited
+                if status == 429
+                else BackendBadRequest
+                if 400 <= status < 500
+                else BackendUnavailable
+            )
+            return key, kind(message)
+        try:
+            completion = self.backend.read_completion(body)
+            return key, self.technique.prediction(completion, latency_s=turnaround_s)
+        except BackendError as exc:
+            return key, exc

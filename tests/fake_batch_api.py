@@ -1,0 +1,224 @@
+"""OpenAI's Batch API as the fake OpenAI server serves it: files, batches and their life cycle.
+
+A batch is validated when created (as the provider validates the input file), then goes
+``validating`` -> ``in_progress`` -> ``completed`` over ``step_s`` seconds each, answering every
+line with the server's own completion function. Scripted faults: lines that fail (HTTP 500 in
+the error file), a batch that expires part-way (the rest ``batch_expired`` in the error file), a
+batch cancelled on request. ``calls`` counts each API call by name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FakeBatchAPI"]
+
+Complete = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+
+class FakeBatchAPI:
+    def __init__(self, complete: Complete, *, step_s: float = 0.2) -> None:
+        self.complete = complete
+        self.step_s = step_s
+        self.files: dict[str, dict[str, Any]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.failing_line: Callable[[dict[str, Any]], bool] = lambda body: False
+        self._expire_next_after: int | None = None
+
+    def fail_lines(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Lines whose request body matches fail with HTTP 500 (in the error file)."""
+        self.failing_line = predicate
+
+    def expire_next_batch(self, *, after_lines: int) -> None:
+        """The next batch created expires once ``after_lines`` of its lines are done."""
+        self._expire_next_after = after_lines
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def routes(self, root: str) -> list[Any]:
+        from starlette.routing import Route
+
+        return [
+            Route(f"{root}/files", self._create_file, methods=["POST"]),
+            Route(f"{root}/files/{{file_id}}/content", self._file_content),
+            Route(f"{root}/batches", self._create_batch, methods=["POST"]),
+            Route(f"{root}/batches", self._list_batches, methods=["GET"]),
+            Route(f"{root}/batches/{{batch_id}}", self._retrieve_batch),
+            Route(f"{root}/batches/{{batch_id}}/cancel", self._cancel_batch, methods=["POST"]),
+        ]
+
+    async def _create_file(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["files.create"] += 1
+        async with request.form() as form:
+            upload, purpose = form["file"], form.get("purpose")
+            content, name = await upload.read(), upload.filename
+        if purpose != "batch":
+            return _error(400, f"purpose must be batch here, not {purpose!r}")
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = self._store(file_id, name, content, purpose="batch")
+        return JSONResponse(self.files[file_id])
+
+    def _store(self, file_id: str, name: str, content: bytes, *, purpose: str) -> dict[str, Any]:
+        self.contents[file_id] = content
+        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                "filename": name, "purpose": purpose, "status": "processed"}  # fmt: skip
+
+    async def _file_content(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        self.calls["files.content"] += 1
+        file_id = request.path_params["file_id"]
+        if file_id not in self.contents:
+            return _error(404, f"no file {file_id}")
+        return Response(self.contents[file_id], media_type="application/octet-stream")
+
+    async def _create_batch(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["batches.create"] += 1
+        body = await request.json()
+        if body.get("input_file_id") not in self.contents:
+            return _error(404, f"no file {body.get('input_file_id')}")
+        if body.get("completion_window") != "24h":
+            return _error(400, "completion_window must be 24h")
+        batch_id = f"batch_{len(self.batches) + 1}"
+        lines = self.contents[body["input_file_id"]].decode().splitlines()
+        now = time.time()
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": "24h", "status": "validating",
+            "output_file_id": None, "error_file_id": None, "created_at": int(now),
+            "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"), "_created": now, "_lines": lines,
+            "_expire_after": self._expire_next_after,
+        }  # fmt: skip
+        self._expire_next_after = None
+        return JSONResponse(_public(self.batches[batch_id]))
+
+    async def _list_batches(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["batches.list"] += 1
+        data = [_public(self._advance(b)) for b in self.batches.values()]
+        return JSONResponse({"object": "list", "data": data, "has_more": False})
+
+    async def _retrieve_batch(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["batches.retrieve"] += 1
+        batch = self.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, f"no batch {request.path_params['batch_id']}")
+        return JSONResponse(_public(self._advance(batch)))
+
+    async def _cancel_batch(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["batches.cancel"] += 1
+        batch = self.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, f"no batch {request.path_params['batch_id']}")
+        if batch["status"] in ("validating", "in_progress"):
+            batch["status"] = "cancelling"
+        return JSONResponse(_public(batch))
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def _advance(self, batch: dict[str, Any]) -> dict[str, Any]:
+        age = time.time() - batch["_created"]
+        if batch["status"] == "cancelling":
+            self._finish(batch, "cancelled", done=0)
+        elif batch["status"] == "validating" and age >= self.step_s:
+            errors = self._validate(batch)
+            if errors:
+                batch.update(status="failed", errors={"object": "list", "data": errors})
+            else:
+                batch.update(status="in_progress", in_progress_at=int(time.time()))
+        elif batch["status"] == "in_progress":
+            if age >= 2 * self.step_s:
+                expire_after = batch["_expire_after"]
+                if expire_after is None:
+                    self._finish(batch, "completed", done=len(batch["_lines"]))
+                else:
+                    self._finish(batch, "expired", done=expire_after)
+            else:
+                batch["request_counts"]["completed"] = len(batch["_lines"]) // 2
+        return batch
+
+    def _validate(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """What the provider checks before running a batch: JSON lines, unique ids, one endpoint."""
+        errors, seen = [], set()
+        for number, line in enumerate(batch["_lines"], start=1):
+            try:
+                request = json.loads(line)
+                custom_id, url, body = request["custom_id"], request["url"], request["body"]
+                problem = (
+                    "duplicate custom_id" if custom_id in seen
+                    else f"url {url} is not the batch's {batch['endpoint']}" if url != batch["endpoint"]
+                    else "method must be POST" if request.get("method") != "POST"
+                    else "body has no model" if "model" not in body
+                    else None
+                )  # fmt: skip
+                seen.add(custom_id)
+            except (ValueError, KeyError, TypeError) as exc:
+                problem = f"not a request line: {exc!r}"
+            if problem:
+                errors.append({"code": "invalid_request", "message": problem, "line": number})
+        return errors
+
+    def _finish(self, batch: dict[str, Any], status: str, *, done: int) -> None:
+        output, failed = [], []
+        for number, line in enumerate(batch["_lines"]):
+            request = json.loads(line)
+            custom_id = request["custom_id"]
+            if number >= done:
+                if status == "expired":
+                    error = {"code": "batch_expired", "message": "This request could not be executed "
+                             "before the completion window expired."}  # fmt: skip
+                    failed.append({"id": f"req_{number}", "custom_id": custom_id, "response": None,
+                                   "error": error})  # fmt: skip
+                continue
+            if self.failing_line(request["body"]):
+                error = {"message": "The server had an error", "type": "server_error"}
+                response = {"status_code": 500, "request_id": f"req_{number}", "body": {"error": error}}
+                failed.append(
+                    {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
+                )
+                continue
+            body = self.complete(request["url"], request["body"])
+            response = {"status_code": 200, "request_id": f"req_{number}", "body": body}
+            output.append(
+                {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
+            )
+        batch_id = batch["id"]
+        if output:
+            batch["output_file_id"] = f"{batch_id}-output"
+            self._store(batch["output_file_id"], "output.jsonl", _jsonl(output), purpose="batch_output")
+        if failed:
+            batch["error_file_id"] = f"{batch_id}-errors"
+            self._store(batch["error_file_id"], "errors.jsonl", _jsonl(failed), purpose="batch_output")
+        batch["request_counts"].update(completed=len(output), failed=len(failed))
+        batch["status"] = status
+        batch[f"{status}_at"] = int(time.time())
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+
+def _error(status: int, message: str) -> Any:
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
