@@ -36,6 +36,17 @@ def rss_mib(pids: list[int]) -> list[float]:
     return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids]
 
 
+def anon_mib(pids: list[int]) -> list[float]:
+    """Private anonymous memory (heap, arenas): what a leak grows. RSS also counts file pages,
+    such as the SQLite store's shared WAL index, which both workers map and touch as it grows."""
+    values = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        kib = next(line.split()[1] for line in status.splitlines() if line.startswith("RssAnon:"))
+        values.append(int(kib) / 1024)
+    return values
+
+
 def mib(values: list[float]) -> str:
     return ", ".join(f"{v:.0f}" for v in values)
 
@@ -81,10 +92,10 @@ def main() -> None:
             warm = locust(server.url, 30, args.users, home / "warmup")  # imports, pools, caches
             warm.wait()
             pids = server.worker_pids()
-            readings = [rss_mib(pids)]
+            readings, anon = [rss_mib(pids)], [anon_mib(pids)]
             print(
                 f"{args.minutes} min, {args.users} locust users, backend {args.latency * 1000:g} ms, "
-                f"2 workers; RSS after warm-up (MiB): {mib(readings[0])}",
+                f"2 workers; after warm-up (MiB): RSS {mib(readings[0])}; anonymous {mib(anon[0])}",
                 flush=True,
             )
             run = locust(server.url, args.minutes * 60, args.users, home / "run")
@@ -92,7 +103,11 @@ def main() -> None:
             for minute in range(1, args.minutes + 1):
                 time.sleep(max(0.0, started + minute * 60 - time.monotonic()))
                 readings.append(rss_mib(pids))
-                print(f"minute {minute:2d}: RSS (MiB) {mib(readings[-1])}", flush=True)
+                anon.append(anon_mib(pids))
+                print(
+                    f"minute {minute:2d} (MiB): RSS {mib(readings[-1])}; anonymous {mib(anon[-1])}",
+                    flush=True,
+                )
             run.wait(timeout=120)
             stats = summary(home / "run")
             print(
@@ -100,14 +115,15 @@ def main() -> None:
                 f"{float(stats['Requests/s']):.1f} req/s, p50 {stats['50%']} ms, p99 {stats['99%']} ms"
             )
             window = min(10, args.minutes // 2)
-            before, after = readings[-1 - window], readings[-1]
-            growth = [100 * (a - b) / b for b, a in zip(before, after, strict=True)]
-            verdict = "flat" if max(growth) < 5 else "GROWING"
-            print(
-                f"RSS growth over the last {window} min per process: "
-                + ", ".join(f"{g:+.1f} %" for g in growth)
-                + f" ({verdict}: under 5 % is flat)"
-            )
+            for what, series in (("RSS", readings), ("anonymous memory", anon)):
+                before, after = series[-1 - window], series[-1]
+                growth = [100 * (a - b) / b for b, a in zip(before, after, strict=True)]
+                verdict = "flat" if max(growth) < 5 else "GROWING"
+                print(
+                    f"{what} growth over the last {window} min per process: "
+                    + ", ".join(f"{g:+.1f} %" for g in growth)
+                    + f" ({verdict}: under 5 % is flat)"
+                )
     finally:
         backend.terminate()
         backend.wait(timeout=30)

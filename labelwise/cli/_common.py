@@ -136,8 +136,8 @@ def print_card(card: EvalCard) -> None:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
 
-def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str | None = None) -> BackendSpec:
-    """``--embedder PROVIDER:MODEL`` as a backend spec."""
+def parse_embedder(value: str, **fields: object) -> BackendSpec:
+    """``--embedder PROVIDER:MODEL`` as a backend spec, with other ``fields`` of it (``None``: unset)."""
     from pydantic import ValidationError
 
     from ..packaging import BackendSpec
@@ -147,7 +147,7 @@ def parse_embedder(value: str, *, base_url: str | None = None, api_key_env: str 
         raise LabelwiseError("--embedder must be PROVIDER:MODEL, e.g. sentence_transformers:all-MiniLM-L6-v2")
     try:
         return BackendSpec.model_validate(
-            {"provider": provider, "model": model, "base_url": base_url, "api_key_env": api_key_env}
+            {"provider": provider, "model": model, **{k: v for k, v in fields.items() if v is not None}}
         )
     except ValidationError as exc:
         raise LabelwiseError(f"--embedder: {exc.errors()[0]['msg']}") from None

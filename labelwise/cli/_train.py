@@ -32,6 +32,14 @@ def train_embedding_command(
     ] = "sentence_transformers:all-MiniLM-L6-v2",
     base_url: Annotated[str | None, typer.Option(help="openai_compatible / azure_openai endpoint.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="NAME of the variable holding the API key.")] = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="sentence_transformers: torch (default) or onnx_int8 (about 2x faster on a CPU)."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(min=8, help="sentence_transformers: truncate texts to this many tokens (faster)."),
+    ] = None,
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     test_size: Annotated[float, typer.Option(min=0.05, max=0.5, help="Held-out share.")] = 0.2,
@@ -53,7 +61,9 @@ def train_embedding_command(
     from ..evaluation import train_embedding
     from ..packaging import DEFAULT_FAMILIES
 
-    spec = parse_embedder(embedder, base_url=base_url, api_key_env=api_key_env)
+    spec = parse_embedder(
+        embedder, base_url=base_url, api_key_env=api_key_env, runtime=runtime, max_tokens=max_tokens
+    )
     chosen = tuple(f.strip() for f in families.split(",")) if families else DEFAULT_FAMILIES
     bar: ProgressBar | None = None  # made when embedding starts, once its total is known
 

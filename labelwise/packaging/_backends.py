@@ -106,6 +106,11 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
     """Requests the backend serves at once, where that is known and small. More would wait in
     the server's queue with their timeouts running, so clients never send more."""
 
+    @classmethod
+    def extras_for(cls, spec: BackendSpec) -> tuple[str, ...]:
+        """The extras a deployment of this backend, configured as ``spec``, must install."""
+        return cls.extras
+
     def __init__(
         self,
         spec: BackendSpec,

@@ -350,6 +350,17 @@ class BackendSpec(_Strict):
     api: Literal["chat", "completions"] | None = Field(
         default=None, description="Default: completions for the local base model, chat otherwise."
     )
+    runtime: Literal["torch", "onnx_int8"] | None = Field(
+        default=None,
+        description="sentence_transformers only: torch (default), or onnx_int8: the model "
+        "int8-quantized in ONNX Runtime, faster on a CPU (the onnx extra).",
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=8,
+        description="sentence_transformers only: truncate each text to this many tokens "
+        "(default: the model's own limit); fewer is faster.",
+    )
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=20)
     backoff_initial_s: float = Field(default=0.5, gt=0)
@@ -374,6 +385,8 @@ class BackendSpec(_Strict):
     def _provider_fields(self) -> BackendSpec:
         if self.provider == "openai_compatible" and not self.base_url:
             raise ValueError("provider openai_compatible needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.provider != "sentence_transformers" and (self.runtime or self.max_tokens):
+            raise ValueError("runtime and max_tokens apply to provider sentence_transformers only")
         if self.provider == "azure_openai" and not (self.base_url and self.api_version):
             raise ValueError("provider azure_openai needs base_url (the endpoint) and api_version")
         if self.base_url:

@@ -147,7 +147,7 @@ class Technique(ABC):
     @classmethod
     def serving_extras(cls, spec: ClassifierSpec) -> list[str]:
         """The ``labelwise`` extras that serving this spec needs beyond the core."""
-        extras = {extra for backend in cls.backends(spec) for extra in backend_class(backend.provider).extras}
+        extras = {extra for b in cls.backends(spec) for extra in backend_class(b.provider).extras_for(b)}
         return sorted(extras)
 
     @classmethod

@@ -1,0 +1,71 @@
+"""Texts per second and weighted F1 of the embedding encoder, run three ways, on Yelp reviews.
+
+Peer: sentence-transformers on torch, as ``backend.runtime`` left unset runs it. Against it, the
+same model int8-quantized in ONNX Runtime (``runtime: onnx_int8``), at the model's 256 tokens and
+truncated to 128 (``max_tokens: 128``), and torch truncated to 128. Each encodes the same
+TRAIN + TEST reviews with no cache (timed after the model is loaded, and after the one-time
+ONNX export); a logistic regression fitted on each one's TRAIN vectors is scored on its TEST
+vectors, so the F1 figures say what an artifact built with that encoder would measure.
+
+    .venv/bin/python bench/embedding_encoder.py [--train 1500] [--test 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LABELWISE_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"))
+
+import pandas as pd  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labelwise.packaging import BackendSpec, Embedder  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "yelp-sample.csv"
+ENCODERS = {
+    "torch (peer)": {},
+    "onnx_int8": {"runtime": "onnx_int8"},
+    "onnx_int8, 128 tokens": {"runtime": "onnx_int8", "max_tokens": 128},
+    "torch, 128 tokens": {"max_tokens": 128},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", type=int, default=1500)
+    parser.add_argument("--test", type=int, default=500)
+    args = parser.parse_args()
+    rows = pd.read_csv(SAMPLE).sample(args.train + args.test, random_state=0)
+    texts, stars = rows["text"].tolist(), rows["stars"].to_numpy()
+    train, test = slice(0, args.train), slice(args.train, None)
+    results = {}
+    for name, fields in ENCODERS.items():
+        spec = BackendSpec.model_validate(
+            {"provider": "sentence_transformers", "model": "all-MiniLM-L6-v2", **fields}
+        )
+        embedder = Embedder(spec)  # no cache: every text is encoded
+        embedder.embed(texts[:8])  # load the model (and build the ONNX file once)
+        started = time.perf_counter()
+        vectors = embedder.embed(texts)
+        seconds = time.perf_counter() - started
+        head = LogisticRegression(max_iter=2000).fit(vectors[train], stars[train])
+        f1 = f1_score(stars[test], head.predict(vectors[test]), average="weighted")
+        results[name] = (len(texts) / seconds, f1)
+        print(f"{name}: {len(texts) / seconds:.1f} texts/s, weighted F1 {f1:.3f}", flush=True)
+    peer_speed, peer_f1 = results["torch (peer)"]
+    print(f"\n{len(texts)} Yelp reviews ({args.train} train, {args.test} test), {os.cpu_count()} cores")
+    print("| encoder | texts/s | vs torch | weighted F1 | minus torch's |")
+    print("|---|---|---|---|---|")
+    for name, (speed, f1) in results.items():
+        print(f"| {name} | {speed:.1f} | {speed / peer_speed:.2f}x | {f1:.3f} | {f1 - peer_f1:+.3f} |")
+
+
+if __name__ == "__main__":
+    main()
