@@ -77,14 +77,20 @@ def _export_int8(model: str, target: Path) -> None:
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     example = torch.ones((1, 8), dtype=torch.long)
     try:
+        exported = LastHiddenState(_sentence_transformer(model)[0].auto_model).eval()
+        axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing
             torch.onnx.export(
-                LastHiddenState(_sentence_transformer(model)[0].auto_model).eval(), (example, example, torch.zeros_like(example)), str(float_file),
-                input_names=list(_INPUTS), output_names=["last_hidden_state"], opset_version=17,
-                dynamic_axes={name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")},
+                exported,
+                (example, example, torch.zeros_like(example)),
+                str(float_file),
+                input_names=list(_INPUTS),
+                output_names=["last_hidden_state"],
+                opset_version=17,
+                dynamic_axes=axes,
                 dynamo=False,
-            )  # fmt: skip
+            )
         # Per-channel weights keep the vectors within about 0.01 cosine of torch's.
         quantize_dynamic(float_file, partial, weight_type=QuantType.QInt8, per_channel=True)
         os.replace(partial, target)
