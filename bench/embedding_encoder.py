@@ -17,19 +17,22 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("LABELWISE_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import f1_score  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labelwise.evaluation import paired_bootstrap  # noqa: E402
 from labelwise.packaging import BackendSpec, Embedder  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "yelp-sample.csv"
-ENCODERS = {
+ENCODERS: dict[str, dict[str, object]] = {
     "torch (peer)": {},
     "onnx_int8": {"runtime": "onnx_int8"},
     "onnx_int8, 128 tokens": {"runtime": "onnx_int8", "max_tokens": 128},
@@ -45,7 +48,7 @@ def main() -> None:
     rows = pd.read_csv(SAMPLE).sample(args.train + args.test, random_state=0)
     texts, stars = rows["text"].tolist(), rows["stars"].to_numpy()
     train, test = slice(0, args.train), slice(args.train, None)
-    results = {}
+    results, predictions = {}, {}
     for name, fields in ENCODERS.items():
         spec = BackendSpec.model_validate(
             {"provider": "sentence_transformers", "model": "all-MiniLM-L6-v2", **fields}
@@ -56,15 +59,26 @@ def main() -> None:
         vectors = embedder.embed(texts)
         seconds = time.perf_counter() - started
         head = LogisticRegression(max_iter=2000).fit(vectors[train], stars[train])
-        f1 = f1_score(stars[test], head.predict(vectors[test]), average="weighted")
+        predicted = head.predict(vectors[test])
+        f1 = f1_score(stars[test], predicted, average="weighted")
         results[name] = (len(texts) / seconds, f1)
+        predictions[name] = predicted
         print(f"{name}: {len(texts) / seconds:.1f} texts/s, weighted F1 {f1:.3f}", flush=True)
     peer_speed, peer_f1 = results["torch (peer)"]
     print(f"\n{len(texts)} Yelp reviews ({args.train} train, {args.test} test), {os.cpu_count()} cores")
-    print("| encoder | texts/s | vs torch | weighted F1 | minus torch's |")
+    print("| encoder | texts/s | vs torch | weighted F1 | minus torch's [95 % paired bootstrap] |")
     print("|---|---|---|---|---|")
+    truth = stars[test]
+
+    def f1_of(name: str) -> Callable[[np.ndarray], float]:
+        return lambda i: float(f1_score(truth[i], predictions[name][i], average="weighted"))
+
     for name, (speed, f1) in results.items():
-        print(f"| {name} | {speed:.1f} | {speed / peer_speed:.2f}x | {f1:.3f} | {f1 - peer_f1:+.3f} |")
+        gap = paired_bootstrap("weighted_f1", f1_of("torch (peer)"), f1_of(name), len(truth), random_state=0)
+        interval = f"[{gap.low:+.3f}, {gap.high:+.3f}] " if name != "torch (peer)" else ""
+        print(
+            f"| {name} | {speed:.1f} | {speed / peer_speed:.2f}x | {f1:.3f} | {f1 - peer_f1:+.3f} {interval}|"
+        )
 
 
 if __name__ == "__main__":
