@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -22,16 +22,15 @@ from typing import Any, TypeVar
 
 from ..core import LabelwiseError, text_key
 from ..packaging import (
-    BackendBadRequest,
     BackendError,
     BackendUnavailable,
     ClassifierRuntime,
     OpenAIBackend,
     Prediction,
     PromptTechnique,
-    RateLimited,
     RetryPolicy,
     call_with_retries,
+    error_for_status,
     translate_provider_errors,
 )
 
@@ -148,7 +147,8 @@ class BatchAPIRunner:
         return self.technique.tag
 
     async def each(self, texts: Sequence[str]) -> AsyncIterator[Result]:
-        index = {text_key(t): i for i, t in enumerate(texts)}
+        keys = [text_key(t) for t in texts]
+        index = {k: i for i, k in enumerate(keys)}
         for i, text in enumerate(texts):
             if not text.strip():
                 yield i, Prediction.of_empty_text(self.tag)
@@ -157,7 +157,7 @@ class BatchAPIRunner:
             ids = ", ".join(b.batch_id for b in following)
             self.on_status(f"following batch(es) sent by an earlier run: {ids}")
         sent = {k for b in following for k in b.keys}
-        new = [t for t in texts if t.strip() and text_key(t) not in sent]
+        new = {k: t for k, t in zip(keys, texts, strict=True) if t.strip() and k not in sent}
         if new:
             following += await self._send(new)
         async for key, outcome in self._follow(following):
@@ -178,19 +178,19 @@ class BatchAPIRunner:
 
         return await call_with_retries(attempt, self._policy)
 
-    def _lines(self, texts: list[str], requests: Sequence[Any]) -> list[tuple[str, bytes]]:
+    def _lines(self, keys: Iterable[str], requests: Sequence[Any]) -> list[tuple[str, bytes]]:
         lines = []
-        for text, request in zip(texts, requests, strict=True):
+        for key, request in zip(keys, requests, strict=True):
             body = self.backend.request_body(request)
             body.update(body.pop("extra_body", None) or {})
-            line = {"custom_id": text_key(text), "method": "POST", "body": body,
-                    "url": self._url}  # fmt: skip
-            lines.append((text_key(text), (json.dumps(line, ensure_ascii=False) + "\n").encode()))
+            line = {"custom_id": key, "method": "POST", "url": self._url, "body": body}
+            lines.append((key, (json.dumps(line, ensure_ascii=False) + "\n").encode()))
         return lines
 
-    async def _send(self, texts: list[str]) -> list[SentBatch]:
+    async def _send(self, texts: dict[str, str]) -> list[SentBatch]:
+        """Send ``texts`` (keyed on ``text_key``) in as many batches as the limits ask."""
         client = await self.backend.sdk_client()
-        lines = self._lines(texts, await self.technique.requests(texts))
+        lines = self._lines(texts, await self.technique.requests(list(texts.values())))
         sent = []
         for number, chunk in enumerate(
             chunks(lines, max_requests=self.max_requests, max_bytes=self.max_bytes)
@@ -269,17 +269,9 @@ class BatchAPIRunner:
         status = int(response.get("status_code") or 0)
         body = response.get("body") or {}
         if status != 200:
-            message = f"{self.backend.spec.provider} failed this request (HTTP {status}): " + str(
-                (body.get("error") or {}).get("message", body) if isinstance(body, dict) else body
-            )
-            kind = (
-                RateLimited
-                if status == 429
-                else BackendBadRequest
-                if 400 <= status < 500
-                else BackendUnavailable
-            )
-            return key, kind(message)
+            error = body.get("error") if isinstance(body, dict) else None
+            message = str((error or {}).get("message", body))
+            return key, error_for_status(self.backend.spec.provider, status, message)
         try:
             completion = self.backend.read_completion(body)
             return key, self.technique.prediction(completion, latency_s=turnaround_s)

@@ -25,6 +25,7 @@ from ._backends import (
     backend_class,
     completion_backend,
     embedding_backend,
+    error_for_status,
     register_backend,
     translate_provider_errors,
 )
@@ -172,6 +173,7 @@ __all__ = [
     "detached_server",
     "dump_head",
     "embedding_backend",
+    "error_for_status",
     "estimate_tokens",
     "export_artifact",
     "fit_head",

@@ -53,6 +53,7 @@ __all__ = [
     "OpenAICompatibleBackend",
     "completion_backend",
     "embedding_backend",
+    "error_for_status",
     "register_backend",
     "translate_provider_errors",
 ]
@@ -219,33 +220,40 @@ def _retry_after(response: httpx.Response | None) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+def error_for_status(
+    provider: str, status: int, message: str, *, retry_after: float | None = None
+) -> BackendError:
+    """The labelwise error for an HTTP error status from a provider, live or in a Batch API file."""
+    if status == 429:
+        hint = f"; retry after {retry_after:.1f} s" if retry_after is not None else ""
+        return RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=retry_after)
+    if status in (401, 403):
+        return BackendAuthError(
+            f"{provider} refused the credentials (HTTP {status}): check the API key "
+            "in the environment variable named by backend.api_key_env"
+        )
+    if status == 408:
+        return BackendTimeout(f"{provider} timed out the request (HTTP 408)")
+    if status >= 500:
+        return BackendUnavailable(f"{provider} failed with HTTP {status}: {message}")
+    return BackendBadRequest(f"{provider} rejected the request (HTTP {status}): {message}")
+
+
 @contextmanager
 def translate_provider_errors(provider: str) -> Iterator[None]:
     """Turn ``openai`` SDK exceptions into labelwise ``BackendError``\\ s (the one boundary)."""
     try:
         yield
     except openai.RateLimitError as exc:
-        after = _retry_after(exc.response)
-        hint = f"; retry after {after:.1f} s" if after is not None else ""
-        raise RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=after) from exc
+        raise error_for_status(provider, 429, exc.message, retry_after=_retry_after(exc.response)) from exc
     except openai.APITimeoutError as exc:
         raise BackendTimeout(f"{provider} did not answer within the timeout") from exc
     except openai.APIConnectionError as exc:
         raise BackendUnreachable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
-    except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        raise BackendAuthError(
-            f"{provider} refused the credentials (HTTP {exc.status_code}): check the API key "
-            "in the environment variable named by backend.api_key_env"
-        ) from exc
     except openai.APIResponseValidationError as exc:
         raise MalformedResponse(f"{provider} answered with a body that cannot be read: {exc}") from exc
     except openai.APIStatusError as exc:
-        status = exc.status_code
-        if status == 408:
-            raise BackendTimeout(f"{provider} timed out the request (HTTP 408)") from exc
-        if status >= 500:
-            raise BackendUnavailable(f"{provider} failed with HTTP {status}: {exc.message}") from exc
-        raise BackendBadRequest(f"{provider} rejected the request (HTTP {status}): {exc.message}") from exc
+        raise error_for_status(provider, exc.status_code, exc.message) from exc
     except openai.OpenAIError as exc:
         raise BackendError(f"{provider} call failed: {exc}") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
