@@ -45,6 +45,13 @@ def model_location(model: str) -> str:
     return model
 
 
+def hide_transformers_progress() -> None:
+    """No "Loading weights" bar from transformers on every start."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 @functools.lru_cache(maxsize=4)
 def _sentence_transformer(model: str, max_tokens: int | None = None) -> Any:
     try:
@@ -55,9 +62,7 @@ def _sentence_transformer(model: str, max_tokens: int | None = None) -> Any:
             "pip install torch==2.13.0 'labelwise[embeddings]'"
         ) from None
     location = model_location(model)
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no "Loading weights" bar on every start
+    hide_transformers_progress()
     try:
         loaded = SentenceTransformer(location, device="cpu", local_files_only=True)
         if max_tokens is not None:
