@@ -4,7 +4,8 @@ A batch is validated when created (as the provider validates the input file), th
 ``validating`` -> ``in_progress`` -> ``completed`` over ``step_s`` seconds each, answering every
 line with the server's own completion function. Scripted faults: lines that fail (HTTP 500 in
 the error file), a batch that expires part-way (the rest ``batch_expired`` in the error file), a
-batch cancelled on request. ``calls`` counts each API call by name.
+batch refused at validation, a batch created whose creator is told the server failed, a batch
+cancelled on request. ``calls`` counts each API call by name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ class FakeBatchAPI:
         self.calls: Counter[str] = Counter()
         self.failing_line: Callable[[dict[str, Any]], bool] = lambda body: False
         self._expire_next_after: int | None = None
+        self._lose_next_create_reply = False
+        self._refuse_next: str | None = None
+
+    def refuse_next_batch(self, reason: str) -> None:
+        """The next batch fails validation with ``reason``, as a file the provider will not run."""
+        self._refuse_next = reason
+
+    def lose_next_create_reply(self) -> None:
+        """The next batch is created, but its creator is told the server failed (HTTP 500)."""
+        self._lose_next_create_reply = True
 
     def fail_lines(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
         """Lines whose request body matches fail with HTTP 500 (in the error file)."""
@@ -98,16 +109,19 @@ class FakeBatchAPI:
             "output_file_id": None, "error_file_id": None, "created_at": int(now),
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
             "metadata": body.get("metadata"), "_created": now, "_lines": lines,
-            "_expire_after": self._expire_next_after,
+            "_expire_after": self._expire_next_after, "_refuse": self._refuse_next,
         }  # fmt: skip
-        self._expire_next_after = None
+        self._expire_next_after = self._refuse_next = None
+        if self._lose_next_create_reply:
+            self._lose_next_create_reply = False
+            return _error(500, "The server had an error while processing your request.")
         return JSONResponse(_public(self.batches[batch_id]))
 
     async def _list_batches(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
         self.calls["batches.list"] += 1
-        data = [_public(self._advance(b)) for b in self.batches.values()]
+        data = [_public(self._advance(b)) for b in reversed(self.batches.values())]  # newest first
         return JSONResponse({"object": "list", "data": data, "has_more": False})
 
     async def _retrieve_batch(self, request: Any) -> Any:
@@ -172,6 +186,8 @@ class FakeBatchAPI:
                 problem = f"not a request line: {exc!r}"
             if problem:
                 errors.append({"code": "invalid_request", "message": problem, "line": number})
+        if batch["_refuse"]:
+            errors.append({"code": "invalid_request", "message": batch["_refuse"], "line": 1})
         return errors
 
     def _finish(self, batch: dict[str, Any], status: str, *, done: int) -> None:

@@ -1,8 +1,10 @@
 """Scoring through OpenAI's Batch API: half the per-request price, results within 24 hours.
 
 The prompts go up as JSONL files within the API's limits (50,000 requests, 200 MB), one batch
-each. The batches a job sent are recorded in a state file as soon as each is created, so a
-process that dies resumes following the same batches rather than paying for the texts twice.
+each. Each uploaded file is recorded in a state file before its batch is asked for, and the
+batch's id as soon as it exists, so a process that dies, or a reply that is lost, resumes with
+the same batches rather than paying for the texts twice: a file with no batch id is looked up
+among the provider's batches before a batch is created from it.
 Results are mapped back to texts by ``custom_id`` (the text's SHA-256) as each batch ends. A
 line the provider failed, or one a batch did not reach before it expired or was cancelled,
 gives its rows an error; the next run sends only those texts, in a new batch.
@@ -15,7 +17,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,11 +48,14 @@ Result = tuple[int, Prediction | BackendError]
 
 @dataclass(frozen=True)
 class SentBatch:
-    """One batch a job created: its id, the artifact it scores for, and its texts' keys."""
+    """One batch a job sent: its id (None until the provider answers), the artifact it scores
+    for, its texts' keys, and the uploaded file it is made from."""
 
-    batch_id: str
+    batch_id: str | None
     artifact_tag: str
     keys: list[str]
+    input_file_id: str = ""
+    uploaded_at: int = 0
 
 
 class BatchState:
@@ -71,6 +76,10 @@ class BatchState:
 
     def add(self, batch: SentBatch) -> None:
         self._batches.append(batch)
+        self._save()
+
+    def replace(self, old: SentBatch, new: SentBatch) -> None:
+        self._batches = [new if b == old else b for b in self._batches]
         self._save()
 
     def remove(self, batch_id: str) -> None:
@@ -154,8 +163,9 @@ class BatchAPIRunner:
                 yield i, Prediction.of_empty_text(self.tag)
         following = [b for b in self.state.sent_for(self.tag) if any(k in index for k in b.keys)]
         if following:
-            ids = ", ".join(b.batch_id for b in following)
+            ids = ", ".join(b.batch_id or f"the one from {b.input_file_id}" for b in following)
             self.on_status(f"following batch(es) sent by an earlier run: {ids}")
+            following = [b if b.batch_id else await self._start(b, fresh=False) for b in following]
         sent = {k for b in following for k in b.keys}
         new = {k: t for k, t in zip(keys, texts, strict=True) if t.strip() and k not in sent}
         if new:
@@ -200,24 +210,52 @@ class BatchAPIRunner:
             uploaded = await self._call(
                 partial(client.files.create, file=(name, content, "application/jsonl"), purpose="batch")
             )
-            batch = await self._call(
-                partial(
-                    client.batches.create,
-                    input_file_id=uploaded.id,
-                    endpoint=self._url,  # type: ignore[arg-type]  # Azure's global batch omits /v1
-                    completion_window="24h",
-                    metadata={"labelwise_artifact": self.tag},
-                )
+            record = SentBatch(None, self.tag, [key for key, _ in chunk], uploaded.id, uploaded.created_at)
+            self.state.add(record)  # before the batch exists: a lost reply or a dead process finds it
+            started = await self._start(record, fresh=True)
+            self.on_status(
+                f"sent batch {started.batch_id}: {len(chunk)} requests, {len(content) / 2**20:.1f} MiB"
             )
-            record = SentBatch(batch.id, self.tag, [key for key, _ in chunk])
-            self.state.add(record)  # before any waiting: a dead process resumes from here
-            self.on_status(f"sent batch {batch.id}: {len(chunk)} requests, {len(content) / 2**20:.1f} MiB")
-            sent.append(record)
+            sent.append(started)
         return sent
+
+    async def _start(self, record: SentBatch, *, fresh: bool) -> SentBatch:
+        """The batch made from the record's file: the provider's own if one exists, else a new one.
+
+        Only the first attempt for a file uploaded by this run skips the lookup: after a lost
+        reply or a dead process, a batch may exist that no state file names.
+        """
+        client = await self.backend.sdk_client()
+        attempts = 0
+
+        async def find_or_create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            found = None if fresh and attempts == 1 else await self._made_from(client, record)
+            return found or await client.batches.create(
+                input_file_id=record.input_file_id,
+                endpoint=self._url,  # type: ignore[arg-type]  # Azure's global batch omits /v1
+                completion_window="24h",
+                metadata={"labelwise_artifact": self.tag},
+            )
+
+        batch = await self._call(find_or_create)
+        started = replace(record, batch_id=batch.id)
+        self.state.replace(record, started)
+        return started
+
+    @staticmethod
+    async def _made_from(client: Any, record: SentBatch) -> Any | None:
+        async for batch in client.batches.list(limit=100):  # newest first
+            if batch.input_file_id == record.input_file_id:
+                return batch
+            if batch.created_at < record.uploaded_at:  # older than the file: none further can use it
+                return None
+        return None
 
     async def _follow(self, batches: list[SentBatch]) -> AsyncIterator[tuple[str, Prediction | BackendError]]:
         client = await self.backend.sdk_client()
-        waiting = {b.batch_id: b for b in batches}
+        waiting = {str(b.batch_id): b for b in batches}  # every one started by now
         seen: dict[str, str] = {}
         while waiting:
             for batch_id, record in list(waiting.items()):
@@ -252,7 +290,11 @@ class BatchAPIRunner:
                         found[key] = outcome
         why = "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
         missing = BackendUnavailable(
-            f"batch {batch.id} ended {batch.status} before this text was done"
+            # A file that failed validation would fail again: the provider's reason is what to fix.
+            f"the provider refused batch {batch.id}'s file ({why or 'no reason given'}); sending it "
+            "again would fail the same way"
+            if batch.status == "failed"
+            else f"batch {batch.id} ended {batch.status} before this text was done"
             + (f" ({why})" if why else "")
             + "; run the same command again to send it in a new batch"
         )

@@ -143,14 +143,39 @@ def test_a_killed_job_follows_its_batch_instead_of_sending_it_again(
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    recorded = json.loads(state.read_text())["batches"]
-    assert [b["batch_id"] for b in recorded] == list(fake.batch_api.batches) and not out.exists()
+    # Killed as soon as the file is recorded: before or after its batch was created.
+    (recorded,) = json.loads(state.read_text())["batches"]
+    assert recorded["input_file_id"] in fake.batch_api.files and not out.exists()
 
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=120)
-    calls = fake.batch_api.calls
-    assert calls["batches.create"] == calls["files.create"] == 1  # followed, not sent again
+    assert fake.batch_api.calls["files.create"] == len(fake.batch_api.batches) == 1  # not sent again
     assert pd.read_csv(out, keep_default_na=False)["status"].isin(["ok", "empty"]).all()
     assert not state.exists()
+
+
+def test_a_lost_reply_to_batch_creation_finds_the_batch_instead_of_paying_twice(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    tag = _openai_tag(fake, "batch-api-lost-reply")
+    path, out = _input(tmp_path), tmp_path / "out.csv"
+    fake.batch_api.lose_next_create_reply()  # the batch exists; the job hears HTTP 500
+    _score(tag, path, out)
+    calls = fake.batch_api.calls
+    assert calls["batches.create"] == len(fake.batch_api.batches) == 1 and calls["batches.list"] == 1
+    assert pd.read_csv(out, keep_default_na=False)["status"].isin(["ok", "empty"]).all()
+
+
+def test_a_refused_batch_says_why_and_that_resending_would_not_help(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    tag = _openai_tag(fake, "batch-api-refused")
+    path, out = _input(tmp_path), tmp_path / "out.csv"
+    fake.batch_api.refuse_next_batch("model gpt-test is not available for batch")
+    assert _score(tag, path, out, check=False).returncode == 3
+    errors = pd.read_csv(out, keep_default_na=False).query("status == 'error'")["message"]
+    assert len(errors) == 22
+    assert errors.str.contains("not available for batch").all()
+    assert errors.str.contains("would fail the same way").all()
 
 
 def test_azure_global_batch_uses_its_own_paths(fake: FakeOpenAIServer, tmp_path: Path) -> None:
