@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+from .fake_files import FakeFiles, error_response, jsonl
 
 __all__ = ["FakeBatchAPI"]
 
@@ -22,13 +23,12 @@ Complete = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class FakeBatchAPI:
-    def __init__(self, complete: Complete, *, step_s: float = 0.2) -> None:
+    def __init__(self, complete: Complete, files: FakeFiles, *, step_s: float = 0.2) -> None:
         self.complete = complete
+        self.files = files
+        self.calls = files.calls
         self.step_s = step_s
-        self.files: dict[str, dict[str, Any]] = {}
-        self.contents: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
-        self.calls: Counter[str] = Counter()
         self.failing_line: Callable[[dict[str, Any]], bool] = lambda body: False
         self._expire_next_after: int | None = None
         self._lose_next_create_reply = False
@@ -56,52 +56,24 @@ class FakeBatchAPI:
         from starlette.routing import Route
 
         return [
-            Route(f"{root}/files", self._create_file, methods=["POST"]),
-            Route(f"{root}/files/{{file_id}}/content", self._file_content),
             Route(f"{root}/batches", self._create_batch, methods=["POST"]),
             Route(f"{root}/batches", self._list_batches, methods=["GET"]),
             Route(f"{root}/batches/{{batch_id}}", self._retrieve_batch),
             Route(f"{root}/batches/{{batch_id}}/cancel", self._cancel_batch, methods=["POST"]),
         ]
 
-    async def _create_file(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.calls["files.create"] += 1
-        async with request.form() as form:
-            upload, purpose = form["file"], form.get("purpose")
-            content, name = await upload.read(), upload.filename
-        if purpose != "batch":
-            return _error(400, f"purpose must be batch here, not {purpose!r}")
-        file_id = f"file-{len(self.files) + 1}"
-        self.files[file_id] = self._store(file_id, name, content, purpose="batch")
-        return JSONResponse(self.files[file_id])
-
-    def _store(self, file_id: str, name: str, content: bytes, *, purpose: str) -> dict[str, Any]:
-        self.contents[file_id] = content
-        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                "filename": name, "purpose": purpose, "status": "processed"}  # fmt: skip
-
-    async def _file_content(self, request: Any) -> Any:
-        from starlette.responses import Response
-
-        self.calls["files.content"] += 1
-        file_id = request.path_params["file_id"]
-        if file_id not in self.contents:
-            return _error(404, f"no file {file_id}")
-        return Response(self.contents[file_id], media_type="application/octet-stream")
-
     async def _create_batch(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
 
         self.calls["batches.create"] += 1
         body = await request.json()
-        if body.get("input_file_id") not in self.contents:
-            return _error(404, f"no file {body.get('input_file_id')}")
+        source = self.files.records.get(body.get("input_file_id", ""))
+        if source is None or source["purpose"] != "batch":
+            return error_response(404, f"no batch input file {body.get('input_file_id')}")
         if body.get("completion_window") != "24h":
-            return _error(400, "completion_window must be 24h")
+            return error_response(400, "completion_window must be 24h")
         batch_id = f"batch_{len(self.batches) + 1}"
-        lines = self.contents[body["input_file_id"]].decode().splitlines()
+        lines = self.files.contents[source["id"]].decode().splitlines()
         now = time.time()
         self.batches[batch_id] = {
             "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
@@ -114,7 +86,7 @@ class FakeBatchAPI:
         self._expire_next_after = self._refuse_next = None
         if self._lose_next_create_reply:
             self._lose_next_create_reply = False
-            return _error(500, "The server had an error while processing your request.")
+            return error_response(500, "The server had an error while processing your request.")
         return JSONResponse(_public(self.batches[batch_id]))
 
     async def _list_batches(self, request: Any) -> Any:
@@ -130,7 +102,7 @@ class FakeBatchAPI:
         self.calls["batches.retrieve"] += 1
         batch = self.batches.get(request.path_params["batch_id"])
         if batch is None:
-            return _error(404, f"no batch {request.path_params['batch_id']}")
+            return error_response(404, f"no batch {request.path_params['batch_id']}")
         return JSONResponse(_public(self._advance(batch)))
 
     async def _cancel_batch(self, request: Any) -> Any:
@@ -139,7 +111,7 @@ class FakeBatchAPI:
         self.calls["batches.cancel"] += 1
         batch = self.batches.get(request.path_params["batch_id"])
         if batch is None:
-            return _error(404, f"no batch {request.path_params['batch_id']}")
+            return error_response(404, f"no batch {request.path_params['batch_id']}")
         if batch["status"] in ("validating", "in_progress"):
             batch["status"] = "cancelling"
         return JSONResponse(_public(batch))
@@ -214,27 +186,18 @@ class FakeBatchAPI:
             output.append(
                 {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
             )
-        batch_id = batch["id"]
         if output:
-            batch["output_file_id"] = f"{batch_id}-output"
-            self._store(batch["output_file_id"], "output.jsonl", _jsonl(output), purpose="batch_output")
+            batch["output_file_id"] = self.files.add("output.jsonl", jsonl(output), purpose="batch_output")[
+                "id"
+            ]
         if failed:
-            batch["error_file_id"] = f"{batch_id}-errors"
-            self._store(batch["error_file_id"], "errors.jsonl", _jsonl(failed), purpose="batch_output")
+            batch["error_file_id"] = self.files.add("errors.jsonl", jsonl(failed), purpose="batch_output")[
+                "id"
+            ]
         batch["request_counts"].update(completed=len(output), failed=len(failed))
         batch["status"] = status
         batch[f"{status}_at"] = int(time.time())
 
 
-def _jsonl(records: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in records).encode()
-
-
 def _public(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if not k.startswith("_")}
-
-
-def _error(status: int, message: str) -> Any:
-    from starlette.responses import JSONResponse
-
-    return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)

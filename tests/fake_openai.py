@@ -18,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .fake_batch_api import FakeBatchAPI
+from .fake_files import FakeFiles
+from .fake_finetune_api import FakeFineTuningAPI
 
 __all__ = ["FakeOpenAIServer", "bag_of_words"]
 
@@ -69,7 +71,9 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.first_request_at: float | None = None  # time.time(), for start-up benches
-        self.batch_api = FakeBatchAPI(self._completion)
+        self.files = FakeFiles()
+        self.batch_api = FakeBatchAPI(self._completion, self.files)
+        self.fine_tuning = FakeFineTuningAPI(self.files)
         self._faults: deque[tuple[int, dict[str, str], str | None]] = deque()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -137,10 +141,13 @@ class FakeOpenAIServer:
                 Route("/v1/completions", complete, methods=["POST"]),
                 Route("/v1/embeddings", complete, methods=["POST"]),
                 Route("/v1/models", models),
-                *self.batch_api.routes("/v1"),
-                *self.batch_api.routes("/openai"),  # Azure OpenAI's paths
+                *self._provider_routes("/v1"),
+                *self._provider_routes("/openai"),  # Azure OpenAI's paths
             ]
         )
+
+    def _provider_routes(self, root: str) -> list[Any]:
+        return [*self.files.routes(root), *self.batch_api.routes(root), *self.fine_tuning.routes(root)]
 
     def _completion(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         usage = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
@@ -158,7 +165,8 @@ class FakeOpenAIServer:
             return {"object": "list", "data": data, "model": common["model"], "usage": usage}
         if path.endswith("/chat/completions"):
             prompt = str(body["messages"][-1]["content"])
-            message = {"role": "assistant", "content": self.answer(prompt)}
+            answer = self.fine_tuning.answer(str(body.get("model")), prompt)
+            message = {"role": "assistant", "content": answer if answer is not None else self.answer(prompt)}
             choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
             return {**common, "object": "chat.completion", "choices": [choice]}
         text = self.answer(str(body["prompt"]))

@@ -145,7 +145,7 @@ def test_a_killed_job_follows_its_batch_instead_of_sending_it_again(
     process.wait()
     # Killed as soon as the file is recorded: before or after its batch was created.
     (recorded,) = json.loads(state.read_text())["batches"]
-    assert recorded["input_file_id"] in fake.batch_api.files and not out.exists()
+    assert recorded["input_file_id"] in fake.files.records and not out.exists()
 
     subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=120)
     assert fake.batch_api.calls["files.create"] == len(fake.batch_api.batches) == 1  # not sent again

@@ -1,0 +1,82 @@
+"""OpenAI's Files API as the fake OpenAI server serves it, shared by its Batch and fine-tuning APIs.
+
+Uploads (multipart, with a purpose), retrieval and content; files the fake itself writes (batch
+output, fine-tuning results) are added with ``add``. ``calls`` counts each API call by name, and
+is shared with the APIs that use these files, so that one counter tells what a job cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import Any
+
+__all__ = ["FakeFiles", "error_response", "jsonl"]
+
+UPLOAD_PURPOSES = frozenset({"batch", "fine-tune"})
+
+
+class FakeFiles:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.calls: Counter[str] = Counter()
+
+    def add(self, name: str, content: bytes, *, purpose: str) -> dict[str, Any]:
+        """Store a file and return its record (``id``, ``bytes``, ``purpose``, ...)."""
+        file_id = f"file-{len(self.records) + 1}"
+        self.contents[file_id] = content
+        self.records[file_id] = {"id": file_id, "object": "file", "bytes": len(content),
+                                 "created_at": int(time.time()), "filename": name, "purpose": purpose,
+                                 "status": "processed"}  # fmt: skip
+        return self.records[file_id]
+
+    def routes(self, root: str) -> list[Any]:
+        from starlette.routing import Route
+
+        return [
+            Route(f"{root}/files", self._create, methods=["POST"]),
+            Route(f"{root}/files/{{file_id}}", self._retrieve),
+            Route(f"{root}/files/{{file_id}}/content", self._content),
+        ]
+
+    async def _create(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["files.create"] += 1
+        async with request.form() as form:
+            upload, purpose = form["file"], form.get("purpose")
+            content, name = await upload.read(), upload.filename
+        if purpose not in UPLOAD_PURPOSES:
+            return error_response(400, f"purpose must be one of {sorted(UPLOAD_PURPOSES)}, not {purpose!r}")
+        return JSONResponse(self.add(name, content, purpose=str(purpose)))
+
+    async def _retrieve(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["files.retrieve"] += 1
+        record = self.records.get(request.path_params["file_id"])
+        if record is None:
+            return error_response(404, f"no file {request.path_params['file_id']}")
+        return JSONResponse(record)
+
+    async def _content(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        self.calls["files.content"] += 1
+        file_id = request.path_params["file_id"]
+        if file_id not in self.contents:
+            return error_response(404, f"no file {file_id}")
+        return Response(self.contents[file_id], media_type="application/octet-stream")
+
+
+def jsonl(records: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def error_response(status: int, message: str, *, code: str | None = None) -> Any:
+    from starlette.responses import JSONResponse
+
+    error = {"message": message, "type": "invalid_request_error", "code": code}
+    return JSONResponse({"error": error}, status_code=status)

@@ -1,0 +1,296 @@
+"""OpenAI's fine-tuning jobs as the fake OpenAI server serves them, with a real optimum to find.
+
+A job validates its files (chat JSONL, at least 10 lines, the last message the assistant's),
+then goes ``validating_files`` -> ``queued`` -> ``running`` -> ``succeeded`` over ``step_s``
+seconds each plus ``seconds_per_step`` for each training step (epochs x batches). While it runs
+it reports training and validation loss per step as ``metrics`` events; at each epoch's end a
+checkpoint; at the end a result file (CSV of the metrics) and a model id that the server's chat
+endpoint then serves.
+
+What the hyperparameters buy is encoded here, so that a sweep has an optimum to find and early
+stopping has poor trials to stop: quality is 1 at ``OPTIMUM`` (3 epochs, learning-rate
+multiplier 1.0, batch size 8) and falls off with the distance in epochs, log learning rate and
+log batch size, plus a per-base-model offset. Validation loss falls towards
+``0.3 + 1.2 (1 - quality)`` and the served model answers the true label (``truth``) with
+probability ``0.4 + 0.5 quality``, deterministically per prompt. Scripted faults: a job that
+fails while running (``fail_next_job``). ``calls`` counts each API call by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .fake_files import FakeFiles, error_response
+
+__all__ = ["OPTIMUM", "FakeFineTuningAPI"]
+
+OPTIMUM = {"n_epochs": 3, "learning_rate_multiplier": 1.0, "batch_size": 8}
+BASE_MODEL_OFFSET = {"gpt-4o-mini-2024-07-18": 0.0, "gpt-4.1-nano-2025-04-14": -0.15}
+DEFAULTS = {"n_epochs": 3, "learning_rate_multiplier": 1.8, "batch_size": 4}
+RUNNING_STATES = ("validating_files", "queued", "running")
+
+
+class FakeFineTuningAPI:
+    def __init__(self, files: FakeFiles, *, step_s: float = 0.05, seconds_per_step: float = 0.01) -> None:
+        self.files = files
+        self.calls = files.calls
+        self.step_s = step_s
+        self.seconds_per_step = seconds_per_step
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, tuple[float, list[str]]] = {}  # served model id -> accuracy, labels
+        self.truth: Callable[[str], str | None] = lambda prompt: None
+        self._fail_next: str | None = None
+
+    def fail_next_job(self, message: str) -> None:
+        """The next job created fails half-way through training with ``message``."""
+        self._fail_next = message
+
+    @staticmethod
+    def quality(base_model: str, hyperparameters: dict[str, Any]) -> float:
+        """1 at the optimum, towards 0 away from it."""
+        h = {**DEFAULTS, **{k: v for k, v in hyperparameters.items() if v not in (None, "auto")}}
+        distance = (
+            ((h["n_epochs"] - OPTIMUM["n_epochs"]) / 2) ** 2
+            + (math.log(h["learning_rate_multiplier"] / OPTIMUM["learning_rate_multiplier"]) / 0.7) ** 2
+            + (math.log2(h["batch_size"] / OPTIMUM["batch_size"]) / 3) ** 2
+        )
+        return max(0.0, min(1.0, math.exp(-distance) + BASE_MODEL_OFFSET.get(base_model, -0.3)))
+
+    def answer(self, model: str, prompt: str) -> str | None:
+        """The served model's answer, or None for a model id this API did not produce."""
+        if model not in self.models:
+            return None
+        accuracy, labels = self.models[model]
+        truth = self.truth(prompt)
+        if truth is not None and _unit(f"{model}\n{prompt}") < accuracy:
+            return truth
+        wrong = [label for label in labels if label != truth] or labels
+        return wrong[int(_unit(f"wrong\n{model}\n{prompt}") * len(wrong))]
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def routes(self, root: str) -> list[Any]:
+        from starlette.routing import Route
+
+        jobs = f"{root}/fine_tuning/jobs"
+        return [
+            Route(jobs, self._create, methods=["POST"]),
+            Route(jobs, self._list, methods=["GET"]),
+            Route(f"{jobs}/{{job_id}}", self._retrieve),
+            Route(f"{jobs}/{{job_id}}/cancel", self._cancel, methods=["POST"]),
+            Route(f"{jobs}/{{job_id}}/events", self._events),
+            Route(f"{jobs}/{{job_id}}/checkpoints", self._checkpoints),
+        ]
+
+    async def _create(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.create"] += 1
+        body = await request.json()
+        method = body.get("method") or {"type": "supervised", "supervised": {}}
+        if method.get("type") != "supervised":
+            return error_response(400, f"method type {method.get('type')!r} is not offered here")
+        hyperparameters = {
+            **DEFAULTS,
+            **(body.get("hyperparameters") or {}),
+            **(method.get("supervised", {}).get("hyperparameters") or {}),
+        }
+        hyperparameters = {k: DEFAULTS[k] if v == "auto" else v for k, v in hyperparameters.items()}
+        training = self.files.records.get(body.get("training_file", ""))
+        if training is None or training["purpose"] != "fine-tune":
+            return error_response(400, f"no fine-tune file {body.get('training_file')}", code="invalid_file")
+        job_id = f"ftjob-{len(self.jobs) + 1}"
+        lines = self.files.contents[training["id"]].decode().splitlines()
+        batches = math.ceil(max(len(lines), 1) / hyperparameters["batch_size"])
+        self.jobs[job_id] = {
+            "id": job_id, "object": "fine_tuning.job", "model": body["model"], "created_at": int(time.time()),
+            "finished_at": None, "fine_tuned_model": None, "organization_id": "org-fake",
+            "result_files": [], "status": "validating_files", "training_file": training["id"],
+            "validation_file": body.get("validation_file"), "hyperparameters": hyperparameters,
+            "trained_tokens": None, "error": None, "seed": body.get("seed", 0), "estimated_finish": None,
+            "integrations": [], "metadata": body.get("metadata"),
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+            "user_provided_suffix": body.get("suffix"),
+            "_created": time.monotonic(), "_lines": lines,
+            "_total_steps": hyperparameters["n_epochs"] * batches, "_fail": self._fail_next,
+            "_labels": _labels(lines),
+            "_quality": self.quality(body["model"], hyperparameters),
+        }  # fmt: skip
+        self._fail_next = None
+        return JSONResponse(_public(self.jobs[job_id]))
+
+    async def _list(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.list"] += 1
+        jobs = [_public(self._advance(j)) for j in reversed(self.jobs.values())]  # newest first
+        return JSONResponse({"object": "list", "data": jobs, "has_more": False})
+
+    async def _retrieve(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.retrieve"] += 1
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
+        return JSONResponse(_public(self._advance(job)))
+
+    async def _cancel(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.cancel"] += 1
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
+        self._advance(job)
+        if job["status"] not in RUNNING_STATES:
+            return error_response(400, f"job {job['id']} is {job['status']}; it cannot be cancelled")
+        job.update(status="cancelled", finished_at=int(time.time()), _done_steps=self._steps_done(job))
+        return JSONResponse(_public(job))
+
+    async def _events(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.list_events"] += 1
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
+        events = self._event_list(self._advance(job))[::-1]  # newest first
+        after = request.query_params.get("after")
+        if after:
+            ids = [e["id"] for e in events]
+            events = events[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query_params.get("limit", 20))
+        return JSONResponse({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
+
+    async def _checkpoints(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.calls["fine_tuning.jobs.checkpoints.list"] += 1
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None:
+            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
+        self._advance(job)
+        per_epoch = job["_total_steps"] // job["hyperparameters"]["n_epochs"]
+        data = [
+            {"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{job['id']}-{step}",
+             "created_at": job["created_at"], "fine_tuning_job_id": job["id"], "step_number": step,
+             "fine_tuned_model_checkpoint": f"{_model_id(job)}:ckpt-step-{step}",
+             "metrics": {"step": step, **self._losses(job, step)}}
+            for step in range(per_epoch, self._steps_done(job) + 1, per_epoch)
+        ][::-1]  # fmt: skip
+        return JSONResponse({"object": "list", "data": data, "has_more": False})
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def _steps_done(self, job: dict[str, Any]) -> int:
+        if "_done_steps" in job:
+            return int(job["_done_steps"])
+        running_for = time.monotonic() - job["_created"] - 2 * self.step_s
+        return max(0, min(job["_total_steps"], int(running_for / self.seconds_per_step)))
+
+    def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job["status"] not in RUNNING_STATES:
+            return job
+        age = time.monotonic() - job["_created"]
+        problem = _invalid_training_file(job["_lines"])
+        if problem and age >= self.step_s:
+            error = {"code": "invalid_training_file", "message": problem, "param": "training_file"}
+            job.update(status="failed", error=error, finished_at=int(time.time()), _done_steps=0)
+        elif age < self.step_s:
+            job["status"] = "validating_files"
+        elif age < 2 * self.step_s:
+            job["status"] = "queued"
+        elif job["_fail"] and self._steps_done(job) >= job["_total_steps"] // 2:
+            error = {"code": "server_error", "message": job["_fail"], "param": None}
+            job.update(status="failed", error=error, finished_at=int(time.time()),
+                       _done_steps=job["_total_steps"] // 2)  # fmt: skip
+        elif self._steps_done(job) < job["_total_steps"]:
+            job["status"] = "running"
+        else:
+            self._succeed(job)
+        return job
+
+    def _succeed(self, job: dict[str, Any]) -> None:
+        rows = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
+        for step in range(1, job["_total_steps"] + 1):
+            losses = self._losses(job, step)
+            rows.append(f"{step},{losses['train_loss']:.4f},{losses['train_mean_token_accuracy']:.4f},"
+                        f"{losses['valid_loss']:.4f},{losses['valid_mean_token_accuracy']:.4f}")  # fmt: skip
+        result = self.files.add("step_metrics.csv", "\n".join(rows).encode(), purpose="fine-tune-results")
+        model = _model_id(job)
+        self.models[model] = (0.4 + 0.5 * job["_quality"], job["_labels"])
+        tokens = sum(len(line) // 4 for line in job["_lines"]) * job["hyperparameters"]["n_epochs"]
+        job.update(status="succeeded", fine_tuned_model=model, result_files=[result["id"]],
+                   trained_tokens=tokens, finished_at=int(time.time()))  # fmt: skip
+
+    def _losses(self, job: dict[str, Any], step: int) -> dict[str, float]:
+        final = 0.3 + 1.2 * (1 - job["_quality"])
+        progress = step / job["_total_steps"]
+        valid = final + (2.5 - final) * math.exp(-4 * progress) + 0.02 * (_unit(f"{job['id']}:{step}") - 0.5)
+        accuracy = max(0.0, min(1.0, 1 - valid / 2.5))
+        return {"train_loss": valid * 0.9, "valid_loss": valid, "train_mean_token_accuracy": accuracy,
+                "valid_mean_token_accuracy": accuracy * 0.97}  # fmt: skip
+
+    def _event_list(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """Events oldest first, as far as the job has got."""
+        messages = [("message", "Validating training file", None)]
+        if job["status"] != "validating_files":
+            messages.append(("message", "Fine-tuning job started", None))
+        for step in range(1, self._steps_done(job) + 1):
+            losses = self._losses(job, step)
+            data = {"step": step, "total_steps": job["_total_steps"], **losses}
+            text = f"Step {step}/{job['_total_steps']}: training loss={losses['train_loss']:.4f}"
+            messages.append(("metrics", text, data))
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            detail = job["error"]["message"] if job["error"] else job["fine_tuned_model"]
+            messages.append(("message", f"The job has {job['status']}: {detail}", None))
+        return [
+            {"object": "fine_tuning.job.event", "id": f"ftevent-{job['id']}-{n}",
+             "created_at": job["created_at"],
+             "level": "error" if job["status"] == "failed" and n == len(messages) - 1 else "info",
+             "message": text, "type": kind, "data": data}
+            for n, (kind, text, data) in enumerate(messages)
+        ]  # fmt: skip
+
+
+def _invalid_training_file(lines: list[str]) -> str | None:
+    if len(lines) < 10:
+        return f"the training file has {len(lines)} examples; at least 10 are needed"
+    for number, line in enumerate(lines, start=1):
+        try:
+            messages = json.loads(line)["messages"]
+            if messages[-1]["role"] != "assistant":
+                return f"line {number}: the last message must be the assistant's"
+        except (ValueError, KeyError, IndexError, TypeError):
+            return f"line {number} is not a chat example"
+    return None
+
+
+def _labels(lines: list[str]) -> list[str]:
+    found = set()
+    for line in lines:
+        try:
+            found.add(json.loads(line)["messages"][-1]["content"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue
+    return sorted(found)
+
+
+def _model_id(job: dict[str, Any]) -> str:
+    suffix = job["user_provided_suffix"] or "labelwise"
+    return f"ft:{job['model']}:org-fake:{suffix}:{job['id']}"
+
+
+def _unit(key: str) -> float:
+    """A number in [0, 1) fixed by ``key``."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if not k.startswith("_")}
