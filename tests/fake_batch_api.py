@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from .fake_files import FakeFiles, error_response, jsonl
 
 __all__ = ["FakeBatchAPI"]
@@ -53,8 +56,6 @@ class FakeBatchAPI:
     # -- routes -----------------------------------------------------------------------------
 
     def routes(self, root: str) -> list[Any]:
-        from starlette.routing import Route
-
         return [
             Route(f"{root}/batches", self._create_batch, methods=["POST"]),
             Route(f"{root}/batches", self._list_batches, methods=["GET"]),
@@ -63,7 +64,6 @@ class FakeBatchAPI:
         ]
 
     async def _create_batch(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["batches.create"] += 1
         body = await request.json()
@@ -90,14 +90,12 @@ class FakeBatchAPI:
         return JSONResponse(_public(self.batches[batch_id]))
 
     async def _list_batches(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["batches.list"] += 1
         data = [_public(self._advance(b)) for b in reversed(self.batches.values())]  # newest first
         return JSONResponse({"object": "list", "data": data, "has_more": False})
 
     async def _retrieve_batch(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["batches.retrieve"] += 1
         batch = self.batches.get(request.path_params["batch_id"])
@@ -106,7 +104,6 @@ class FakeBatchAPI:
         return JSONResponse(_public(self._advance(batch)))
 
     async def _cancel_batch(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["batches.cancel"] += 1
         batch = self.batches.get(request.path_params["batch_id"])

@@ -12,6 +12,9 @@ import time
 from collections import Counter
 from typing import Any
 
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
 __all__ = ["FakeFiles", "error_response", "jsonl"]
 
 UPLOAD_PURPOSES = frozenset({"batch", "fine-tune"})
@@ -33,8 +36,6 @@ class FakeFiles:
         return self.records[file_id]
 
     def routes(self, root: str) -> list[Any]:
-        from starlette.routing import Route
-
         return [
             Route(f"{root}/files", self._create, methods=["POST"]),
             Route(f"{root}/files/{{file_id}}", self._retrieve),
@@ -42,7 +43,6 @@ class FakeFiles:
         ]
 
     async def _create(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["files.create"] += 1
         async with request.form() as form:
@@ -53,7 +53,6 @@ class FakeFiles:
         return JSONResponse(self.add(name, content, purpose=str(purpose)))
 
     async def _retrieve(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["files.retrieve"] += 1
         record = self.records.get(request.path_params["file_id"])
@@ -62,7 +61,6 @@ class FakeFiles:
         return JSONResponse(record)
 
     async def _content(self, request: Any) -> Any:
-        from starlette.responses import Response
 
         self.calls["files.content"] += 1
         file_id = request.path_params["file_id"]
@@ -76,7 +74,5 @@ def jsonl(records: list[dict[str, Any]]) -> bytes:
 
 
 def error_response(status: int, message: str, *, code: str | None = None) -> Any:
-    from starlette.responses import JSONResponse
-
     error = {"message": message, "type": "invalid_request_error", "code": code}
     return JSONResponse({"error": error}, status_code=status)

@@ -25,6 +25,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
 from .fake_files import FakeFiles, error_response
 
 __all__ = ["OPTIMUM", "FakeFineTuningAPI"]
@@ -52,8 +55,8 @@ class FakeFineTuningAPI:
 
     @staticmethod
     def quality(base_model: str, hyperparameters: dict[str, Any]) -> float:
-        """1 at the optimum, towards 0 away from it."""
-        h = {**DEFAULTS, **{k: v for k, v in hyperparameters.items() if v not in (None, "auto")}}
+        """1 at the optimum, towards 0 away from it (``hyperparameters``: all three, set)."""
+        h = hyperparameters
         distance = (
             ((h["n_epochs"] - OPTIMUM["n_epochs"]) / 2) ** 2
             + (math.log(h["learning_rate_multiplier"] / OPTIMUM["learning_rate_multiplier"]) / 0.7) ** 2
@@ -75,8 +78,6 @@ class FakeFineTuningAPI:
     # -- routes -----------------------------------------------------------------------------
 
     def routes(self, root: str) -> list[Any]:
-        from starlette.routing import Route
-
         jobs = f"{root}/fine_tuning/jobs"
         return [
             Route(jobs, self._create, methods=["POST"]),
@@ -88,7 +89,6 @@ class FakeFineTuningAPI:
         ]
 
     async def _create(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["fine_tuning.jobs.create"] += 1
         body = await request.json()
@@ -100,7 +100,7 @@ class FakeFineTuningAPI:
             **(body.get("hyperparameters") or {}),
             **(method.get("supervised", {}).get("hyperparameters") or {}),
         }
-        hyperparameters = {k: DEFAULTS[k] if v == "auto" else v for k, v in hyperparameters.items()}
+        hyperparameters = {k: DEFAULTS[k] if v in (None, "auto") else v for k, v in hyperparameters.items()}
         training = self.files.records.get(body.get("training_file", ""))
         if training is None or training["purpose"] != "fine-tune":
             return error_response(400, f"no fine-tune file {body.get('training_file')}", code="invalid_file")
@@ -125,42 +125,34 @@ class FakeFineTuningAPI:
         return JSONResponse(_public(self.jobs[job_id]))
 
     async def _list(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
 
         self.calls["fine_tuning.jobs.list"] += 1
         jobs = [_public(self._advance(j)) for j in reversed(self.jobs.values())]  # newest first
         return JSONResponse({"object": "list", "data": jobs, "has_more": False})
 
-    async def _retrieve(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.calls["fine_tuning.jobs.retrieve"] += 1
+    def _job(self, request: Any, call: str) -> dict[str, Any] | None:
+        """Count the call; the job the path names, brought up to date, or None."""
+        self.calls[call] += 1
         job = self.jobs.get(request.path_params["job_id"])
-        if job is None:
-            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
-        return JSONResponse(_public(self._advance(job)))
+        return None if job is None else self._advance(job)
+
+    async def _retrieve(self, request: Any) -> Any:
+        if (job := self._job(request, "fine_tuning.jobs.retrieve")) is None:
+            return _no_job(request)
+        return JSONResponse(_public(job))
 
     async def _cancel(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.calls["fine_tuning.jobs.cancel"] += 1
-        job = self.jobs.get(request.path_params["job_id"])
-        if job is None:
-            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
-        self._advance(job)
+        if (job := self._job(request, "fine_tuning.jobs.cancel")) is None:
+            return _no_job(request)
         if job["status"] not in RUNNING_STATES:
             return error_response(400, f"job {job['id']} is {job['status']}; it cannot be cancelled")
         job.update(status="cancelled", finished_at=int(time.time()), _done_steps=self._steps_done(job))
         return JSONResponse(_public(job))
 
     async def _events(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.calls["fine_tuning.jobs.list_events"] += 1
-        job = self.jobs.get(request.path_params["job_id"])
-        if job is None:
-            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
-        events = self._event_list(self._advance(job))[::-1]  # newest first
+        if (job := self._job(request, "fine_tuning.jobs.list_events")) is None:
+            return _no_job(request)
+        events = self._event_list(job)[::-1]  # newest first
         after = request.query_params.get("after")
         if after:
             ids = [e["id"] for e in events]
@@ -169,13 +161,8 @@ class FakeFineTuningAPI:
         return JSONResponse({"object": "list", "data": events[:limit], "has_more": len(events) > limit})
 
     async def _checkpoints(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.calls["fine_tuning.jobs.checkpoints.list"] += 1
-        job = self.jobs.get(request.path_params["job_id"])
-        if job is None:
-            return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
-        self._advance(job)
+        if (job := self._job(request, "fine_tuning.jobs.checkpoints.list")) is None:
+            return _no_job(request)
         per_epoch = job["_total_steps"] // job["hyperparameters"]["n_epochs"]
         data = [
             {"object": "fine_tuning.job.checkpoint", "id": f"ftckpt-{job['id']}-{step}",
@@ -280,6 +267,10 @@ def _labels(lines: list[str]) -> list[str]:
         except (ValueError, KeyError, IndexError, TypeError):
             continue
     return sorted(found)
+
+
+def _no_job(request: Any) -> Any:
+    return error_response(404, f"no fine-tuning job {request.path_params['job_id']}")
 
 
 def _model_id(job: dict[str, Any]) -> str:

@@ -289,15 +289,18 @@ class BatchAPIRunner:
                         key, outcome = self._outcome(json.loads(line), turnaround)
                         found[key] = outcome
         why = "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
-        missing = BackendUnavailable(
-            # A file that failed validation would fail again: the provider's reason is what to fix.
-            f"the provider refused batch {batch.id}'s file ({why or 'no reason given'}); sending it "
-            "again would fail the same way"
-            if batch.status == "failed"
-            else f"batch {batch.id} ended {batch.status} before this text was done"
-            + (f" ({why})" if why else "")
-            + "; run the same command again to send it in a new batch"
-        )
+        if batch.status == "failed":  # a file that failed validation would fail again
+            reason = (
+                f"the provider refused batch {batch.id}'s file ({why or 'no reason given'}); "
+                "sending it again would fail the same way"
+            )
+        else:
+            reason = (
+                f"batch {batch.id} ended {batch.status} before this text was done"
+                + (f" ({why})" if why else "")
+                + "; run the same command again to send it in a new batch"
+            )
+        missing = BackendUnavailable(reason)
         return [(key, found.get(key, missing)) for key in record.keys]
 
     def _outcome(self, line: dict[str, Any], turnaround_s: float) -> tuple[str, Prediction | BackendError]:
