@@ -10,8 +10,8 @@ endpoint then serves.
 What the hyperparameters buy is encoded here, so that a sweep has an optimum to find and early
 stopping has poor trials to stop: quality is 1 at ``OPTIMUM`` (3 epochs, learning-rate
 multiplier 1.0, batch size 8) and falls off with the distance in epochs, log learning rate and
-log batch size, plus a per-base-model offset. Validation loss falls towards
-``0.3 + 1.2 (1 - quality)`` and the served model answers the true label (``truth``) with
+log batch size, plus a per-base-model offset. Validation loss falls with the
+epochs done towards ``0.3 + 1.2 (1 - quality)`` and the served model answers the true label (``truth``) with
 probability ``0.4 + 0.5 quality``, deterministically per prompt. Scripted faults: a job that
 fails while running (``fail_next_job``). ``calls`` counts each API call by name.
 """
@@ -217,9 +217,11 @@ class FakeFineTuningAPI:
                    trained_tokens=tokens, finished_at=int(time.time()))  # fmt: skip
 
     def _losses(self, job: dict[str, Any], step: int) -> dict[str, float]:
+        # The loss falls with the epochs done, towards a floor set by the quality, so trials
+        # compared after equal training (as early stopping does) are ranked by their quality.
         final = 0.3 + 1.2 * (1 - job["_quality"])
-        progress = step / job["_total_steps"]
-        valid = final + (2.5 - final) * math.exp(-4 * progress) + 0.02 * (_unit(f"{job['id']}:{step}") - 0.5)
+        epochs_done = step * job["hyperparameters"]["n_epochs"] / job["_total_steps"]
+        valid = final + (2.5 - final) * math.exp(-2 * epochs_done) + 0.02 * (_unit(f"{job['id']}:{step}") - 0.5)
         accuracy = max(0.0, min(1.0, 1 - valid / 2.5))
         return {"train_loss": valid * 0.9, "valid_loss": valid, "train_mean_token_accuracy": accuracy,
                 "valid_mean_token_accuracy": accuracy * 0.97}  # fmt: skip

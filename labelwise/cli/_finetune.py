@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ..core import LabelwiseError
+from ..core import LabelwiseError, run_sync
 from ._common import (
     Concurrency,
     JsonOption,
@@ -17,14 +18,36 @@ from ._common import (
     Sample,
     Seed,
     TextCol,
+    attach_evaluation,
     console,
+    print_card,
     print_json,
+    run_eval,
 )
-from ._progress import err_console
+from ._progress import err_console, step
+
+if TYPE_CHECKING:
+    from ..evaluation import GapReport, JobProgress
+    from ..packaging import ClassifierArtifact, ClassifierSpec, Hyperparameters
 
 finetune_app = typer.Typer(
-    help="Fine-tuning data, and reported-versus-measured metric gaps.", no_args_is_help=True
+    help="Fine-tune on a provider (start, import, sweep), fine-tuning data, and reported-versus-"
+    "measured metric gaps.",
+    no_args_is_help=True,
 )
+
+SpecOption = Annotated[
+    Path,
+    typer.Option(
+        "--spec",
+        help="A fine_tuned spec: its system, prompt_format, backend and decoding say how the model "
+        "is called; its model_id and provenance are replaced by the job's.",
+    ),
+]
+Price = Annotated[float, typer.Option("--price", help="USD per million training tokens, for the cost.")]
+PollInterval = Annotated[
+    float, typer.Option("--poll-interval", min=0.01, help="Seconds between looks at the job.")
+]
 
 
 @finetune_app.command("export")
@@ -131,9 +154,12 @@ def finetune_gap(
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
+    _print_gap(report)
+
+
+def _print_gap(report: GapReport) -> None:
     table = Table("metric", "reported", "validation, as trained", "validation, as served", "test")
-    metrics = sorted(set(reported_metrics) | set(report.validation_as_served.metrics))
-    for metric in metrics:
+    for metric in sorted(set(report.reported) | set(report.validation_as_served.metrics)):
 
         def cell(measured: Any, metric: str = metric) -> str:
             if measured is None or metric not in measured.metrics:
@@ -141,7 +167,7 @@ def finetune_gap(
             m = measured.metrics[metric]
             return f"{m['value']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
 
-        value = reported_metrics.get(metric)
+        value = report.reported.get(metric)
         table.add_row(
             metric,
             "-" if value is None else f"{value:.3f}",
@@ -152,3 +178,270 @@ def finetune_gap(
     console.print(table)
     for finding in report.findings:
         console.print(f"- {finding}")
+
+
+class _JobDisplay:
+    """A job's status changes as lines, and its steps as a bar with the latest losses."""
+
+    def __init__(self) -> None:
+        self._status: str | None = None
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __call__(self, progress: JobProgress, points: list[dict[str, float]]) -> None:
+        if progress.status != self._status:
+            self.stop()
+            step(f"job {progress.job_id}: {progress.status}")
+            self._status = progress.status
+        if progress.total_steps and self._progress is None and progress.status == "running":
+            self._progress = Progress(
+                TextColumn("training"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"), console=err_console,
+            )  # fmt: skip
+            self._task = self._progress.add_task("training", total=progress.total_steps, losses="")
+            self._progress.start()
+        if self._progress is not None:
+            latest = progress.latest
+            losses = "  ".join(
+                f"{name} {latest[name]:.3f}" for name in ("train_loss", "valid_loss") if name in latest
+            )
+            self._progress.update(self._task, completed=progress.step, losses=losses)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _hyperparameters(values: list[str]) -> Hyperparameters:
+    from pydantic import ValidationError
+
+    from ..packaging import Hyperparameters
+
+    chosen: dict[str, str] = {}
+    for value in values:
+        for pair in filter(None, value.split(",")):
+            key, sep, setting = pair.partition("=")
+            if not sep:
+                raise LabelwiseError(f"--hyperparameters {pair!r}: expected name=value, e.g. n_epochs=3")
+            chosen[key.strip()] = setting.strip()
+    try:
+        return Hyperparameters.model_validate(chosen)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise LabelwiseError(
+            f"--hyperparameters: {problems} (names: n_epochs, batch_size, learning_rate_multiplier)"
+        ) from None
+
+
+def _fine_tuned_template(path: Path) -> ClassifierSpec:
+    from ..packaging import ClassifierSpec
+
+    spec = ClassifierSpec.from_yaml(path)
+    if spec.technique.kind != "fine_tuned":
+        raise LabelwiseError(
+            f"{path} is technique {spec.technique.kind}: give a fine_tuned spec (see "
+            "examples/yelp-fine-tuned.yaml); its model_id and provenance are filled in from the job"
+        )
+    return spec
+
+
+def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
+    """Follow the job to its end; on Ctrl-C, ask whether to cancel it on the provider."""
+    from ..evaluation import JobFollower, cancel_job, provider_client
+
+    provider = spec.backend.provider
+    display = _JobDisplay()
+
+    async def follow() -> Any:
+        async with provider_client(spec.backend, spec.model_name) as client:
+            follower = JobFollower(client, job_id, provider=provider)
+            return await follower.follow(poll_s=poll_interval, on_update=display)
+
+    async def cancel() -> str:
+        async with provider_client(spec.backend, spec.model_name) as client:
+            return await cancel_job(client, job_id, provider=provider)
+
+    try:
+        return run_sync(follow())
+    except KeyboardInterrupt:
+        display.stop()
+        try:
+            wanted = typer.confirm(f"\nCancel fine-tuning job {job_id} on {provider}?", default=False)
+        except (typer.Abort, EOFError):
+            wanted = False
+        if wanted:
+            err_console.print(f"job {job_id}: {run_sync(cancel())}")
+        else:
+            err_console.print(f"job {job_id} goes on; run the same command again to follow it")
+        raise typer.Exit(130) from None
+    finally:
+        display.stop()
+
+
+def _package_job(
+    spec: ClassifierSpec, job_id: str, *, known_files: dict[str, Any] | None, price: float
+) -> tuple[ClassifierArtifact, bool]:
+    from ..evaluation import provider_client, spec_from_job
+    from ..packaging import package
+
+    async def read() -> ClassifierSpec:
+        async with provider_client(spec.backend, spec.model_name) as client:
+            job = await client.fine_tuning.jobs.retrieve(job_id)
+            return await spec_from_job(
+                client, job, spec, known_files=known_files, usd_per_million_training_tokens=price
+            )
+
+    from ..packaging import translate_provider_errors
+
+    with translate_provider_errors(spec.backend.provider):
+        return package(run_sync(read()))
+
+
+def _describe(artifact: ClassifierArtifact, created: bool) -> None:
+    provenance = artifact.spec.technique.provenance  # type: ignore[union-attr]
+    state = "packaged" if created else "already packaged, unchanged"
+    console.print(f"{artifact.tag} ({state}): model {artifact.spec.model_name}")
+    cost = "" if provenance.estimated_cost_usd is None else f", about ${provenance.estimated_cost_usd:.2f}"
+    console.print(
+        f"job {provenance.job_id} on {provenance.base_model}: {provenance.training_rows} training and "
+        f"{provenance.validation_rows} validation rows, {provenance.trained_tokens} trained tokens{cost}"
+    )
+    reported = ", ".join(f"{k} {v:.3f}" for k, v in sorted(provenance.reported_metrics.items()))
+    if reported:
+        console.print(f"reported: {reported} ({provenance.reported_metrics_source})")
+
+
+@finetune_app.command("start")
+def finetune_start(
+    data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
+    spec: SpecOption,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the files, job.json and reports (default finetune-NAME)."),
+    ] = None,
+    base_model: Annotated[
+        str | None, typer.Option("--base-model", help="Default: the spec's provenance.base_model.")
+    ] = None,
+    hyperparameters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hyperparameters",
+            help="name=value, repeatable or comma-separated: n_epochs, batch_size, "
+            "learning_rate_multiplier (unset: the provider chooses).",
+        ),
+    ] = None,
+    suffix: Annotated[str | None, typer.Option(help="Suffix of the model's name.")] = None,
+    test_share: Annotated[
+        float, typer.Option(min=0.01, max=0.9, help="Share of rows held out for the eval card.")
+    ] = 0.2,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    sample: Sample = None,
+    seed: Seed = 0,
+    price: Price = 3.0,
+    poll_interval: PollInterval = 10.0,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out.")
+    ] = False,
+    concurrency: Concurrency = 16,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune on the provider, follow the job, package the model, evaluate it, report the gap.
+
+    Interrupted, the same command follows the same job again (its id is in OUT/job.json).
+    """
+    from ..evaluation import gap_report, load_labelled, prepare, provider_client
+    from ..evaluation import launch as launch_job
+    from ..evaluation import request_for
+    from ..packaging import Classifier
+
+    template = _fine_tuned_template(spec)
+    base = base_model or template.technique.provenance.base_model  # type: ignore[union-attr]
+    chosen = _hyperparameters(hyperparameters or [])
+    folder = out or Path(f"finetune-{template.name}")
+    labelled = load_labelled(
+        data, text_col=text_col, label_col=label_col, label_set=template.task.labels, sample=sample, seed=seed
+    )
+    prepared = prepare(
+        labelled, template, folder, base_model=base, epochs=chosen.n_epochs or 3, test_share=test_share,
+        seed=seed, usd_per_million_training_tokens=price,
+    )  # fmt: skip
+    step(
+        f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "
+        f"{len(prepared.test.texts)} held-out test rows in {folder}"
+    )
+    request = request_for(prepared, template, base_model=base, hyperparameters=chosen, seed=seed, suffix=suffix)
+
+    async def start() -> Any:
+        async with provider_client(template.backend, base) as client:
+            return await launch_job(
+                client, prepared, request, provider=template.backend.provider, restart=restart
+            )
+
+    launched = run_sync(start())
+    verb = "resuming" if launched.resumed else "created"
+    step(f"{verb} job {launched.job_id} (recorded in {folder / 'job.json'})")
+    job = _follow(template, launched.job_id, poll_interval)
+    from ..evaluation import require_success
+
+    require_success(job)
+    artifact, created = _package_job(
+        template, launched.job_id, known_files=launched.known_files, price=price
+    )
+    tag = str(artifact.tag)
+    card, test_data, predictions = run_eval(
+        tag, folder / "test.csv", text_col="text", label_col="label", sample=None, seed=seed,
+        n_resamples=1000, concurrency=concurrency,
+    )  # fmt: skip
+    attach_evaluation(tag, card, test_data.texts, predictions, source=str(data), seed=seed)
+    with Classifier.load(tag, max_concurrency=concurrency) as classifier:
+        step("replaying the validation file for the gap report")
+        gap = gap_report(
+            classifier, prepared.validation_file, reported=artifact.spec.technique.reported_metrics,
+            test=test_data,
+        )  # fmt: skip
+    (folder / "gap.json").write_text(gap.model_dump_json(indent=2))
+    if as_json:
+        print_json({"tag": tag, "created": created, "job_id": launched.job_id, "resumed": launched.resumed,
+                    "spec": artifact.spec.model_dump(mode="json"), "eval_card": card.model_dump(mode="json"),
+                    "gap": gap.model_dump(mode="json")})  # fmt: skip
+        return
+    _describe(artifact, created)
+    print_card(card)
+    _print_gap(gap)
+
+
+@finetune_app.command("import")
+def finetune_import(
+    job_id: Annotated[str, typer.Argument(help="The provider's fine-tuning job id (ftjob-...).")],
+    spec: SpecOption,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Labelled data to evaluate the model on (eval card).")
+    ] = None,
+    text_col: TextCol = "text",
+    label_col: LabelCol = "label",
+    sample: Sample = None,
+    seed: Seed = 0,
+    price: Price = 3.0,
+    concurrency: Concurrency = 16,
+    as_json: JsonOption = False,
+) -> None:
+    """Package the model of a succeeded job run elsewhere, its provenance read from the provider."""
+    template = _fine_tuned_template(spec)
+    artifact, created = _package_job(template, job_id, known_files=None, price=price)
+    tag = str(artifact.tag)
+    card = None
+    if test is not None:
+        card, test_data, predictions = run_eval(
+            tag, test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
+            n_resamples=1000, concurrency=concurrency,
+        )  # fmt: skip
+        attach_evaluation(tag, card, test_data.texts, predictions, source=str(test), seed=seed)
+    if as_json:
+        print_json({"tag": tag, "created": created, "spec": artifact.spec.model_dump(mode="json"),
+                    "eval_card": card.model_dump(mode="json") if card else None})  # fmt: skip
+        return
+    _describe(artifact, created)
+    if card is not None:
+        print_card(card)

@@ -244,14 +244,30 @@ class Hyperparameters(_Strict):
 
 
 class FineTuneProvenance(_Strict):
-    """Where a fine-tuned model came from, as the fine-tuning service reported it."""
+    """Where a fine-tuned model came from, as the fine-tuning service reported it.
+
+    Written by hand for a model tuned elsewhere, or read from the service's job by
+    ``labelwise finetune start`` / ``import`` (then every field the job tells is filled in).
+    """
 
     base_model: str = Field(min_length=1)
     job_id: str | None = None
+    seed: int | None = None
+    training_file_id: str | None = None
+    validation_file_id: str | None = None
     training_file_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     validation_file_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    training_rows: int | None = Field(default=None, ge=0)
+    validation_rows: int | None = Field(default=None, ge=0)
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     reported_metrics: dict[str, float] = Field(default_factory=dict)
+    reported_metrics_source: str | None = Field(
+        default=None, description="Where reported_metrics were read: the result file and its step."
+    )
+    trained_tokens: int | None = Field(default=None, ge=0)
+    estimated_cost_usd: float | None = Field(default=None, ge=0)
+    created_at: str | None = Field(default=None, description="When the job was created (UTC, ISO 8601).")
+    finished_at: str | None = Field(default=None, description="When it finished (UTC, ISO 8601).")
 
 
 class FineTuned(_Technique):

@@ -1,0 +1,213 @@
+"""``finetune start``: labelled data to a running fine-tuning job, resumable at every step.
+
+The data is split once, seeded: test rows that training never sees (for the eval card and
+the gap report), then training and validation files rendered with the spec's own prompt.
+Each step is recorded in ``job.json`` in the output folder before the next begins (the
+uploaded files, then the job id), so a command killed anywhere resumes the same job: no
+second upload, no second job, no second bill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import openai
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+from sklearn.model_selection import train_test_split
+
+from ..packaging import ClassifierSpec, Hyperparameters, LabelwiseError
+from ._evaluate import LabelledData
+from ._finetune import ExportReport, export_finetune
+from ._finetune_jobs import FileFacts, create_job, file_facts, find_job_for_file, upload_file
+
+__all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for", "split_labelled"]
+
+STATE_FILE = "job.json"
+TEST_FILE = "test.csv"
+TRAINING_FILE = "train.chat.jsonl"
+VALIDATION_FILE = "validation.chat.jsonl"
+
+
+def split_labelled(data: LabelledData, *, test_share: float, seed: int) -> tuple[LabelledData, LabelledData]:
+    """(rest, test): a seeded, stratified split, one row per text so no text is on both sides."""
+    seen: set[str] = set()
+    keep = []
+    for i, text in enumerate(data.texts):
+        if text.strip() not in seen:
+            seen.add(text.strip())
+            keep.append(i)
+    labels = [data.labels[i] for i in keep]
+    stratify = labels if min(Counter(labels).values()) >= 2 else None
+    try:
+        rest_idx, test_idx = train_test_split(
+            np.asarray(keep), test_size=test_share, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:
+        raise LabelwiseError(f"cannot hold out a test share of {test_share} from {len(keep)} rows: {exc}") from None
+
+    def part(index: np.ndarray) -> LabelledData:
+        index = np.sort(index)
+        return LabelledData(
+            texts=[data.texts[i] for i in index],
+            labels=[data.labels[i] for i in index],
+            dataset=data.dataset.model_copy(update={"evaluated": len(index)}),
+        )
+
+    return part(rest_idx), part(test_idx)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    out: Path
+    export: ExportReport
+    test: LabelledData
+
+    @property
+    def training_file(self) -> Path:
+        return self.out / TRAINING_FILE
+
+    @property
+    def validation_file(self) -> Path:
+        return self.out / VALIDATION_FILE
+
+
+def prepare(
+    data: LabelledData,
+    spec: ClassifierSpec,
+    out: Path,
+    *,
+    base_model: str,
+    epochs: int,
+    test_share: float,
+    seed: int,
+    usd_per_million_training_tokens: float,
+) -> PreparedData:
+    """Hold out the test rows, and write the training and validation files (``finetune export``)."""
+    rest, test = split_labelled(data, test_share=test_share, seed=seed)
+    export = export_finetune(
+        rest, spec, out, model=base_model, epochs=epochs,
+        usd_per_million_training_tokens=usd_per_million_training_tokens, seed=seed,
+    )  # fmt: skip
+    pd.DataFrame({"text": test.texts, "label": test.labels}).to_csv(out / TEST_FILE, index=False)
+    return PreparedData(out=out, export=export, test=test)
+
+
+class JobRequest(BaseModel):
+    """What the job is asked to do: a recorded job is resumed only for the same request."""
+
+    spec: str
+    base_model: str
+    hyperparameters: Hyperparameters
+    seed: int
+    suffix: str | None
+    training_sha256: str
+    validation_sha256: str
+
+
+class _State(BaseModel):
+    request: JobRequest
+    training_file_id: str | None = None
+    validation_file_id: str | None = None
+    job_id: str | None = None
+    replaced_jobs: list[str] = []
+
+
+@dataclass(frozen=True)
+class Launch:
+    job_id: str
+    resumed: bool
+    known_files: dict[str, FileFacts]
+
+
+def request_for(prepared: PreparedData, spec: ClassifierSpec, **fields: object) -> JobRequest:
+    def sha(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return JobRequest(
+        spec=spec.name,
+        training_sha256=sha(prepared.training_file),
+        validation_sha256=sha(prepared.validation_file),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _read_state(path: Path) -> _State | None:
+    if not path.exists():
+        return None
+    try:
+        return _State.model_validate_json(path.read_text())
+    except (ValidationError, ValueError) as exc:
+        raise LabelwiseError(f"{path} is not a labelwise fine-tuning state file ({exc}); remove it") from None
+
+
+def _write_state(path: Path, state: _State) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(state.model_dump_json(indent=2))
+    partial.replace(path)
+
+
+async def launch(
+    client: openai.AsyncOpenAI,
+    prepared: PreparedData,
+    request: JobRequest,
+    *,
+    provider: str,
+    restart: bool = False,
+) -> Launch:
+    """Upload the files and create the job, or find the job an earlier run of this request made.
+
+    ``restart`` makes a new job even when one is recorded (after a failed or cancelled one).
+    """
+    path = prepared.out / STATE_FILE
+    state = _read_state(path)
+    if state is not None and state.request != request:
+        raise LabelwiseError(
+            f"{path} records job {state.job_id or '(not yet created)'} for another request (other data, "
+            "spec, base model, hyperparameters or seed): give another --out, or remove the folder"
+        )
+    if state is not None and restart and state.job_id:
+        state.replaced_jobs.append(state.job_id)
+        state.job_id = None
+        _write_state(path, state)
+    files = {"training_file_id": prepared.training_file, "validation_file_id": prepared.validation_file}
+    # The recorded files hold the same bytes as ours: the request's hashes say so.
+    known = {
+        getattr(state, attribute): file_facts(file.read_bytes())
+        for attribute, file in files.items()
+        if state is not None and getattr(state, attribute)
+    }
+    if state is not None and state.job_id:
+        return Launch(state.job_id, resumed=True, known_files=known)
+    resumed_files = state is not None and state.training_file_id is not None
+    state = state or _State(request=request)
+    for attribute, file in files.items():
+        if getattr(state, attribute) is None:
+            setattr(state, attribute, await upload_file(client, file, provider=provider))
+            known[getattr(state, attribute)] = file_facts(file.read_bytes())
+            _write_state(path, state)
+    assert state.training_file_id is not None
+    if resumed_files:
+        found = await find_job_for_file(
+            client, state.training_file_id, provider=provider, exclude=state.replaced_jobs
+        )
+        if found is not None:
+            state.job_id = found
+            _write_state(path, state)
+            return Launch(found, resumed=True, known_files=known)
+    state.job_id = await create_job(
+        client,
+        provider=provider,
+        base_model=request.base_model,
+        training_file=state.training_file_id,
+        validation_file=state.validation_file_id,
+        hyperparameters=request.hyperparameters,
+        seed=request.seed,
+        suffix=request.suffix,
+    )
+    _write_state(path, state)
+    return Launch(state.job_id, resumed=False, known_files=known)

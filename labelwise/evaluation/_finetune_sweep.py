@@ -1,0 +1,483 @@
+"""Hyperparameter sweeps over fine-tuning jobs, on Ray Tune.
+
+Each trial runs one job on the provider and reports its validation loss to Tune as the job
+reports it, against the examples seen so far, so that ASHA compares trials after equal
+training and stops the poor ones; labelwise then cancels their jobs (a stopped trial must not
+keep paying). The training and validation files are uploaded once and shared by every trial.
+
+The leaderboard ranks finished trials by what labelwise measures on the same held-out rows,
+not by the loss or token accuracy the provider reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..core import run_sync
+from ..packaging import (
+    Classifier,
+    ClassifierArtifact,
+    ClassifierSpec,
+    Hyperparameters,
+    LabelwiseError,
+    Prediction,
+    format_validation_error,
+)
+from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled
+from ._experiment import DataRef
+from ._finetune_jobs import (
+    DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
+    FileFacts,
+    JobFollower,
+    cancel_job,
+    create_job,
+    provider_client,
+    spec_from_job,
+)
+from ._finetune_start import PreparedData, prepare
+
+__all__ = ["SweepBoard", "SweepSpec", "run_sweep"]
+
+HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "brier_score", "ece"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dimension(_Strict):
+    """One dimension of the search space: exactly one of its fields."""
+
+    grid: list[Any] | None = Field(default=None, min_length=1, description="Every value, each tried.")
+    choice: list[Any] | None = Field(default=None, min_length=1, description="Values sampled from.")
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = Field(default=None, description="Integers from low to high, inclusive.")
+
+    @model_validator(mode="after")
+    def _one(self) -> Dimension:
+        given = [name for name, value in self if value is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of grid, choice, uniform, loguniform, randint")
+        return self
+
+    def tune_domain(self) -> Any:
+        from ray import tune
+
+        if self.grid is not None:
+            return tune.grid_search(self.grid)
+        if self.choice is not None:
+            return tune.choice(self.choice)
+        if self.uniform is not None:
+            return tune.uniform(*self.uniform)
+        if self.loguniform is not None:
+            return tune.loguniform(*self.loguniform)
+        assert self.randint is not None
+        return tune.randint(self.randint[0], self.randint[1] + 1)  # Tune's high is exclusive
+
+
+class EarlyStopping(_Strict):
+    """ASHA: after ``grace_epochs`` of training, keep the best 1/``reduction_factor`` at each rung."""
+
+    grace_epochs: float = Field(default=1.0, gt=0)
+    reduction_factor: float = Field(default=2.0, gt=1)
+
+
+class SweepSpec(_Strict):
+    """A sweep declared as data (paths relative to the sweep file)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    base: str = Field(description="The fine_tuned spec every trial's artifact is derived from.")
+    data: DataRef
+    test_share: float = Field(default=0.2, gt=0, lt=1)
+    space: dict[str, Dimension] = Field(min_length=1)
+    search: Literal["grid", "random", "optuna"] = Field(
+        default="grid", description="grid: only grid dimensions; random: Tune's sampler; optuna: TPE."
+    )
+    num_samples: int = Field(default=1, ge=1, description="Samples (random, optuna) or repeats of the grid.")
+    max_concurrent_jobs: int = Field(default=4, ge=1, description="The provider's quota of running jobs.")
+    early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
+    metric: str = Field(default="weighted_f1", description="The measured metric the leaderboard ranks by.")
+    seed: int = 0
+    suffix: str | None = None
+    usd_per_million_training_tokens: float = Field(default=DEFAULT_USD_PER_MILLION_TRAINING_TOKENS, ge=0)
+    poll_interval_s: float = Field(default=10.0, gt=0)
+    n_resamples: int = Field(default=1000, ge=100)
+
+    @model_validator(mode="after")
+    def _space(self) -> SweepSpec:
+        unknown = sorted(set(self.space) - {*HYPERPARAMETERS, "base_model"})
+        if unknown:
+            raise ValueError(
+                f"space: {unknown} are not swept; use n_epochs, batch_size, learning_rate_multiplier, base_model"
+            )
+        sampled = [name for name, dim in self.space.items() if dim.grid is None]
+        if self.search == "grid" and sampled:
+            raise ValueError(f"search grid takes grid dimensions only; {sampled} are sampled: use search random")
+        if self.search == "optuna" and len(sampled) < len(self.space):
+            raise ValueError("search optuna samples every dimension: use choice instead of grid")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> SweepSpec:
+        import yaml
+
+        try:
+            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise LabelwiseError(f"sweep file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
+        except ValidationError as exc:
+            raise LabelwiseError(format_validation_error(exc, source=str(path), root=cls, what="sweep")) from None
+
+
+@dataclass(frozen=True)
+class _TrialContext:
+    """What every trial shares: the spec, the uploaded files and where to record job ids."""
+
+    spec: ClassifierSpec
+    base_model: str
+    training_file: str
+    validation_file: str
+    rows_per_epoch: int
+    seed: int
+    suffix: str | None
+    poll_interval_s: float
+    jobs_dir: str
+
+
+def _trial(config: dict[str, Any], context: _TrialContext) -> None:
+    """One Tune trial: one fine-tuning job, its validation loss reported as it trains."""
+    from ray import tune
+
+    trial_id = tune.get_context().get_trial_id()
+    run_sync(_run_job(config, context, trial_id, tune.report))
+
+
+async def _run_job(
+    config: dict[str, Any], context: _TrialContext, trial_id: str, report: Callable[[dict[str, Any]], None]
+) -> None:
+    spec, provider = context.spec, context.spec.backend.provider
+    hyperparameters = Hyperparameters(**{k: v for k, v in config.items() if k in HYPERPARAMETERS})
+    async with provider_client(spec.backend, context.base_model) as client:
+        job_id = await create_job(
+            client, provider=provider, base_model=config.get("base_model", context.base_model),
+            training_file=context.training_file, validation_file=context.validation_file,
+            hyperparameters=hyperparameters, seed=context.seed, suffix=context.suffix,
+        )  # fmt: skip
+        # Recorded before waiting, so that the driver can cancel the job whatever ends the trial.
+        (Path(context.jobs_dir) / f"{trial_id}.json").write_text(json.dumps({"job_id": job_id}))
+        follower = JobFollower(client, job_id, provider=provider)
+        batch = int(config.get("batch_size") or 1)
+
+        def on_update(_: Any, points: list[dict[str, float]]) -> None:
+            for point in points:
+                if "valid_loss" in point:
+                    report({"valid_loss": point["valid_loss"], "train_loss": point.get("train_loss", math.nan),
+                            "step": point["step"], "examples_seen": point["step"] * batch, "job_id": job_id})  # fmt: skip
+
+        try:
+            job = await follower.follow(poll_s=context.poll_interval_s, on_update=on_update)
+        finally:
+            # A trial ended by Tune (stopped early, or the sweep interrupted) cancels its job.
+            if follower.progress.status not in ("succeeded", "failed", "cancelled"):
+                await cancel_job(client, job_id, provider=provider)
+        if job.status != "succeeded":
+            error = job.error.message if job.error else job.status
+            raise LabelwiseError(f"fine-tuning job {job_id} {job.status}: {error}")
+
+
+class _CancelEnded:
+    """A Tune callback: a trial that ends while its job still runs gets the job cancelled."""
+
+    def __init__(self, spec: ClassifierSpec, base_model: str, jobs_dir: Path) -> None:
+        self.spec, self.base_model, self.jobs_dir = spec, base_model, jobs_dir
+        self.cancelled: set[str] = set()
+
+    def cancel(self, trial_id: str) -> None:
+        recorded = self.jobs_dir / f"{trial_id}.json"
+        if not recorded.exists():
+            return
+        job_id = json.loads(recorded.read_text())["job_id"]
+
+        async def cancel() -> tuple[str, bool]:
+            async with provider_client(self.spec.backend, self.base_model) as client:
+                job = await client.fine_tuning.jobs.retrieve(job_id)
+                if job.status in ("succeeded", "failed", "cancelled"):
+                    return job.status, False
+                return await cancel_job(client, job_id, provider=self.spec.backend.provider), True
+
+        status, by_us = run_sync(cancel())
+        if by_us or status == "cancelled":
+            self.cancelled.add(job_id)
+
+
+class TrialRow(BaseModel):
+    trial_id: str
+    config: dict[str, Any]
+    job_id: str | None
+    status: str = Field(description="succeeded, stopped early (job cancelled), or failed")
+    steps: int
+    valid_loss: float | None
+    reported_accuracy: float | None
+    model_id: str | None = None
+    trained_tokens: int | None = None
+    estimated_cost_usd: float | None = None
+    card: EvalCard | None = None
+    curve: list[dict[str, float]] = []
+
+    def measured(self, metric: str) -> float | None:
+        if self.card is None or metric not in self.card.metrics:
+            return None
+        return self.card.metrics[metric].value
+
+
+class SweepBoard(BaseModel):
+    sweep: SweepSpec
+    metric: str
+    rows: list[TrialRow]
+    test_rows: int
+    api_calls: dict[str, int] = {}
+
+    def ranked(self) -> list[TrialRow]:
+        """Measured trials, best first by the sweep's metric; then the rest."""
+        sign = 1 if self.metric in LOWER_IS_BETTER else -1
+        measured = [r for r in self.rows if r.measured(self.metric) is not None]
+        measured.sort(key=lambda r: sign * (r.measured(self.metric) or 0.0))
+        return measured + [r for r in self.rows if r.measured(self.metric) is None]
+
+    @property
+    def best(self) -> TrialRow | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked and ranked[0].card is not None else None
+
+
+@dataclass
+class SweepOutcome:
+    board: SweepBoard
+    best_spec: ClassifierSpec | None
+    best_predictions: list[Prediction] = field(default_factory=list)
+    test: LabelledData | None = None
+
+
+def _search(sweep: SweepSpec) -> Any:
+    if sweep.search != "optuna":
+        return None  # Tune's own variant generator: grid points, and random samples seeded below
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(seed=sweep.seed)
+
+
+def _scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: int) -> Any:
+    if sweep.early_stopping is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="examples_seen",
+        max_t=max(1, max_epochs * rows_per_epoch),
+        grace_period=max(1, int(sweep.early_stopping.grace_epochs * rows_per_epoch)),
+        reduction_factor=sweep.early_stopping.reduction_factor,
+    )
+
+
+def _max_epochs(sweep: SweepSpec) -> int:
+    dim = sweep.space.get("n_epochs")
+    if dim is None:
+        return 3
+    values = dim.grid or dim.choice or [(dim.randint or dim.uniform or dim.loguniform or (3, 3))[1]]
+    return int(max(values))
+
+
+def run_sweep(
+    sweep: SweepSpec,
+    base_dir: Path,
+    out: Path,
+    *,
+    address: str | None = None,
+    on_step: Callable[[str], None] = lambda message: None,
+) -> SweepOutcome:
+    """Prepare the data, upload it once, run the trials on Ray Tune, and measure the finished ones."""
+    spec = ClassifierSpec.from_yaml(base_dir / sweep.base)
+    if spec.technique.kind != "fine_tuned":
+        raise LabelwiseError(f"{sweep.base}: the sweep's base must be a fine_tuned spec")
+    base_model = spec.technique.provenance.base_model  # type: ignore[union-attr]
+    data = load_labelled(
+        base_dir / sweep.data.path, text_col=sweep.data.text_col, label_col=sweep.data.label_col,
+        label_set=spec.task.labels, sample=sweep.data.sample, seed=sweep.data.seed,
+    )  # fmt: skip
+    prepared = prepare(
+        data, spec, out, base_model=base_model, epochs=_max_epochs(sweep), test_share=sweep.test_share,
+        seed=sweep.seed, usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
+    )  # fmt: skip
+    on_step(
+        f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "
+        f"{len(prepared.test.texts)} held-out test rows in {out}"
+    )
+    provider = spec.backend.provider
+
+    async def upload() -> tuple[str, str]:
+        from ._finetune_jobs import upload_file
+
+        async with provider_client(spec.backend, base_model) as client:
+            return (
+                await upload_file(client, prepared.training_file, provider=provider),
+                await upload_file(client, prepared.validation_file, provider=provider),
+            )
+
+    training_file, validation_file = run_sync(upload())
+    known = {
+        training_file: FileFacts(prepared.export.train.sha256["train.chat.jsonl"], prepared.export.train.rows),
+        validation_file: FileFacts(
+            prepared.export.validation.sha256["validation.chat.jsonl"], prepared.export.validation.rows
+        ),
+    }
+    jobs_dir = out / "trials"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    context = _TrialContext(
+        spec=spec, base_model=base_model, training_file=training_file, validation_file=validation_file,
+        rows_per_epoch=prepared.export.train.rows, seed=sweep.seed, suffix=sweep.suffix,
+        poll_interval_s=sweep.poll_interval_s, jobs_dir=str(jobs_dir.resolve()),
+    )  # fmt: skip
+    canceller = _CancelEnded(spec, base_model, jobs_dir)
+    results = _tune(sweep, context, canceller, out, address=address, on_step=on_step)
+    rows = [_row(result, jobs_dir, canceller.cancelled) for result in results]
+    on_step(f"measuring {sum(r.status == 'succeeded' for r in rows)} fine-tuned models on the test rows")
+    specs, predictions = _measure(rows, spec, prepared, known, sweep)
+    board = SweepBoard(sweep=sweep, metric=sweep.metric, rows=rows, test_rows=len(prepared.test.texts))
+    best = board.best
+    return SweepOutcome(
+        board=board,
+        best_spec=specs.get(best.trial_id) if best else None,
+        best_predictions=predictions.get(best.trial_id, []) if best else [],
+        test=prepared.test,
+    )
+
+
+def _tune(
+    sweep: SweepSpec,
+    context: _TrialContext,
+    canceller: _CancelEnded,
+    out: Path,
+    *,
+    address: str | None,
+    on_step: Callable[[str], None],
+) -> list[Any]:
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise LabelwiseError("sweeps run on Ray Tune: pip install 'labelwise[tune]'") from None
+
+    class CancelEnded(tune.Callback):  # type: ignore[misc]
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            canceller.cancel(trial.trial_id)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            canceller.cancel(trial.trial_id)
+
+    space = {name: dim.tune_domain() for name, dim in sweep.space.items()}
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    on_step(f"sweeping on Ray Tune ({ray.cluster_resources().get('CPU', 0):.0f} CPUs), "
+            f"at most {sweep.max_concurrent_jobs} jobs at once")  # fmt: skip
+    try:
+        # A trial waits on the provider: it needs little CPU, and the job quota sets the concurrency.
+        trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric="valid_loss",
+                mode="min",
+                scheduler=_scheduler(sweep, context.rows_per_epoch, _max_epochs(sweep)),
+                search_alg=_search(sweep),
+                num_samples=sweep.num_samples,
+                max_concurrent_trials=sweep.max_concurrent_jobs,
+            ),
+            run_config=tune.RunConfig(
+                name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[CancelEnded()], verbose=0
+            ),
+        )
+        grid = tuner.fit()
+        return [grid[i] for i in range(len(grid))]
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _row(result: Any, jobs_dir: Path, cancelled: set[str]) -> TrialRow:
+    metrics = result.metrics or {}
+    trial_id = str(metrics.get("trial_id") or Path(result.path).name)
+    recorded = jobs_dir / f"{trial_id}.json"
+    job_id = json.loads(recorded.read_text())["job_id"] if recorded.exists() else None
+    frame = result.metrics_dataframe
+    curve = []
+    if frame is not None and "valid_loss" in frame:
+        curve = [
+            {"step": float(r.step), "examples_seen": float(r.examples_seen), "valid_loss": float(r.valid_loss),
+             "train_loss": float(r.train_loss)}
+            for r in frame.itertuples()
+        ]  # fmt: skip
+    if job_id in cancelled:
+        status = "stopped early"
+    elif result.error is not None:
+        status = "failed"
+    else:
+        status = "succeeded"
+    return TrialRow(
+        trial_id=trial_id,
+        config={k: v for k, v in result.config.items()},
+        job_id=job_id,
+        status=status,
+        steps=int(curve[-1]["step"]) if curve else 0,
+        valid_loss=curve[-1]["valid_loss"] if curve else None,
+        reported_accuracy=None,
+        curve=curve,
+    )
+
+
+def _measure(
+    rows: list[TrialRow],
+    spec: ClassifierSpec,
+    prepared: PreparedData,
+    known: dict[str, FileFacts],
+    sweep: SweepSpec,
+) -> tuple[dict[str, ClassifierSpec], dict[str, list[Prediction]]]:
+    """Each succeeded trial's model, measured on the held-out rows (fills in the rows)."""
+    specs: dict[str, ClassifierSpec] = {}
+    predictions: dict[str, list[Prediction]] = {}
+    base_model = spec.technique.provenance.base_model  # type: ignore[union-attr]
+
+    async def read(job_id: str) -> ClassifierSpec:
+        async with provider_client(spec.backend, base_model) as client:
+            job = await client.fine_tuning.jobs.retrieve(job_id)
+            return await spec_from_job(
+                client, job, spec, known_files=known,
+                usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
+            )  # fmt: skip
+
+    for row in rows:
+        if row.status != "succeeded" or row.job_id is None:
+            continue
+        trial_spec = run_sync(read(row.job_id))
+        provenance = trial_spec.technique.provenance  # type: ignore[union-attr]
+        with Classifier(artifact=ClassifierArtifact(spec=trial_spec)) as classifier:
+            card, predicted = evaluate(
+                classifier, prepared.test, n_resamples=sweep.n_resamples, random_state=sweep.seed
+            )
+        row.card, row.model_id = card, trial_spec.model_name
+        row.trained_tokens, row.estimated_cost_usd = provenance.trained_tokens, provenance.estimated_cost_usd
+        row.reported_accuracy = provenance.reported_metrics.get("accuracy")
+        specs[row.trial_id], predictions[row.trial_id] = trial_spec, predicted
+    return specs, predictions
