@@ -221,7 +221,9 @@ class FakeFineTuningAPI:
         # compared after equal training (as early stopping does) are ranked by their quality.
         final = 0.3 + 1.2 * (1 - job["_quality"])
         epochs_done = step * job["hyperparameters"]["n_epochs"] / job["_total_steps"]
-        valid = final + (2.5 - final) * math.exp(-2 * epochs_done) + 0.02 * (_unit(f"{job['id']}:{step}") - 0.5)
+        valid = (
+            final + (2.5 - final) * math.exp(-2 * epochs_done) + 0.02 * (_unit(f"{job['id']}:{step}") - 0.5)
+        )
         accuracy = max(0.0, min(1.0, 1 - valid / 2.5))
         return {"train_loss": valid * 0.9, "valid_loss": valid, "train_mean_token_accuracy": accuracy,
                 "valid_mean_token_accuracy": accuracy * 0.97}  # fmt: skip

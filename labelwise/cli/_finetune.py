@@ -267,7 +267,9 @@ def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
     except KeyboardInterrupt:
         display.stop()
         try:
-            wanted = typer.confirm(f"\nCancel fine-tuning job {job_id} on {provider}?", default=False)
+            wanted = typer.confirm(
+                f"\nCancel fine-tuning job {job_id} on {provider}?", default=False, err=True
+            )
         except (typer.Abort, EOFError):
             wanted = False
         if wanted:
@@ -351,9 +353,8 @@ def finetune_start(
 
     Interrupted, the same command follows the same job again (its id is in OUT/job.json).
     """
-    from ..evaluation import gap_report, load_labelled, prepare, provider_client
+    from ..evaluation import gap_report, load_labelled, prepare, provider_client, request_for
     from ..evaluation import launch as launch_job
-    from ..evaluation import request_for
     from ..packaging import Classifier
 
     template = _fine_tuned_template(spec)
@@ -371,7 +372,9 @@ def finetune_start(
         f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "
         f"{len(prepared.test.texts)} held-out test rows in {folder}"
     )
-    request = request_for(prepared, template, base_model=base, hyperparameters=chosen, seed=seed, suffix=suffix)
+    request = request_for(
+        prepared, template, base_model=base, hyperparameters=chosen, seed=seed, suffix=suffix
+    )
 
     async def start() -> Any:
         async with provider_client(template.backend, base) as client:
@@ -386,9 +389,7 @@ def finetune_start(
     from ..evaluation import require_success
 
     require_success(job)
-    artifact, created = _package_job(
-        template, launched.job_id, known_files=launched.known_files, price=price
-    )
+    artifact, created = _package_job(template, launched.job_id, known_files=launched.known_files, price=price)
     tag = str(artifact.tag)
     card, test_data, predictions = run_eval(
         tag, folder / "test.csv", text_col="text", label_col="label", sample=None, seed=seed,
@@ -445,3 +446,64 @@ def finetune_import(
     _describe(artifact, created)
     if card is not None:
         print_card(card)
+
+
+@finetune_app.command("sweep")
+def finetune_sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep (YAML): base spec, data, space, search.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the files and reports (default sweep-NAME).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="A Ray cluster to run on (default: this machine).")
+    ] = None,
+    package_best: Annotated[
+        bool, typer.Option("--package-best", help="Package the best trial's model, its eval card attached.")
+    ] = False,
+    mlflow: Annotated[
+        str | None, typer.Option("--mlflow", help="Log each trial to this MLflow tracking URI.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search fine-tuning hyperparameters on Ray Tune, stop poor jobs early, rank by measured metric."""
+    from ..evaluation import SweepSpec, leaderboard_rows, log_sweep_to_mlflow, run_sweep, write_sweep
+    from ..packaging import package
+
+    sweep = SweepSpec.from_yaml(sweep_file)
+    folder = out or Path(f"sweep-{sweep.name}")
+    outcome = run_sweep(sweep, sweep_file.parent, folder, address=address, on_step=step)
+    board = outcome.board
+    paths = write_sweep(board, folder)
+    if mlflow:
+        experiment = log_sweep_to_mlflow(board, mlflow, artifact_dir=folder / "mlruns")
+        step(f"logged {len(board.rows)} trials to MLflow experiment {experiment}")
+    packaged = None
+    if package_best:
+        if outcome.best_spec is None or board.best is None or board.best.card is None:
+            raise LabelwiseError("no trial finished: nothing to package")
+        artifact, _ = package(outcome.best_spec)
+        packaged = str(artifact.tag)
+        card = board.best.card.model_copy(update={"artifact_tag": packaged})
+        assert outcome.test is not None
+        attach_evaluation(packaged, card, outcome.test.texts, outcome.best_predictions,
+                          source=str(folder / "test.csv"), seed=sweep.seed)  # fmt: skip
+    records = leaderboard_rows(board)
+    if as_json:
+        print_json({"leaderboard": records, "packaged": packaged, "files": [str(p) for p in paths]})
+        return
+    shown = [
+        "rank",
+        "trial",
+        *sweep.space,
+        "status",
+        "steps",
+        "reported_valid_loss",
+        f"measured_{sweep.metric}",
+    ]
+    table = Table(*shown)
+    for record in records:
+        table.add_row(*("-" if record.get(c) is None else str(record.get(c)) for c in shown))
+    console.print(table)
+    if packaged:
+        console.print(f"packaged the best trial as {packaged}")
+    console.print(f"report: {folder / 'report.html'}")

@@ -25,6 +25,8 @@ from ._finetune_jobs import (
     spec_from_job,
 )
 from ._finetune_start import JobRequest, Launch, PreparedData, launch, prepare, request_for, split_labelled
+from ._finetune_sweep import SweepBoard, SweepOutcome, SweepSpec, TrialRow, run_sweep
+from ._finetune_sweep_report import leaderboard_rows, log_sweep_to_mlflow, write_sweep
 from ._metrics import (
     ABSTAIN,
     accuracy,
@@ -64,7 +66,11 @@ __all__ = [
     "Leaderboard",
     "PairedTest",
     "PreparedData",
+    "SweepBoard",
+    "SweepOutcome",
+    "SweepSpec",
     "TrainingReport",
+    "TrialRow",
     "accuracy",
     "as_label",
     "as_labels",
@@ -82,8 +88,10 @@ __all__ = [
     "gap_report",
     "job_provenance",
     "launch",
+    "leaderboard_rows",
     "load_labelled",
     "log_loss",
+    "log_sweep_to_mlflow",
     "log_to_mlflow",
     "macro_f1",
     "mae",
@@ -99,10 +107,12 @@ __all__ = [
     "require_success",
     "rmse",
     "run_experiment",
+    "run_sweep",
     "spec_from_job",
     "split_labelled",
     "train_embedding",
     "verdict",
     "weighted_f1",
     "write_leaderboard",
+    "write_sweep",
 ]

@@ -110,10 +110,10 @@ async def create_job(
         job = await client.fine_tuning.jobs.create(
             model=base_model,
             training_file=training_file,
-            validation_file=validation_file or openai.NOT_GIVEN,
+            validation_file=validation_file or openai.omit,
             method=method,
             seed=seed,
-            suffix=suffix or openai.NOT_GIVEN,
+            suffix=suffix or openai.omit,
         )
     return job.id
 
@@ -242,7 +242,9 @@ async def _result_metrics(client: openai.AsyncOpenAI, job: Any) -> tuple[dict[st
     return reported, f"result file {result_id}, step {step} (accuracy: validation token accuracy)"
 
 
-async def _facts(client: openai.AsyncOpenAI, file_id: str | None, known: Mapping[str, FileFacts]) -> FileFacts:
+async def _facts(
+    client: openai.AsyncOpenAI, file_id: str | None, known: Mapping[str, FileFacts]
+) -> FileFacts:
     if file_id is None:
         return FileFacts(None, None)
     if file_id in known:
@@ -265,7 +267,7 @@ def _hyperparameters(job: Any) -> Hyperparameters:
         chosen = method.supervised.hyperparameters
     values = chosen.model_dump() if chosen is not None else {}
     # "auto" means the service chose; a finished job reports the value it chose.
-    return Hyperparameters(**{k: v for k, v in values.items() if isinstance(v, int | float)})
+    return Hyperparameters.model_validate({k: v for k, v in values.items() if isinstance(v, int | float)})
 
 
 async def job_provenance(
@@ -301,7 +303,9 @@ async def job_provenance(
         reported_metrics=reported,
         reported_metrics_source=source,
         trained_tokens=tokens,
-        estimated_cost_usd=None if tokens is None else round(tokens * usd_per_million_training_tokens / 1e6, 6),
+        estimated_cost_usd=None
+        if tokens is None
+        else round(tokens * usd_per_million_training_tokens / 1e6, 6),
         created_at=_iso(job.created_at),
         finished_at=_iso(job.finished_at),
     )

@@ -48,7 +48,9 @@ def split_labelled(data: LabelledData, *, test_share: float, seed: int) -> tuple
             np.asarray(keep), test_size=test_share, random_state=seed, stratify=stratify
         )
     except ValueError as exc:
-        raise LabelwiseError(f"cannot hold out a test share of {test_share} from {len(keep)} rows: {exc}") from None
+        raise LabelwiseError(
+            f"cannot hold out a test share of {test_share} from {len(keep)} rows: {exc}"
+        ) from None
 
     def part(index: np.ndarray) -> LabelledData:
         index = np.sort(index)

@@ -43,7 +43,7 @@ from ._finetune_jobs import (
 )
 from ._finetune_start import PreparedData, prepare
 
-__all__ = ["SweepBoard", "SweepSpec", "run_sweep"]
+__all__ = ["SweepBoard", "SweepOutcome", "SweepSpec", "TrialRow", "run_sweep"]
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "brier_score", "ece"}
@@ -117,11 +117,13 @@ class SweepSpec(_Strict):
         unknown = sorted(set(self.space) - {*HYPERPARAMETERS, "base_model"})
         if unknown:
             raise ValueError(
-                f"space: {unknown} are not swept; use n_epochs, batch_size, learning_rate_multiplier, base_model"
+                f"space: {unknown} are not swept; use {', '.join(HYPERPARAMETERS)} or base_model"
             )
         sampled = [name for name, dim in self.space.items() if dim.grid is None]
         if self.search == "grid" and sampled:
-            raise ValueError(f"search grid takes grid dimensions only; {sampled} are sampled: use search random")
+            raise ValueError(
+                f"search grid takes grid dimensions only; {sampled} are sampled: use search random"
+            )
         if self.search == "optuna" and len(sampled) < len(self.space):
             raise ValueError("search optuna samples every dimension: use choice instead of grid")
         return self
@@ -137,7 +139,9 @@ class SweepSpec(_Strict):
         except yaml.YAMLError as exc:
             raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
         except ValidationError as exc:
-            raise LabelwiseError(format_validation_error(exc, source=str(path), root=cls, what="sweep")) from None
+            raise LabelwiseError(
+                format_validation_error(exc, source=str(path), root=cls, what="sweep")
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,12 @@ async def _run_job(
         def on_update(_: Any, points: list[dict[str, float]]) -> None:
             for point in points:
                 if "valid_loss" in point:
-                    report({"valid_loss": point["valid_loss"], "train_loss": point.get("train_loss", math.nan),
-                            "step": point["step"], "examples_seen": point["step"] * batch, "job_id": job_id})  # fmt: skip
+                    losses = {
+                        "valid_loss": point["valid_loss"],
+                        "train_loss": point.get("train_loss", math.nan),
+                    }
+                    progress = {"step": point["step"], "examples_seen": point["step"] * batch}
+                    report({**losses, **progress, "job_id": job_id})
 
         try:
             job = await follower.follow(poll_s=context.poll_interval_s, on_update=on_update)
@@ -246,7 +254,6 @@ class SweepBoard(BaseModel):
     metric: str
     rows: list[TrialRow]
     test_rows: int
-    api_calls: dict[str, int] = {}
 
     def ranked(self) -> list[TrialRow]:
         """Measured trials, best first by the sweep's metric; then the rest."""
@@ -310,7 +317,7 @@ def run_sweep(
     spec = ClassifierSpec.from_yaml(base_dir / sweep.base)
     if spec.technique.kind != "fine_tuned":
         raise LabelwiseError(f"{sweep.base}: the sweep's base must be a fine_tuned spec")
-    base_model = spec.technique.provenance.base_model  # type: ignore[union-attr]
+    base_model = spec.technique.provenance.base_model
     data = load_labelled(
         base_dir / sweep.data.path, text_col=sweep.data.text_col, label_col=sweep.data.label_col,
         label_set=spec.task.labels, sample=sweep.data.sample, seed=sweep.data.seed,
@@ -336,7 +343,9 @@ def run_sweep(
 
     training_file, validation_file = run_sync(upload())
     known = {
-        training_file: FileFacts(prepared.export.train.sha256["train.chat.jsonl"], prepared.export.train.rows),
+        training_file: FileFacts(
+            prepared.export.train.sha256["train.chat.jsonl"], prepared.export.train.rows
+        ),
         validation_file: FileFacts(
             prepared.export.validation.sha256["validation.chat.jsonl"], prepared.export.validation.rows
         ),
@@ -378,7 +387,7 @@ def _tune(
     except ImportError:
         raise LabelwiseError("sweeps run on Ray Tune: pip install 'labelwise[tune]'") from None
 
-    class CancelEnded(tune.Callback):  # type: ignore[misc]
+    class CancelEnded(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
             canceller.cancel(trial.trial_id)
 
@@ -389,8 +398,7 @@ def _tune(
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    on_step(f"sweeping on Ray Tune ({ray.cluster_resources().get('CPU', 0):.0f} CPUs), "
-            f"at most {sweep.max_concurrent_jobs} jobs at once")  # fmt: skip
+    on_step(f"sweeping on Ray Tune, at most {sweep.max_concurrent_jobs} jobs at once")
     try:
         # A trial waits on the provider: it needs little CPU, and the job quota sets the concurrency.
         trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
@@ -406,7 +414,10 @@ def _tune(
                 max_concurrent_trials=sweep.max_concurrent_jobs,
             ),
             run_config=tune.RunConfig(
-                name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[CancelEnded()], verbose=0
+                name=sweep.name,
+                storage_path=str((out / "ray").resolve()),
+                callbacks=[CancelEnded()],
+                verbose=0,
             ),
         )
         grid = tuner.fit()
@@ -424,11 +435,11 @@ def _row(result: Any, jobs_dir: Path, cancelled: set[str]) -> TrialRow:
     frame = result.metrics_dataframe
     curve = []
     if frame is not None and "valid_loss" in frame:
+        columns = ("step", "examples_seen", "valid_loss", "train_loss")
         curve = [
-            {"step": float(r.step), "examples_seen": float(r.examples_seen), "valid_loss": float(r.valid_loss),
-             "train_loss": float(r.train_loss)}
-            for r in frame.itertuples()
-        ]  # fmt: skip
+            {c: float(v) for c, v in zip(columns, values, strict=True)}
+            for values in frame[list(columns)].values
+        ]
     if job_id in cancelled:
         status = "stopped early"
     elif result.error is not None:

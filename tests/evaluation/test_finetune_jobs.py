@@ -1,0 +1,210 @@
+"""``labelwise finetune start / import / sweep`` against the fake fine-tuning API.
+
+The commands run as a user runs them (a subprocess), the fake provider in this process, so
+the tests can kill a command mid-job, interrupt it, and count every call the provider saw.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.fake_finetune_api import OPTIMUM
+from tests.fake_openai import FakeOpenAIServer
+from tests.test_cli import labelwise
+
+KEY_ENV = "LABELWISE_TEST_OPENAI_KEY"
+HYPERPARAMETERS = "n_epochs=3,batch_size=8,learning_rate_multiplier=1.0"
+
+
+@pytest.fixture
+def yelp(tmp_path: Path) -> Path:
+    """300 seeded Yelp reviews with their stars."""
+    frame = pd.read_csv(REPO / "data" / "yelp-sample.csv").sample(n=300, random_state=7)
+    path = tmp_path / "yelp.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, yelp: Path) -> Iterator[FakeOpenAIServer]:
+    monkeypatch.setenv(KEY_ENV, "sk-test-not-a-real-key")
+    stars = {str(t).strip(): str(s) for t, s in pd.read_csv(yelp)[["text", "stars"]].itertuples(index=False)}
+    with FakeOpenAIServer() as server:
+        server.fine_tuning.truth = lambda prompt: stars.get(prompt.strip())
+        yield server
+
+
+@pytest.fixture
+def spec(fake: FakeOpenAIServer, tmp_path: Path) -> Path:
+    """The Yelp fine-tuned example, calling the fake provider."""
+    document = yaml.safe_load((REPO / "examples" / "yelp-fine-tuned.yaml").read_text())
+    document["name"] = f"yelp-ft-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    document["backend"] |= {
+        "base_url": fake.base_url,
+        "api_key_env": KEY_ENV,
+        "max_retries": 1,
+        "timeout_s": 5,
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _start_args(yelp: Path, spec: Path, out: Path, *extra: str) -> list[str]:
+    return ["finetune", "start", str(yelp), "--spec", str(spec), "--out", str(out), "--label-col", "stars",
+            "--hyperparameters", HYPERPARAMETERS, "--suffix", "yelp", "--poll-interval", "0.05",
+            "--concurrency", "8", "--json", *extra]  # fmt: skip
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[str]:
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.Popen([sys.executable, "-m", "labelwise.cli", *args], cwd=REPO, text=True, **pipes)
+
+
+def _wait_until_running(fake: FakeOpenAIServer, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while not any(job["status"] == "running" for job in fake.fine_tuning.jobs.values()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the job never started running"
+        time.sleep(0.02)
+
+
+def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_imports(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    fake.fine_tuning.seconds_per_step = 0.05  # 45 steps: about 2 s of training to be killed in
+    out = tmp_path / "run"
+    process = _spawn(_start_args(yelp, spec, out))
+    _wait_until_running(fake, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert json.loads((out / "job.json").read_text())["job_id"] == "ftjob-1"
+
+    result = json.loads(labelwise(*_start_args(yelp, spec, out)).stdout)
+
+    calls = fake.fine_tuning.calls
+    assert result["resumed"] and result["job_id"] == "ftjob-1"
+    assert calls["fine_tuning.jobs.create"] == 1 and calls["files.create"] == 2  # no second job or upload
+    provenance = result["spec"]["technique"]["provenance"]
+    assert result["spec"]["technique"]["model_id"] == "ft:gpt-4o-mini-2024-07-18:org-fake:yelp:ftjob-1"
+    assert provenance["hyperparameters"] == OPTIMUM
+    assert (provenance["training_rows"], provenance["validation_rows"]) == (120, 120)
+    training = (out / "train.chat.jsonl").read_bytes()
+    assert provenance["training_file_sha256"] == __import__("hashlib").sha256(training).hexdigest()
+    assert provenance["trained_tokens"] > 0 and provenance["estimated_cost_usd"] > 0
+    assert provenance["created_at"] and provenance["finished_at"]
+    assert (
+        0.5 < provenance["reported_metrics"]["accuracy"] < 1
+        and "step 45" in provenance["reported_metrics_source"]
+    )
+    # Measured on the 60 held-out rows that training never saw: the fake serves 90% accuracy here.
+    card = result["eval_card"]
+    assert card["dataset"]["evaluated"] == 60 and card["metrics"]["accuracy"]["value"] > 0.75
+    assert {"mae", "rmse"} <= set(card["metrics"])
+    assert any(f.startswith("accuracy: reported") for f in result["gap"]["findings"])
+    assert json.loads((out / "gap.json").read_text())["test"]["rows"] == 60
+    shown = json.loads(labelwise("models", "show", result["tag"], "--json").stdout)
+    assert shown["eval_card"]["metrics"]["accuracy"] == card["metrics"]["accuracy"]
+
+    imported = json.loads(labelwise("finetune", "import", "ftjob-1", "--spec", str(spec), "--json").stdout)
+    assert imported["spec"]["technique"]["provenance"] == provenance
+    assert imported["tag"] == result["tag"] and not imported["created"]  # the same artifact
+
+
+def test_start_interrupted_asks_and_cancels_the_remote_job(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    fake.fine_tuning.seconds_per_step = 0.2
+    process = _spawn(_start_args(yelp, spec, tmp_path / "run"))
+    _wait_until_running(fake, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate("y\n", timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Cancel fine-tuning job ftjob-1" in stderr and "Traceback" not in stderr
+    assert fake.fine_tuning.jobs["ftjob-1"]["status"] == "cancelled"
+
+
+def test_a_failed_job_is_reported_and_packages_nothing(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    fake.fine_tuning.fail_next_job("the training run diverged")
+    failed = labelwise(*_start_args(yelp, spec, tmp_path / "run"), check=False)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "fine-tuning job ftjob-1 failed: the training run diverged" in failed.stderr
+    refused = labelwise("finetune", "import", "ftjob-1", "--spec", str(spec), check=False)
+    assert refused.returncode == 2 and "failed: the training run diverged" in refused.stderr
+    name = yaml.safe_load(spec.read_text())["name"]
+    assert name not in labelwise("models", "list").stdout
+
+
+def test_start_refuses_a_spec_that_is_not_fine_tuned_and_bad_hyperparameters(
+    yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    zero_shot_spec = str(REPO / "examples" / "yelp-zero-shot.yaml")
+    zero_shot = labelwise("finetune", "start", str(yelp), "--spec", zero_shot_spec, "--label-col", "stars",
+                          "--out", str(tmp_path / "a"), check=False)  # fmt: skip
+    assert zero_shot.returncode == 2 and "give a fine_tuned spec" in zero_shot.stderr
+    bad = labelwise(*_start_args(yelp, spec, tmp_path / "b", "--hyperparameters", "n_epochs=-1"), check=False)
+    assert bad.returncode == 2 and "n_epochs" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def _sweep_file(tmp_path: Path, spec: Path, yelp: Path) -> Path:
+    sweep: dict[str, Any] = {
+        "name": "yelp-ft-sweep",
+        "base": str(spec),
+        "data": {"path": str(yelp), "label_col": "stars", "sample": 300, "seed": 0},
+        "space": {
+            "n_epochs": {"grid": [1, 3]},
+            "learning_rate_multiplier": {"grid": [1.0, 4.0]},
+            "batch_size": {"grid": [8, 32]},
+        },
+        "search": "grid",
+        "max_concurrent_jobs": 2,
+        "early_stopping": {"grace_epochs": 1, "reduction_factor": 2},
+        "poll_interval_s": 0.05,
+        "n_resamples": 200,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    fake.fine_tuning.seconds_per_step = 0.03
+    out = tmp_path / "sweep"
+    sweep = str(_sweep_file(tmp_path, spec, yelp))
+    result = json.loads(
+        labelwise("finetune", "sweep", sweep, "--out", str(out), "--package-best", "--json").stdout
+    )
+
+    board = result["leaderboard"]
+    assert len(board) == 8
+    stopped = [row for row in board if row["status"] == "stopped early"]
+    assert len(stopped) >= 2
+    jobs = fake.fine_tuning.jobs
+    assert len(jobs) == 8 and all(jobs[row["job_id"]]["status"] == "cancelled" for row in stopped)
+    assert sum(job["status"] == "cancelled" for job in jobs.values()) == len(stopped)
+    best = board[0]
+    assert {k: best[k] for k in OPTIMUM} == OPTIMUM and best["status"] == "succeeded"
+    assert fake.fine_tuning.calls["files.create"] == 2  # the files were uploaded once for all trials
+    shown = json.loads(labelwise("models", "show", result["packaged"], "--json").stdout)
+    assert shown["spec"]["technique"]["model_id"] == best["model_id"] and shown["eval_card"] is not None
+    report = (out / "report.html").read_text()
+    assert report.count("<img") == 2 and "stopped early" in report
+    print("\nsweep calls:", dict(fake.fine_tuning.calls))
+    print(pd.DataFrame(board).drop(columns=["model_id", "trial"]).to_string())
