@@ -2,7 +2,8 @@
 
 A job validates its files (chat JSONL, at least 10 lines, the last message the assistant's),
 then goes ``validating_files`` -> ``queued`` -> ``running`` -> ``succeeded`` over ``step_s``
-seconds each plus ``seconds_per_step`` for each training step (epochs x batches). While it runs
+seconds each plus ``seconds_per_example`` for each example of each training step (epochs x
+batches; a larger batch takes longer, as it does on a real service). While it runs
 it reports training and validation loss per step as ``metrics`` events; at each epoch's end a
 checkpoint; at the end a result file (CSV of the metrics) and a model id that the server's chat
 endpoint then serves.
@@ -39,11 +40,13 @@ RUNNING_STATES = ("validating_files", "queued", "running")
 
 
 class FakeFineTuningAPI:
-    def __init__(self, files: FakeFiles, *, step_s: float = 0.05, seconds_per_step: float = 0.01) -> None:
+    def __init__(
+        self, files: FakeFiles, *, step_s: float = 0.05, seconds_per_example: float = 0.00125
+    ) -> None:
         self.files = files
         self.calls = files.calls
         self.step_s = step_s
-        self.seconds_per_step = seconds_per_step
+        self.seconds_per_example = seconds_per_example
         self.jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, tuple[float, list[str]]] = {}  # served model id -> accuracy, labels
         self.truth: Callable[[str], str | None] = lambda prompt: None
@@ -179,7 +182,8 @@ class FakeFineTuningAPI:
         if "_done_steps" in job:
             return int(job["_done_steps"])
         running_for = time.monotonic() - job["_created"] - 2 * self.step_s
-        return max(0, min(job["_total_steps"], int(running_for / self.seconds_per_step)))
+        step_s = self.seconds_per_example * job["hyperparameters"]["batch_size"]
+        return max(0, min(job["_total_steps"], int(running_for / step_s)))
 
     def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
         if job["status"] not in RUNNING_STATES:

@@ -124,13 +124,13 @@ def test_quality_peaks_at_the_optimum(fake: FakeOpenAIServer, client: openai.Ope
 
 
 def test_cancel_bad_files_and_a_failing_job(fake: FakeOpenAIServer, client: openai.OpenAI) -> None:
-    fake.fine_tuning.seconds_per_step = 1.0  # long enough to cancel while it runs
+    fake.fine_tuning.seconds_per_example = 0.2  # long enough to cancel while it runs
     running = _job(client, _upload(client, 40), **OPTIMUM)
     assert client.fine_tuning.jobs.cancel(running.id).status == "cancelled"
     with pytest.raises(openai.BadRequestError, match="cannot be cancelled"):
         client.fine_tuning.jobs.cancel(running.id)
 
-    fake.fine_tuning.seconds_per_step = 0.01
+    fake.fine_tuning.seconds_per_example = 0.00125
     too_small = _wait(client, _job(client, _upload(client, 5)).id)
     assert too_small.status == "failed" and too_small.error.code == "invalid_training_file"
 

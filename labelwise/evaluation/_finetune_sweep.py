@@ -11,8 +11,10 @@ not by the loss or token accuracy the provider reports.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,36 +206,35 @@ async def _run_job(
             raise LabelwiseError(f"fine-tuning job {job_id} {job.status}: {error}")
 
 
-class _CancelEnded:
-    """A Tune callback: a trial that ends while its job still runs gets the job cancelled."""
+class _JobEnder:
+    """Ends the job of a trial that ended: cancelled if it still runs (a stopped trial must not
+    keep paying). Tune's callback calls it as each trial ends; the sweep again for every trial."""
 
     def __init__(self, spec: ClassifierSpec, base_model: str, jobs_dir: Path) -> None:
         self.spec, self.base_model, self.jobs_dir = spec, base_model, jobs_dir
-        self.cancelled: set[str] = set()
 
-    def cancel(self, trial_id: str) -> None:
+    def job_of(self, trial_id: str) -> str | None:
         recorded = self.jobs_dir / f"{trial_id}.json"
-        if not recorded.exists():
-            return
-        job_id = json.loads(recorded.read_text())["job_id"]
+        return str(json.loads(recorded.read_text())["job_id"]) if recorded.exists() else None
 
-        async def cancel() -> tuple[str, bool]:
+    def end(self, trial_id: str) -> str | None:
+        """The job's final status (``None``: the trial made no job)."""
+        job_id = self.job_of(trial_id)
+        if job_id is None:
+            return None
+
+        async def end() -> str:
             async with provider_client(self.spec.backend, self.base_model) as client:
-                job = await client.fine_tuning.jobs.retrieve(job_id)
-                if job.status in ("succeeded", "failed", "cancelled"):
-                    return job.status, False
-                return await cancel_job(client, job_id, provider=self.spec.backend.provider), True
+                return await cancel_job(client, job_id, provider=self.spec.backend.provider)
 
-        status, by_us = run_sync(cancel())
-        if by_us or status == "cancelled":
-            self.cancelled.add(job_id)
+        return run_sync(end())
 
 
 class TrialRow(BaseModel):
     trial_id: str
     config: dict[str, Any]
     job_id: str | None
-    status: str = Field(description="succeeded, stopped early (job cancelled), or failed")
+    status: str = Field(description="succeeded, stopped early (its job cancelled), or failed")
     steps: int
     valid_loss: float | None
     reported_accuracy: float | None
@@ -357,9 +358,9 @@ def run_sweep(
         rows_per_epoch=prepared.export.train.rows, seed=sweep.seed, suffix=sweep.suffix,
         poll_interval_s=sweep.poll_interval_s, jobs_dir=str(jobs_dir.resolve()),
     )  # fmt: skip
-    canceller = _CancelEnded(spec, base_model, jobs_dir)
-    results = _tune(sweep, context, canceller, out, address=address, on_step=on_step)
-    rows = [_row(result, jobs_dir, canceller.cancelled) for result in results]
+    ender = _JobEnder(spec, base_model, jobs_dir)
+    results = _tune(sweep, context, ender, out, address=address, on_step=on_step)
+    rows = [_row(result, ender) for result in results]
     on_step(f"measuring {sum(r.status == 'succeeded' for r in rows)} fine-tuned models on the test rows")
     specs, predictions = _measure(rows, spec, prepared, known, sweep)
     board = SweepBoard(sweep=sweep, metric=sweep.metric, rows=rows, test_rows=len(prepared.test.texts))
@@ -375,7 +376,7 @@ def run_sweep(
 def _tune(
     sweep: SweepSpec,
     context: _TrialContext,
-    canceller: _CancelEnded,
+    ender: _JobEnder,
     out: Path,
     *,
     address: str | None,
@@ -387,12 +388,12 @@ def _tune(
     except ImportError:
         raise LabelwiseError("sweeps run on Ray Tune: pip install 'labelwise[tune]'") from None
 
-    class CancelEnded(tune.Callback):
+    class EndJobs(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            canceller.cancel(trial.trial_id)
+            ender.end(trial.trial_id)
 
         def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-            canceller.cancel(trial.trial_id)
+            ender.end(trial.trial_id)
 
     space = {name: dim.tune_domain() for name, dim in sweep.space.items()}
     started_here = not ray.is_initialized()
@@ -416,41 +417,39 @@ def _tune(
             run_config=tune.RunConfig(
                 name=sweep.name,
                 storage_path=str((out / "ray").resolve()),
-                callbacks=[CancelEnded()],
+                callbacks=[EndJobs()],
                 verbose=0,
             ),
         )
-        grid = tuner.fit()
+        # Tune prints its tables on stdout, which holds only the command's result.
+        with contextlib.redirect_stdout(sys.stderr):
+            grid = tuner.fit()
         return [grid[i] for i in range(len(grid))]
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _row(result: Any, jobs_dir: Path, cancelled: set[str]) -> TrialRow:
-    metrics = result.metrics or {}
-    trial_id = str(metrics.get("trial_id") or Path(result.path).name)
-    recorded = jobs_dir / f"{trial_id}.json"
-    job_id = json.loads(recorded.read_text())["job_id"] if recorded.exists() else None
+_STATUS = {"succeeded": "succeeded", "cancelled": "stopped early", "failed": "failed"}
+
+
+def _row(result: Any, ender: _JobEnder) -> TrialRow:
+    """A trial as it ended: its job's status (the scheduler may stop a trial at the very report
+    where its job finished; the model is then there, and measured)."""
+    trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
+    job_status = ender.end(trial_id)
     frame = result.metrics_dataframe
     curve = []
     if frame is not None and "valid_loss" in frame:
         columns = ("step", "examples_seen", "valid_loss", "train_loss")
         curve = [
-            {c: float(v) for c, v in zip(columns, values, strict=True)}
-            for values in frame[list(columns)].values
+            dict(zip(columns, map(float, values), strict=True)) for values in frame[list(columns)].values
         ]
-    if job_id in cancelled:
-        status = "stopped early"
-    elif result.error is not None:
-        status = "failed"
-    else:
-        status = "succeeded"
     return TrialRow(
         trial_id=trial_id,
-        config={k: v for k, v in result.config.items()},
-        job_id=job_id,
-        status=status,
+        config=dict(result.config),
+        job_id=ender.job_of(trial_id),
+        status=_STATUS.get(job_status or "failed", "failed"),
         steps=int(curve[-1]["step"]) if curve else 0,
         valid_loss=curve[-1]["valid_loss"] if curve else None,
         reported_accuracy=None,

@@ -84,7 +84,7 @@ def _wait_until_running(fake: FakeOpenAIServer, process: subprocess.Popen[str]) 
 def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_imports(
     fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
 ) -> None:
-    fake.fine_tuning.seconds_per_step = 0.05  # 45 steps: about 2 s of training to be killed in
+    fake.fine_tuning.seconds_per_example = 0.006  # 45 steps of 8: about 2 s of training to be killed in
     out = tmp_path / "run"
     process = _spawn(_start_args(yelp, spec, out))
     _wait_until_running(fake, process)
@@ -126,7 +126,7 @@ def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_i
 def test_start_interrupted_asks_and_cancels_the_remote_job(
     fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
 ) -> None:
-    fake.fine_tuning.seconds_per_step = 0.2
+    fake.fine_tuning.seconds_per_example = 0.025
     process = _spawn(_start_args(yelp, spec, tmp_path / "run"))
     _wait_until_running(fake, process)
     process.send_signal(signal.SIGINT)
@@ -185,20 +185,24 @@ def _sweep_file(tmp_path: Path, spec: Path, yelp: Path) -> Path:
 def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
 ) -> None:
-    fake.fine_tuning.seconds_per_step = 0.03
+    # An epoch of 120 examples takes 0.75 s: a stopped trial's job is cancelled long before its end.
+    fake.fine_tuning.seconds_per_example = 0.006
     out = tmp_path / "sweep"
     sweep = str(_sweep_file(tmp_path, spec, yelp))
-    result = json.loads(
-        labelwise("finetune", "sweep", sweep, "--out", str(out), "--package-best", "--json").stdout
-    )
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    options = ["--out", str(out), "--package-best", "--mlflow", tracking, "--json"]
+    result = json.loads(labelwise("finetune", "sweep", sweep, *options).stdout)
 
     board = result["leaderboard"]
     assert len(board) == 8
     stopped = [row for row in board if row["status"] == "stopped early"]
     assert len(stopped) >= 2
     jobs = fake.fine_tuning.jobs
-    assert len(jobs) == 8 and all(jobs[row["job_id"]]["status"] == "cancelled" for row in stopped)
-    assert sum(job["status"] == "cancelled" for job in jobs.values()) == len(stopped)
+    print(
+        pd.DataFrame(board).drop(columns=["model_id"]).to_string(), {j: v["status"] for j, v in jobs.items()}
+    )
+    assert all(jobs[row["job_id"]]["status"] == "cancelled" for row in stopped)
+    assert len(jobs) == 8 and sum(job["status"] == "cancelled" for job in jobs.values()) == len(stopped)
     best = board[0]
     assert {k: best[k] for k in OPTIMUM} == OPTIMUM and best["status"] == "succeeded"
     assert fake.fine_tuning.calls["files.create"] == 2  # the files were uploaded once for all trials
@@ -206,5 +210,16 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     assert shown["spec"]["technique"]["model_id"] == best["model_id"] and shown["eval_card"] is not None
     report = (out / "report.html").read_text()
     assert report.count("<img") == 2 and "stopped early" in report
+
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking)
+    runs = mlflow.search_runs(experiment_names=["labelwise-sweep-yelp-ft-sweep"])
+    assert len(runs) == 8 and set(runs["tags.status"]) == {"succeeded", "stopped early"}
+    best_run = runs[runs["tags.job_id"] == best["job_id"]].iloc[0]
+    measured = float(best["measured_weighted_f1"].split()[0])
+    assert best_run["metrics.weighted_f1"] == pytest.approx(measured, abs=1e-3)
+    curve = mlflow.MlflowClient().get_metric_history(best_run["run_id"], "valid_loss")
+    assert len(curve) == best["steps"]
     print("\nsweep calls:", dict(fake.fine_tuning.calls))
     print(pd.DataFrame(board).drop(columns=["model_id", "trial"]).to_string())
