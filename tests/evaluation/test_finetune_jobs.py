@@ -198,9 +198,6 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     stopped = [row for row in board if row["status"] == "stopped early"]
     assert len(stopped) >= 2
     jobs = fake.fine_tuning.jobs
-    print(
-        pd.DataFrame(board).drop(columns=["model_id"]).to_string(), {j: v["status"] for j, v in jobs.items()}
-    )
     assert all(jobs[row["job_id"]]["status"] == "cancelled" for row in stopped)
     assert len(jobs) == 8 and sum(job["status"] == "cancelled" for job in jobs.values()) == len(stopped)
     best = board[0]
