@@ -278,11 +278,13 @@ class SweepOutcome:
 
 
 def _search(sweep: SweepSpec) -> Any:
-    if sweep.search != "optuna":
-        return None  # Tune's own variant generator: grid points, and random samples seeded below
-    from ray.tune.search.optuna import OptunaSearch
+    if sweep.search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
 
-    return OptunaSearch(seed=sweep.seed)
+        return OptunaSearch(seed=sweep.seed)  # TPE
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=sweep.seed)  # grid points, and seeded random samples
 
 
 def _scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: int) -> Any:
@@ -359,7 +361,13 @@ def run_sweep(
         poll_interval_s=sweep.poll_interval_s, jobs_dir=str(jobs_dir.resolve()),
     )  # fmt: skip
     ender = _JobEnder(spec, base_model, jobs_dir)
-    results = _tune(sweep, context, ender, out, address=address, on_step=on_step)
+    try:
+        results = _tune(sweep, context, ender, out, address=address, on_step=on_step)
+    except BaseException:
+        # Interrupted or broken: no job may go on running (and billing) without its trial.
+        for recorded in sorted(jobs_dir.glob("*.json")):
+            on_step(f"job {ender.job_of(recorded.stem)}: {ender.end(recorded.stem)}")
+        raise
     rows = [_row(result, ender) for result in results]
     on_step(f"measuring {sum(r.status == 'succeeded' for r in rows)} fine-tuned models on the test rows")
     specs, predictions = _measure(rows, spec, prepared, known, sweep)

@@ -6,6 +6,7 @@ the tests can kill a command mid-job, interrupt it, and count every call the pro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -102,7 +103,7 @@ def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_i
     assert provenance["hyperparameters"] == OPTIMUM
     assert (provenance["training_rows"], provenance["validation_rows"]) == (120, 120)
     training = (out / "train.chat.jsonl").read_bytes()
-    assert provenance["training_file_sha256"] == __import__("hashlib").sha256(training).hexdigest()
+    assert provenance["training_file_sha256"] == hashlib.sha256(training).hexdigest()
     assert provenance["trained_tokens"] > 0 and provenance["estimated_cost_usd"] > 0
     assert provenance["created_at"] and provenance["finished_at"]
     assert (
@@ -220,3 +221,83 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     assert len(curve) == best["steps"]
     print("\nsweep calls:", dict(fake.fine_tuning.calls))
     print(pd.DataFrame(board).drop(columns=["model_id", "trial"]).to_string())
+
+
+def test_import_reads_a_job_run_on_azure_openai(fake: FakeOpenAIServer, spec: Path, tmp_path: Path) -> None:
+    import openai
+
+    endpoint, version = fake.base_url.removesuffix("/v1"), "2025-04-01-preview"
+    azure = openai.AzureOpenAI(azure_endpoint=endpoint, api_key="sk-test-not-a-real-key", api_version=version)
+    lines = [{"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": "5"}]}
+             for i in range(12)]  # fmt: skip
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    training = azure.files.create(file=("train.jsonl", content), purpose="fine-tune")
+    job = azure.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=training.id, seed=3)
+    deadline = time.monotonic() + 30
+    while azure.fine_tuning.jobs.retrieve(job.id).status != "succeeded":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    document = yaml.safe_load(spec.read_text())
+    document["backend"] = {"provider": "azure_openai", "base_url": endpoint, "api_version": version,
+                           "api_key_env": KEY_ENV}  # fmt: skip
+    azure_spec = tmp_path / "azure.yaml"
+    azure_spec.write_text(yaml.safe_dump(document))
+
+    imported = json.loads(labelwise("finetune", "import", job.id, "--spec", str(azure_spec), "--json").stdout)
+
+    provenance = imported["spec"]["technique"]["provenance"]
+    assert (
+        imported["spec"]["technique"]["model_id"] == f"ft:gpt-4o-mini-2024-07-18:org-fake:labelwise:{job.id}"
+    )
+    assert provenance["job_id"] == job.id and provenance["seed"] == 3 and provenance["training_rows"] == 12
+    assert provenance["hyperparameters"] == {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 1.8}
+    assert provenance["training_file_sha256"] == hashlib.sha256(content).hexdigest()
+    assert provenance["validation_file_sha256"] is None  # the job had no validation file
+    assert imported["spec"]["backend"]["provider"] == "azure_openai"
+    assert "sk-test" not in json.dumps(imported)
+
+
+def test_a_sweep_file_with_mistakes_is_refused_with_what_to_fix(
+    spec: Path, yelp: Path, tmp_path: Path
+) -> None:
+    path = _sweep_file(tmp_path, spec, yelp)
+    base = yaml.safe_load(path.read_text())
+    for change, message in [
+        ({"space": {"warmup": {"grid": [1]}}}, "are not swept"),
+        ({"space": {"n_epochs": {"choice": [1, 3]}}}, "use search random"),
+        ({"search": "optuna"}, "use choice instead of grid"),
+        ({"space": {"n_epochs": {"grid": [1], "choice": [2]}}}, "exactly one of"),
+    ]:
+        path.write_text(yaml.safe_dump(base | change))
+        refused = labelwise("finetune", "sweep", str(path), "--out", str(tmp_path / "out"), check=False)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("search", ["random", "optuna"])
+def test_sampled_sweeps_search_the_space_and_stop_poor_jobs(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path, search: str
+) -> None:
+    fake.fine_tuning.seconds_per_example = 0.006
+    path = _sweep_file(tmp_path, spec, yelp)
+    document = yaml.safe_load(path.read_text()) | {"search": search, "num_samples": 8}
+    document["space"] = {
+        "n_epochs": {"randint": [1, 4]},
+        "learning_rate_multiplier": {"loguniform": [0.3, 3.0]},
+        "batch_size": {"choice": [8, 16, 32]},
+    }
+    path.write_text(yaml.safe_dump(document))
+    result = json.loads(
+        labelwise("finetune", "sweep", str(path), "--out", str(tmp_path / "out"), "--json").stdout
+    )
+    board = result["leaderboard"]
+    assert len(board) == 8 and len({json.dumps([r["n_epochs"], r["batch_size"]]) for r in board}) > 2
+    assert any(row["status"] == "stopped early" for row in board)
+    assert all(
+        fake.fine_tuning.jobs[r["job_id"]]["status"] == "cancelled"
+        for r in board
+        if r["status"] == "stopped early"
+    )
+    measured = [float(r["measured_weighted_f1"].split()[0]) for r in board if r["rank"]]
+    assert measured == sorted(measured, reverse=True)
