@@ -51,6 +51,7 @@ class FakeFineTuningAPI:
         self.models: dict[str, tuple[float, list[str]]] = {}  # served model id -> accuracy, labels
         self.truth: Callable[[str], str | None] = lambda prompt: None
         self._fail_next: str | None = None
+        self.peak_running = 0  # the most jobs alive at once: a provider's quota counts these
 
     def fail_next_job(self, message: str) -> None:
         """The next job created fails half-way through training with ``message``."""
@@ -108,6 +109,8 @@ class FakeFineTuningAPI:
         if training is None or training["purpose"] != "fine-tune":
             return error_response(400, f"no fine-tune file {body.get('training_file')}", code="invalid_file")
         job_id = f"ftjob-{len(self.jobs) + 1}"
+        alive = sum(self._advance(job)["status"] in RUNNING_STATES for job in self.jobs.values())
+        self.peak_running = max(self.peak_running, alive + 1)
         lines = self.files.contents[training["id"]].decode().splitlines()
         batches = math.ceil(max(len(lines), 1) / hyperparameters["batch_size"])
         self.jobs[job_id] = {

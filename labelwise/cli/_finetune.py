@@ -234,16 +234,13 @@ def _hyperparameters(values: list[str]) -> Hyperparameters:
         ) from None
 
 
-def _fine_tuned_template(path: Path) -> ClassifierSpec:
+def _fine_tuned_template(path: Path) -> tuple[ClassifierSpec, str]:
+    """The spec at ``path`` and its base model; a clear error unless it is a fine_tuned spec."""
+    from ..evaluation import template_base_model
     from ..packaging import ClassifierSpec
 
     spec = ClassifierSpec.from_yaml(path)
-    if spec.technique.kind != "fine_tuned":
-        raise LabelwiseError(
-            f"{path} is technique {spec.technique.kind}: give a fine_tuned spec (see "
-            "examples/yelp-fine-tuned.yaml); its model_id and provenance are filled in from the job"
-        )
-    return spec
+    return spec, template_base_model(spec, where=str(path))
 
 
 def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
@@ -289,15 +286,11 @@ def _package_job(
 
     async def read() -> ClassifierSpec:
         async with provider_client(spec.backend, spec.model_name) as client:
-            job = await client.fine_tuning.jobs.retrieve(job_id)
             return await spec_from_job(
-                client, job, spec, known_files=known_files, usd_per_million_training_tokens=price
+                client, job_id, spec, known_files=known_files, usd_per_million_training_tokens=price
             )
 
-    from ..packaging import translate_provider_errors
-
-    with translate_provider_errors(spec.backend.provider):
-        return package(run_sync(read()))
+    return package(run_sync(read()))
 
 
 def _describe(artifact: ClassifierArtifact, created: bool) -> None:
@@ -357,8 +350,8 @@ def finetune_start(
     from ..evaluation import launch as launch_job
     from ..packaging import Classifier
 
-    template = _fine_tuned_template(spec)
-    base = base_model or template.technique.provenance.base_model  # type: ignore[union-attr]
+    template, template_base = _fine_tuned_template(spec)
+    base = base_model or template_base
     chosen = _hyperparameters(hyperparameters or [])
     folder = out or Path(f"finetune-{template.name}")
     labelled = load_labelled(
@@ -386,9 +379,12 @@ def finetune_start(
     verb = "resuming" if launched.resumed else "created"
     step(f"{verb} job {launched.job_id} (recorded in {folder / 'job.json'})")
     job = _follow(template, launched.job_id, poll_interval)
-    from ..evaluation import require_success
-
-    require_success(job)
+    if job.status != "succeeded":
+        reason = job.error.message if job.error else "no reason given"
+        raise LabelwiseError(
+            f"fine-tuning job {job.id} {job.status}: {reason}; nothing was packaged. Run the command "
+            "again with --restart to make a new job"
+        )
     artifact, created = _package_job(template, launched.job_id, known_files=launched.known_files, price=price)
     tag = str(artifact.tag)
     card, test_data, predictions = run_eval(
@@ -429,7 +425,7 @@ def finetune_import(
     as_json: JsonOption = False,
 ) -> None:
     """Package the model of a succeeded job run elsewhere, its provenance read from the provider."""
-    template = _fine_tuned_template(spec)
+    template, _ = _fine_tuned_template(spec)
     artifact, created = _package_job(template, job_id, known_files=None, price=price)
     tag = str(artifact.tag)
     card = None

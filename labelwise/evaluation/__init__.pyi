@@ -21,8 +21,8 @@ from ._finetune_jobs import (
     cancel_job,
     job_provenance,
     provider_client,
-    require_success,
     spec_from_job,
+    template_base_model,
 )
 from ._finetune_start import JobRequest, Launch, PreparedData, launch, prepare, request_for, split_labelled
 from ._finetune_sweep import SweepBoard, SweepOutcome, SweepSpec, TrialRow, run_sweep
@@ -104,11 +104,11 @@ __all__ = [
     "provider_client",
     "quadratic_weighted_kappa",
     "request_for",
-    "require_success",
     "rmse",
     "run_experiment",
     "run_sweep",
     "spec_from_job",
+    "template_base_model",
     "split_labelled",
     "train_embedding",
     "verdict",

@@ -45,6 +45,7 @@ __all__ = [
     "provider_client",
     "require_success",
     "spec_from_job",
+    "template_base_model",
     "upload_file",
 ]
 
@@ -311,14 +312,20 @@ async def job_provenance(
     )
 
 
-def fine_tuned_spec(spec: ClassifierSpec, model_id: str, provenance: FineTuneProvenance) -> ClassifierSpec:
-    """``spec`` (a fine_tuned spec: how the model is called) serving ``model_id`` from a job."""
+def template_base_model(spec: ClassifierSpec, *, where: str) -> str:
+    """The base model of a fine_tuned spec used as a template; a clear error for other specs."""
     if spec.technique.kind != "fine_tuned":
         raise LabelwiseError(
-            f"spec {spec.name} is technique {spec.technique.kind}: give a fine_tuned spec, whose "
-            "system, prompt_format, backend and decoding say how the model is called; its model_id "
-            "and provenance are filled in from the job"
+            f"{where} is technique {spec.technique.kind}: give a fine_tuned spec (see "
+            "examples/yelp-fine-tuned.yaml), whose system, prompt_format, backend and decoding say "
+            "how the model is called; its model_id and provenance are filled in from the job"
         )
+    return spec.technique.provenance.base_model
+
+
+def fine_tuned_spec(spec: ClassifierSpec, model_id: str, provenance: FineTuneProvenance) -> ClassifierSpec:
+    """``spec`` (a fine_tuned spec: how the model is called) serving ``model_id`` from a job."""
+    template_base_model(spec, where=f"spec {spec.name}")
     document = spec.model_dump(mode="json", exclude_none=True)
     document["technique"].update(
         model_id=model_id, provenance=provenance.model_dump(mode="json", exclude_none=True)
@@ -338,13 +345,15 @@ def require_success(job: Any) -> str:
 
 async def spec_from_job(
     client: openai.AsyncOpenAI,
-    job: Any,
+    job_id: str,
     spec: ClassifierSpec,
     *,
     known_files: Mapping[str, FileFacts] | None = None,
     usd_per_million_training_tokens: float = DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
 ) -> ClassifierSpec:
     """The fine_tuned spec of a succeeded job's model, its provenance read from the provider."""
+    with translate_provider_errors(spec.backend.provider):
+        job = await client.fine_tuning.jobs.retrieve(job_id)
     model_id = require_success(job)
     provenance = await job_provenance(
         client, job, provider=spec.backend.provider, known_files=known_files,

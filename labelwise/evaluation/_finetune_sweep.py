@@ -42,6 +42,7 @@ from ._finetune_jobs import (
     create_job,
     provider_client,
     spec_from_job,
+    template_base_model,
 )
 from ._finetune_start import PreparedData, prepare
 
@@ -279,12 +280,14 @@ class SweepOutcome:
 
 def _search(sweep: SweepSpec) -> Any:
     if sweep.search == "optuna":
+        from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=sweep.seed)  # TPE
+        return ConcurrencyLimiter(OptunaSearch(seed=sweep.seed), max_concurrent=sweep.max_concurrent_jobs)
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=sweep.seed)  # grid points, and seeded random samples
+    # Grid points and seeded random samples; it keeps to the job quota itself.
+    return BasicVariantGenerator(random_state=sweep.seed, max_concurrent=sweep.max_concurrent_jobs)
 
 
 def _scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: int) -> Any:
@@ -318,9 +321,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Prepare the data, upload it once, run the trials on Ray Tune, and measure the finished ones."""
     spec = ClassifierSpec.from_yaml(base_dir / sweep.base)
-    if spec.technique.kind != "fine_tuned":
-        raise LabelwiseError(f"{sweep.base}: the sweep's base must be a fine_tuned spec")
-    base_model = spec.technique.provenance.base_model
+    base_model = template_base_model(spec, where=f"the sweep's base {sweep.base}")
     data = load_labelled(
         base_dir / sweep.data.path, text_col=sweep.data.text_col, label_col=sweep.data.label_col,
         label_set=spec.task.labels, sample=sweep.data.sample, seed=sweep.data.seed,
@@ -404,38 +405,32 @@ def _tune(
             ender.end(trial.trial_id)
 
     space = {name: dim.tune_domain() for name, dim in sweep.space.items()}
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    on_step(f"sweeping on Ray Tune, at most {sweep.max_concurrent_jobs} jobs at once")
-    try:
-        # A trial waits on the provider: it needs little CPU, and the job quota sets the concurrency.
-        trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
-        tuner = tune.Tuner(
-            trainable,
-            param_space=space,
-            tune_config=tune.TuneConfig(
+    # Ray and Tune print on stdout, which holds only the command's result.
+    with contextlib.redirect_stdout(sys.stderr):
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        on_step(f"sweeping on Ray Tune, at most {sweep.max_concurrent_jobs} jobs at once")
+        try:
+            # A trial waits on the provider: it needs little CPU; the job quota sets the concurrency.
+            trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
+            tune_config = tune.TuneConfig(
                 metric="valid_loss",
                 mode="min",
                 scheduler=_scheduler(sweep, context.rows_per_epoch, _max_epochs(sweep)),
                 search_alg=_search(sweep),
                 num_samples=sweep.num_samples,
-                max_concurrent_trials=sweep.max_concurrent_jobs,
-            ),
-            run_config=tune.RunConfig(
-                name=sweep.name,
-                storage_path=str((out / "ray").resolve()),
-                callbacks=[EndJobs()],
-                verbose=0,
-            ),
-        )
-        # Tune prints its tables on stdout, which holds only the command's result.
-        with contextlib.redirect_stdout(sys.stderr):
-            grid = tuner.fit()
-        return [grid[i] for i in range(len(grid))]
-    finally:
-        if started_here:
-            ray.shutdown()
+            )
+            run_config = tune.RunConfig(
+                name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[EndJobs()], verbose=0
+            )
+            grid = tune.Tuner(
+                trainable, param_space=space, tune_config=tune_config, run_config=run_config
+            ).fit()
+            return [grid[i] for i in range(len(grid))]
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 _STATUS = {"succeeded": "succeeded", "cancelled": "stopped early", "failed": "failed"}
@@ -479,9 +474,8 @@ def _measure(
 
     async def read(job_id: str) -> ClassifierSpec:
         async with provider_client(spec.backend, base_model) as client:
-            job = await client.fine_tuning.jobs.retrieve(job_id)
             return await spec_from_job(
-                client, job, spec, known_files=known,
+                client, job_id, spec, known_files=known,
                 usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
             )  # fmt: skip
 

@@ -146,8 +146,21 @@ def test_a_failed_job_is_reported_and_packages_nothing(
     assert "fine-tuning job ftjob-1 failed: the training run diverged" in failed.stderr
     refused = labelwise("finetune", "import", "ftjob-1", "--spec", str(spec), check=False)
     assert refused.returncode == 2 and "failed: the training run diverged" in refused.stderr
+    unknown = labelwise("finetune", "import", "ftjob-404", "--spec", str(spec), check=False)
+    assert unknown.returncode == 2 and "ftjob-404" in unknown.stderr and "Traceback" not in unknown.stderr
     name = yaml.safe_load(spec.read_text())["name"]
     assert name not in labelwise("models", "list").stdout
+
+    # Run again, the recorded job is followed (and still failed); --restart makes a new one.
+    again = labelwise(*_start_args(yelp, spec, tmp_path / "run"), check=False)
+    assert (
+        again.returncode == 2
+        and "--restart" in again.stderr
+        and fake.fine_tuning.calls["fine_tuning.jobs.create"] == 1
+    )
+    restarted = json.loads(labelwise(*_start_args(yelp, spec, tmp_path / "run", "--restart")).stdout)
+    assert restarted["job_id"] == "ftjob-2" and not restarted["resumed"]
+    assert fake.fine_tuning.calls["files.create"] == 2  # the recorded files were used again
 
 
 def test_start_refuses_a_spec_that_is_not_fine_tuned_and_bad_hyperparameters(
@@ -204,6 +217,7 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     best = board[0]
     assert {k: best[k] for k in OPTIMUM} == OPTIMUM and best["status"] == "succeeded"
     assert fake.fine_tuning.calls["files.create"] == 2  # the files were uploaded once for all trials
+    assert fake.fine_tuning.peak_running <= 2  # max_concurrent_jobs, the provider's quota
     shown = json.loads(labelwise("models", "show", result["packaged"], "--json").stdout)
     assert shown["spec"]["technique"]["model_id"] == best["model_id"] and shown["eval_card"] is not None
     report = (out / "report.html").read_text()
@@ -299,5 +313,6 @@ def test_sampled_sweeps_search_the_space_and_stop_poor_jobs(
         for r in board
         if r["status"] == "stopped early"
     )
+    assert fake.fine_tuning.peak_running <= 2
     measured = [float(r["measured_weighted_f1"].split()[0]) for r in board if r["rank"]]
     assert measured == sorted(measured, reverse=True)
