@@ -420,6 +420,7 @@ def _tune(
                 scheduler=_scheduler(sweep, context.rows_per_epoch, _max_epochs(sweep)),
                 search_alg=_search(sweep),
                 num_samples=sweep.num_samples,
+                reuse_actors=True,  # one worker process per concurrent job, not one per trial
             )
             run_config = tune.RunConfig(
                 name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[EndJobs()], verbose=0
