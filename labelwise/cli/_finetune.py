@@ -189,6 +189,7 @@ class _JobDisplay:
         self._task: Any = None
 
     def __call__(self, progress: JobProgress, points: list[dict[str, float]]) -> None:
+        self._show_steps(progress)  # the last steps, before the bar makes way for a new status
         if progress.status != self._status:
             self.stop()
             step(f"job {progress.job_id}: {progress.status}")
@@ -200,12 +201,16 @@ class _JobDisplay:
             )  # fmt: skip
             self._task = self._progress.add_task("training", total=progress.total_steps, losses="")
             self._progress.start()
-        if self._progress is not None:
-            latest = progress.latest
-            losses = "  ".join(
-                f"{name} {latest[name]:.3f}" for name in ("train_loss", "valid_loss") if name in latest
-            )
-            self._progress.update(self._task, completed=progress.step, losses=losses)
+            self._show_steps(progress)
+
+    def _show_steps(self, progress: JobProgress) -> None:
+        if self._progress is None:
+            return
+        latest = progress.latest
+        losses = "  ".join(
+            f"{name} {latest[name]:.3f}" for name in ("train_loss", "valid_loss") if name in latest
+        )
+        self._progress.update(self._task, completed=progress.step, losses=losses)
 
     def stop(self) -> None:
         if self._progress is not None:

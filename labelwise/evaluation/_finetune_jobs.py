@@ -240,7 +240,7 @@ async def _result_metrics(client: openai.AsyncOpenAI, job: Any) -> tuple[dict[st
     token_accuracy = reported.get("full_valid_mean_token_accuracy", reported.get("valid_mean_token_accuracy"))
     if token_accuracy is not None:
         reported["accuracy"] = token_accuracy
-    return reported, f"result file {result_id}, step {step} (accuracy: validation token accuracy)"
+    return reported, f"result file {result_id}, step {step}; accuracy is the validation token accuracy"
 
 
 async def _facts(
