@@ -492,18 +492,14 @@ def finetune_sweep(
     if as_json:
         print_json({"leaderboard": records, "packaged": packaged, "files": [str(p) for p in paths]})
         return
-    shown = [
-        "rank",
-        "trial",
-        *sweep.space,
-        "status",
-        "steps",
-        "reported_valid_loss",
-        f"measured_{sweep.metric}",
-    ]
-    table = Table(*shown)
+    short = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "lr x"}
+    columns = {"rank": "rank", **{name: short.get(name, name) for name in sweep.space}, "status": "status",
+               "job_id": "job", "steps": "steps", "reported_valid_loss": "valid loss (reported)",
+               f"measured_{sweep.metric}": f"{sweep.metric} (measured)"}  # fmt: skip
+    table = Table(*columns.values())
     for record in records:
-        table.add_row(*("-" if record.get(c) is None else str(record.get(c)) for c in shown))
+        cells = [record.get(key) for key in columns]
+        table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     if packaged:
         console.print(f"packaged the best trial as {packaged}")

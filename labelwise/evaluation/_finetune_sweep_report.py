@@ -65,10 +65,15 @@ def _metric_by_hyperparameter(board: SweepBoard) -> str:
             x = value if isinstance(value, int | float) else str(value)
             axis.errorbar([x], [m.value], yerr=[[m.value - m.low], [m.high - m.value]], fmt="o",
                           capsize=3, color="#4c72b0")  # fmt: skip
+        numbers = sorted({v for r in measured if isinstance(v := r.config.get(name), int | float)})
         if name in ("learning_rate_multiplier", "batch_size"):
             axis.set_xscale("log")
+            axis.minorticks_off()
+        if numbers and len(numbers) <= 8:  # the values tried, as written in the sweep
+            axis.set_xticks(numbers, [f"{v:g}" for v in numbers])
         axis.set_xlabel(name)
-        axis.set_ylabel(f"measured {board.metric}")
+    axes[0][0].set_ylabel(f"measured {board.metric}")
+    figure.tight_layout()
     return img(figure_uri(figure), f"measured {board.metric} against each hyperparameter")
 
 
