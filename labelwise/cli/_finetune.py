@@ -351,7 +351,7 @@ def finetune_start(
 
     Interrupted, the same command follows the same job again (its id is in OUT/job.json).
     """
-    from ..evaluation import gap_report, load_labelled, prepare, provider_client, request_for
+    from ..evaluation import gap_report, load_labelled, prepare, provider_client, request_for, require_success
     from ..evaluation import launch as launch_job
     from ..packaging import Classifier
 
@@ -384,12 +384,7 @@ def finetune_start(
     verb = "resuming" if launched.resumed else "created"
     step(f"{verb} job {launched.job_id} (recorded in {folder / 'job.json'})")
     job = _follow(template, launched.job_id, poll_interval)
-    if job.status != "succeeded":
-        reason = job.error.message if job.error else "no reason given"
-        raise LabelwiseError(
-            f"fine-tuning job {job.id} {job.status}: {reason}; nothing was packaged. Run the command "
-            "again with --restart to make a new job"
-        )
+    require_success(job, hint="; nothing was packaged. Run the command again with --restart for a new job")
     artifact, created = _package_job(template, launched.job_id, known_files=launched.known_files, price=price)
     tag = str(artifact.tag)
     card, test_data, predictions = run_eval(

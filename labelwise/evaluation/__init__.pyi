@@ -21,6 +21,7 @@ from ._finetune_jobs import (
     cancel_job,
     job_provenance,
     provider_client,
+    require_success,
     spec_from_job,
     template_base_model,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "rmse",
     "run_experiment",
     "run_sweep",
+    "require_success",
     "spec_from_job",
     "template_base_model",
     "split_labelled",

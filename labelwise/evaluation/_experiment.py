@@ -269,8 +269,8 @@ def write_leaderboard(board: Leaderboard, out_dir: Path) -> list[Path]:
     return [out_dir / "leaderboard.csv", out_dir / "leaderboard.json", out_dir / "report.html"]
 
 
-def log_to_mlflow(board: Leaderboard, tracking_uri: str, *, artifact_dir: Path) -> str:
-    """One MLflow run per candidate (parameters, metrics with intervals), plus the leaderboard files."""
+def mlflow_experiment(tracking_uri: str, name: str, *, artifact_dir: Path) -> tuple[Any, str]:
+    """The mlflow module, pointed at ``tracking_uri``, and the id of experiment ``name`` (made if new)."""
     try:
         import mlflow
     except ImportError:
@@ -278,13 +278,16 @@ def log_to_mlflow(board: Leaderboard, tracking_uri: str, *, artifact_dir: Path) 
             "MLflow logging needs the 'mlflow' extra: pip install 'labelwise[mlflow]'"
         ) from None
     mlflow.set_tracking_uri(tracking_uri)
-    name = f"labelwise-{board.experiment.name}"
     experiment = mlflow.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else mlflow.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri())
-    )
+    if experiment is not None:
+        return mlflow, str(experiment.experiment_id)
+    return mlflow, str(mlflow.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri()))
+
+
+def log_to_mlflow(board: Leaderboard, tracking_uri: str, *, artifact_dir: Path) -> str:
+    """One MLflow run per candidate (parameters, metrics with intervals), plus the leaderboard files."""
+    name = f"labelwise-{board.experiment.name}"
+    mlflow, experiment_id = mlflow_experiment(tracking_uri, name, artifact_dir=artifact_dir)
     for row in board.rows + ([board.production] if board.production else []):
         with mlflow.start_run(experiment_id=experiment_id, run_name=row.candidate.name):
             mlflow.set_tags({"artifact_tag": row.candidate.tag, "dataset_sha256": row.card.dataset.sha256})
@@ -296,4 +299,4 @@ def log_to_mlflow(board: Leaderboard, tracking_uri: str, *, artifact_dir: Path) 
     with mlflow.start_run(experiment_id=experiment_id, run_name="leaderboard"):
         mlflow.log_dict(board.model_dump(mode="json"), "leaderboard.json")
         mlflow.log_metrics({f"baseline_{k}": v for k, v in board.baseline.items()})
-    return str(experiment_id)
+    return experiment_id

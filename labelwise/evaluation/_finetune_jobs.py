@@ -333,14 +333,12 @@ def fine_tuned_spec(spec: ClassifierSpec, model_id: str, provenance: FineTunePro
     return ClassifierSpec.from_dict(document, source=f"fine-tuning job {provenance.job_id}")
 
 
-def require_success(job: Any) -> str:
-    """The fine-tuned model id of a succeeded job; a clear error for any other."""
+def require_success(job: Any, *, hint: str = "") -> str:
+    """The fine-tuned model id of a succeeded job; for any other, an error that says why, then ``hint``."""
     if job.status == "succeeded" and job.fine_tuned_model:
         return str(job.fine_tuned_model)
-    if job.status == "failed":
-        error = job.error.message if job.error else "no reason given"
-        raise LabelwiseError(f"fine-tuning job {job.id} failed: {error}")
-    raise LabelwiseError(f"fine-tuning job {job.id} is {job.status}: it produced no model")
+    reason = job.error.message if job.error and job.error.message else "it produced no model"
+    raise LabelwiseError(f"fine-tuning job {job.id} {job.status}: {reason}{hint}")
 
 
 async def spec_from_job(

@@ -41,6 +41,7 @@ from ._finetune_jobs import (
     cancel_job,
     create_job,
     provider_client,
+    require_success,
     spec_from_job,
     template_base_model,
 )
@@ -202,9 +203,7 @@ async def _run_job(
             # A trial ended by Tune (stopped early, or the sweep interrupted) cancels its job.
             if follower.progress.status not in ("succeeded", "failed", "cancelled"):
                 await cancel_job(client, job_id, provider=provider)
-        if job.status != "succeeded":
-            error = job.error.message if job.error else job.status
-            raise LabelwiseError(f"fine-tuning job {job_id} {job.status}: {error}")
+        require_success(job)  # a failed job fails its trial
 
 
 class _JobEnder:

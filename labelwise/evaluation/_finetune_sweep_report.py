@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core import write_table
-from ..packaging import LabelwiseError
 from ..reports import figure_uri, html_table, img, pyplot, write_report
+from ._experiment import mlflow_experiment
 from ._finetune_sweep import SweepBoard, TrialRow
 
 __all__ = ["leaderboard_rows", "log_sweep_to_mlflow", "write_sweep"]
@@ -101,20 +101,8 @@ def write_sweep(board: SweepBoard, out_dir: Path) -> list[Path]:
 
 def log_sweep_to_mlflow(board: SweepBoard, tracking_uri: str, *, artifact_dir: Path) -> str:
     """One MLflow run per trial: its settings, loss curve by step, and measured metrics."""
-    try:
-        import mlflow
-    except ImportError:
-        raise LabelwiseError(
-            "MLflow logging needs the 'mlflow' extra: pip install 'labelwise[mlflow]'"
-        ) from None
-    mlflow.set_tracking_uri(tracking_uri)
     name = f"labelwise-sweep-{board.sweep.name}"
-    experiment = mlflow.get_experiment_by_name(name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else mlflow.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri())
-    )
+    mlflow, experiment_id = mlflow_experiment(tracking_uri, name, artifact_dir=artifact_dir)
     for row in board.rows:
         with mlflow.start_run(experiment_id=experiment_id, run_name=row.trial_id):
             mlflow.set_tags(
@@ -135,4 +123,4 @@ def log_sweep_to_mlflow(board: SweepBoard, tracking_uri: str, *, artifact_dir: P
                             f"{metric}_high": estimate.high,
                         }
                     )
-    return str(experiment_id)
+    return experiment_id
