@@ -26,8 +26,9 @@ from ._finetune_jobs import (
     template_base_model,
 )
 from ._finetune_start import JobRequest, Launch, PreparedData, launch, prepare, request_for, split_labelled
-from ._finetune_sweep import SweepBoard, SweepOutcome, SweepSpec, TrialRow, run_sweep
+from ._finetune_sweep import SweepBoard, SweepOutcome, TrialRow, run_sweep
 from ._finetune_sweep_report import leaderboard_rows, log_sweep_to_mlflow, write_sweep
+from ._finetune_sweep_spec import SweepSpec
 from ._metrics import (
     ABSTAIN,
     accuracy,

@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field
 
 from ..core import run_sync
 from ..packaging import (
@@ -30,12 +30,9 @@ from ..packaging import (
     Hyperparameters,
     LabelwiseError,
     Prediction,
-    format_validation_error,
 )
-from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled
-from ._experiment import DataRef
+from ._evaluate import EvalCard, LabelledData, evaluate, higher_is_better, load_labelled
 from ._finetune_jobs import (
-    DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
     FileFacts,
     JobFollower,
     cancel_job,
@@ -46,106 +43,9 @@ from ._finetune_jobs import (
     template_base_model,
 )
 from ._finetune_start import PreparedData, prepare
+from ._finetune_sweep_spec import HYPERPARAMETERS, SweepSpec, max_epochs, scheduler, search_algorithm
 
-__all__ = ["SweepBoard", "SweepOutcome", "SweepSpec", "TrialRow", "run_sweep"]
-
-HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
-LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "brier_score", "ece"}
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Dimension(_Strict):
-    """One dimension of the search space: exactly one of its fields."""
-
-    grid: list[Any] | None = Field(default=None, min_length=1, description="Every value, each tried.")
-    choice: list[Any] | None = Field(default=None, min_length=1, description="Values sampled from.")
-    uniform: tuple[float, float] | None = None
-    loguniform: tuple[float, float] | None = None
-    randint: tuple[int, int] | None = Field(default=None, description="Integers from low to high, inclusive.")
-
-    @model_validator(mode="after")
-    def _one(self) -> Dimension:
-        given = [name for name, value in self if value is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of grid, choice, uniform, loguniform, randint")
-        return self
-
-    def tune_domain(self) -> Any:
-        from ray import tune
-
-        if self.grid is not None:
-            return tune.grid_search(self.grid)
-        if self.choice is not None:
-            return tune.choice(self.choice)
-        if self.uniform is not None:
-            return tune.uniform(*self.uniform)
-        if self.loguniform is not None:
-            return tune.loguniform(*self.loguniform)
-        assert self.randint is not None
-        return tune.randint(self.randint[0], self.randint[1] + 1)  # Tune's high is exclusive
-
-
-class EarlyStopping(_Strict):
-    """ASHA: after ``grace_epochs`` of training, keep the best 1/``reduction_factor`` at each rung."""
-
-    grace_epochs: float = Field(default=1.0, gt=0)
-    reduction_factor: float = Field(default=2.0, gt=1)
-
-
-class SweepSpec(_Strict):
-    """A sweep declared as data (paths relative to the sweep file)."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    base: str = Field(description="The fine_tuned spec every trial's artifact is derived from.")
-    data: DataRef
-    test_share: float = Field(default=0.2, gt=0, lt=1)
-    space: dict[str, Dimension] = Field(min_length=1)
-    search: Literal["grid", "random", "optuna"] = Field(
-        default="grid", description="grid: only grid dimensions; random: Tune's sampler; optuna: TPE."
-    )
-    num_samples: int = Field(default=1, ge=1, description="Samples (random, optuna) or repeats of the grid.")
-    max_concurrent_jobs: int = Field(default=4, ge=1, description="The provider's quota of running jobs.")
-    early_stopping: EarlyStopping | None = Field(default_factory=EarlyStopping)
-    metric: str = Field(default="weighted_f1", description="The measured metric the leaderboard ranks by.")
-    seed: int = 0
-    suffix: str | None = None
-    usd_per_million_training_tokens: float = Field(default=DEFAULT_USD_PER_MILLION_TRAINING_TOKENS, ge=0)
-    poll_interval_s: float = Field(default=10.0, gt=0)
-    n_resamples: int = Field(default=1000, ge=100)
-
-    @model_validator(mode="after")
-    def _space(self) -> SweepSpec:
-        unknown = sorted(set(self.space) - {*HYPERPARAMETERS, "base_model"})
-        if unknown:
-            raise ValueError(
-                f"space: {unknown} are not swept; use {', '.join(HYPERPARAMETERS)} or base_model"
-            )
-        sampled = [name for name, dim in self.space.items() if dim.grid is None]
-        if self.search == "grid" and sampled:
-            raise ValueError(
-                f"search grid takes grid dimensions only; {sampled} are sampled: use search random"
-            )
-        if self.search == "optuna" and len(sampled) < len(self.space):
-            raise ValueError("search optuna samples every dimension: use choice instead of grid")
-        return self
-
-    @classmethod
-    def from_yaml(cls, path: Path) -> SweepSpec:
-        import yaml
-
-        try:
-            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise LabelwiseError(f"sweep file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            raise LabelwiseError(
-                format_validation_error(exc, source=str(path), root=cls, what="sweep")
-            ) from None
+__all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -258,7 +158,7 @@ class SweepBoard(BaseModel):
 
     def ranked(self) -> list[TrialRow]:
         """Measured trials, best first by the sweep's metric; then the rest."""
-        sign = 1 if self.metric in LOWER_IS_BETTER else -1
+        sign = -1 if higher_is_better(self.metric) else 1
         measured = [r for r in self.rows if r.measured(self.metric) is not None]
         measured.sort(key=lambda r: sign * (r.measured(self.metric) or 0.0))
         return measured + [r for r in self.rows if r.measured(self.metric) is None]
@@ -277,39 +177,6 @@ class SweepOutcome:
     test: LabelledData | None = None
 
 
-def _search(sweep: SweepSpec) -> Any:
-    if sweep.search == "optuna":
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
-        return ConcurrencyLimiter(OptunaSearch(seed=sweep.seed), max_concurrent=sweep.max_concurrent_jobs)
-    from ray.tune.search import BasicVariantGenerator
-
-    # Grid points and seeded random samples; it keeps to the job quota itself.
-    return BasicVariantGenerator(random_state=sweep.seed, max_concurrent=sweep.max_concurrent_jobs)
-
-
-def _scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: int) -> Any:
-    if sweep.early_stopping is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(
-        time_attr="examples_seen",
-        max_t=max(1, max_epochs * rows_per_epoch),
-        grace_period=max(1, int(sweep.early_stopping.grace_epochs * rows_per_epoch)),
-        reduction_factor=sweep.early_stopping.reduction_factor,
-    )
-
-
-def _max_epochs(sweep: SweepSpec) -> int:
-    dim = sweep.space.get("n_epochs")
-    if dim is None:
-        return 3
-    values = dim.grid or dim.choice or [(dim.randint or dim.uniform or dim.loguniform or (3, 3))[1]]
-    return int(max(values))
-
-
 def run_sweep(
     sweep: SweepSpec,
     base_dir: Path,
@@ -326,7 +193,7 @@ def run_sweep(
         label_set=spec.task.labels, sample=sweep.data.sample, seed=sweep.data.seed,
     )  # fmt: skip
     prepared = prepare(
-        data, spec, out, base_model=base_model, epochs=_max_epochs(sweep), test_share=sweep.test_share,
+        data, spec, out, base_model=base_model, epochs=max_epochs(sweep), test_share=sweep.test_share,
         seed=sweep.seed, usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
     )  # fmt: skip
     on_step(
@@ -416,8 +283,8 @@ def _tune(
             tune_config = tune.TuneConfig(
                 metric="valid_loss",
                 mode="min",
-                scheduler=_scheduler(sweep, context.rows_per_epoch, _max_epochs(sweep)),
-                search_alg=_search(sweep),
+                scheduler=scheduler(sweep, context.rows_per_epoch, max_epochs(sweep)),
+                search_alg=search_algorithm(sweep),
                 num_samples=sweep.num_samples,
                 reuse_actors=True,  # one worker process per concurrent job, not one per trial
             )
