@@ -45,6 +45,13 @@ SpecOption = Annotated[
     ),
 ]
 Price = Annotated[float, typer.Option("--price", help="USD per million training tokens, for the cost.")]
+ValidationShare = Annotated[
+    float | None,
+    typer.Option(
+        "--validation-share", min=0.01, max=0.9,
+        help="Share of the training rows held out for validation (default: enough for a +-5 point interval).",
+    ),
+]  # fmt: skip
 PollInterval = Annotated[
     float, typer.Option("--poll-interval", min=0.01, help="Seconds between looks at the job.")
 ]
@@ -62,6 +69,7 @@ def finetune_export(
     model: Annotated[str, typer.Option(help="Base model, for token counts.")] = "gpt-4o-mini-2024-07-18",
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     price: Annotated[float, typer.Option(help="USD per million training tokens.")] = 3.0,
+    validation_share: ValidationShare = None,
     sample: Sample = None,
     seed: Seed = 0,
     as_json: JsonOption = False,
@@ -87,6 +95,7 @@ def finetune_export(
         epochs=epochs,
         usd_per_million_training_tokens=price,
         seed=seed,
+        validation_share=validation_share,
     )
     if as_json:
         print_json(report.model_dump(mode="json"))
@@ -335,6 +344,7 @@ def finetune_start(
     test_share: Annotated[
         float, typer.Option(min=0.01, max=0.9, help="Share of rows held out for the eval card.")
     ] = 0.2,
+    validation_share: ValidationShare = None,
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     sample: Sample = None,
@@ -364,7 +374,7 @@ def finetune_start(
     )
     prepared = prepare(
         labelled, template, folder, base_model=base, epochs=chosen.n_epochs or 3, test_share=test_share,
-        seed=seed, usd_per_million_training_tokens=price,
+        seed=seed, usd_per_million_training_tokens=price, validation_share=validation_share,
     )  # fmt: skip
     step(
         f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "

@@ -109,10 +109,19 @@ def export_finetune(
     epochs: int = 3,
     usd_per_million_training_tokens: float = 3.0,
     seed: int = 0,
+    validation_share: float | None = None,
 ) -> ExportReport:
-    """Write train/validation JSONL in chat and prompt/completion formats, and a report."""
+    """Write train/validation JSONL in chat and prompt/completion formats, and a report.
+
+    ``validation_share`` overrides the size rule (``validation_size``); the gap report then says
+    when the split is too small to measure much.
+    """
     labels = spec.task.labels
-    n_val = validation_size(len(data.labels), len(labels))
+    if validation_share is None:
+        n_val, rule = validation_size(len(data.labels), len(labels)), VALIDATION_RULE
+    else:
+        n_val = min(round(validation_share * len(data.labels)), len(data.labels) - 1)
+        rule = f"{validation_share:.0%} of rows, as asked; stratified by label"
     if n_val < 1:
         raise LabelwiseError("too few rows to split into training and validation")
     counts = Counter(data.labels)
@@ -148,7 +157,7 @@ def export_finetune(
         spec=spec.name,
         model=model,
         seed=seed,
-        validation_rule=VALIDATION_RULE,
+        validation_rule=rule,
         train=splits["train"],
         validation=splits["validation"],
         epochs=epochs,

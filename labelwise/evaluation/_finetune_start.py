@@ -88,12 +88,14 @@ def prepare(
     test_share: float,
     seed: int,
     usd_per_million_training_tokens: float,
+    validation_share: float | None = None,
 ) -> PreparedData:
     """Hold out the test rows, and write the training and validation files (``finetune export``)."""
     rest, test = split_labelled(data, test_share=test_share, seed=seed)
     export = export_finetune(
         rest, spec, out, model=base_model, epochs=epochs,
         usd_per_million_training_tokens=usd_per_million_training_tokens, seed=seed,
+        validation_share=validation_share,
     )  # fmt: skip
     pd.DataFrame({"text": test.texts, "label": test.labels}).to_csv(out / TEST_FILE, index=False)
     return PreparedData(out=out, export=export, test=test)

@@ -195,6 +195,7 @@ def run_sweep(
     prepared = prepare(
         data, spec, out, base_model=base_model, epochs=max_epochs(sweep), test_share=sweep.test_share,
         seed=sweep.seed, usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
+        validation_share=sweep.validation_share,
     )  # fmt: skip
     on_step(
         f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "

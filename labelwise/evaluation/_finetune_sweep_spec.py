@@ -80,6 +80,9 @@ class SweepSpec(_Strict):
     base: str = Field(description="The fine_tuned spec every trial's artifact is derived from.")
     data: DataRef
     test_share: float = Field(default=0.2, gt=0, lt=1)
+    validation_share: float | None = Field(
+        default=None, gt=0, lt=1, description="Default: enough rows for a +-5 point interval."
+    )
     space: dict[str, Dimension] = Field(min_length=1)
     search: Literal["grid", "random", "optuna"] = Field(
         default="grid", description="grid: only grid dimensions; random: Tune's sampler; optuna: TPE."
