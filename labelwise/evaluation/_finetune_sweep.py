@@ -82,7 +82,7 @@ async def _run_job(
             training_file=context.training_file, validation_file=context.validation_file,
             hyperparameters=hyperparameters, seed=context.seed, suffix=context.suffix,
         )  # fmt: skip
-        # Recorded before waiting, so that the driver can cancel the job whatever ends the trial.
+        # Recorded before waiting: whatever ends the trial, the driver's _JobEnder ends the job.
         (Path(context.jobs_dir) / f"{trial_id}.json").write_text(json.dumps({"job_id": job_id}))
         follower = JobFollower(client, job_id, provider=provider)
         batch = int(config.get("batch_size") or 1)
@@ -97,12 +97,7 @@ async def _run_job(
                     progress = {"step": point["step"], "examples_seen": point["step"] * batch}
                     report({**losses, **progress, "job_id": job_id})
 
-        try:
-            job = await follower.follow(poll_s=context.poll_interval_s, on_update=on_update)
-        finally:
-            # A trial ended by Tune (stopped early, or the sweep interrupted) cancels its job.
-            if follower.progress.status not in ("succeeded", "failed", "cancelled"):
-                await cancel_job(client, job_id, provider=provider)
+        job = await follower.follow(poll_s=context.poll_interval_s, on_update=on_update)
         require_success(job)  # a failed job fails its trial
 
 
