@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -263,33 +265,36 @@ def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
 
     provider = spec.backend.provider
     display = _JobDisplay()
+    # Ctrl-C only sets a flag that the loop reads between polls: a KeyboardInterrupt raised
+    # inside the HTTP client can be lost in its clean-up, and the job must be asked about.
+    interrupted = threading.Event()
 
     async def follow() -> Any:
         async with provider_client(spec.backend, spec.model_name) as client:
             follower = JobFollower(client, job_id, provider=provider)
-            return await follower.follow(poll_s=poll_interval, on_update=display)
+            return await follower.follow(poll_s=poll_interval, on_update=display, stop=interrupted.is_set)
 
     async def cancel() -> str:
         async with provider_client(spec.backend, spec.model_name) as client:
             return await cancel_job(client, job_id, provider=provider)
 
+    previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        return run_sync(follow())
-    except KeyboardInterrupt:
-        display.stop()
-        try:
-            wanted = typer.confirm(
-                f"\nCancel fine-tuning job {job_id} on {provider}?", default=False, err=True
-            )
-        except (typer.Abort, EOFError):
-            wanted = False
-        if wanted:
-            err_console.print(f"job {job_id}: {run_sync(cancel())}")
-        else:
-            err_console.print(f"job {job_id} goes on; run the same command again to follow it")
-        raise typer.Exit(130) from None
+        job = run_sync(follow())
     finally:
+        signal.signal(signal.SIGINT, previous)
         display.stop()
+    if job is not None:
+        return job
+    try:
+        wanted = typer.confirm(f"\nCancel fine-tuning job {job_id} on {provider}?", default=False, err=True)
+    except (typer.Abort, EOFError):
+        wanted = False
+    if wanted:
+        err_console.print(f"job {job_id}: {run_sync(cancel())}")
+    else:
+        err_console.print(f"job {job_id} goes on; run the same command again to follow it")
+    raise typer.Exit(130)
 
 
 def _package_job(

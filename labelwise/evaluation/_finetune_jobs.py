@@ -209,15 +209,24 @@ class JobFollower:
         *,
         poll_s: float,
         on_update: Callable[[JobProgress, list[dict[str, float]]], None] | None = None,
+        stop: Callable[[], bool] = lambda: False,
     ) -> Any:
-        """Poll until the job ends; ``on_update`` sees the progress and new loss points each time."""
+        """Poll until the job ends (returns it) or ``stop()`` is true (returns ``None``).
+
+        ``on_update`` sees the progress and the new loss points after each poll.
+        """
         while True:
             job, points = await self.poll()
             if on_update is not None:
                 on_update(self.progress, points)
             if job.status in TERMINAL:
                 return job
-            await asyncio.sleep(poll_s)
+            waited = 0.0
+            while waited < poll_s:
+                if stop():
+                    return None
+                await asyncio.sleep(min(0.1, poll_s - waited))
+                waited += 0.1
 
 
 async def _result_metrics(client: openai.AsyncOpenAI, job: Any) -> tuple[dict[str, float], str | None]:

@@ -124,17 +124,18 @@ def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_i
     assert imported["tag"] == result["tag"] and not imported["created"]  # the same artifact
 
 
-def test_start_interrupted_asks_and_cancels_the_remote_job(
-    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+@pytest.mark.parametrize(("answer", "status"), [("y", "cancelled"), ("n", "running")])
+def test_start_interrupted_asks_whether_to_cancel_the_remote_job(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path, answer: str, status: str
 ) -> None:
     fake.fine_tuning.seconds_per_example = 0.025
     process = _spawn(_start_args(yelp, spec, tmp_path / "run", "--validation-share", "0.25"))
     _wait_until_running(fake, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate("y\n", timeout=60)
+    _, stderr = process.communicate(f"{answer}\n", timeout=60)
     assert process.returncode == 130, stderr
     assert "Cancel fine-tuning job ftjob-1" in stderr and "Traceback" not in stderr
-    assert fake.fine_tuning.jobs["ftjob-1"]["status"] == "cancelled"
+    assert fake.fine_tuning.jobs["ftjob-1"]["status"] == status
     validation = (tmp_path / "run" / "validation.chat.jsonl").read_text().splitlines()
     assert len(validation) == 60  # a quarter of the 240 rows left after the 60 test rows
 
