@@ -51,7 +51,12 @@ class FakeFineTuningAPI:
         self.models: dict[str, tuple[float, list[str]]] = {}  # served model id -> accuracy, labels
         self.truth: Callable[[str], str | None] = lambda prompt: None
         self._fail_next: str | None = None
+        self._lose_next_create_reply = False
         self.peak_running = 0  # the most jobs alive at once: a provider's quota counts these
+
+    def lose_next_create_reply(self) -> None:
+        """The next job is created, but its creator is told the server failed (HTTP 500)."""
+        self._lose_next_create_reply = True
 
     def fail_next_job(self, message: str) -> None:
         """The next job created fails half-way through training with ``message``."""
@@ -128,6 +133,9 @@ class FakeFineTuningAPI:
             "_quality": self.quality(body["model"], hyperparameters),
         }  # fmt: skip
         self._fail_next = None
+        if self._lose_next_create_reply:
+            self._lose_next_create_reply = False
+            return error_response(500, "The server had an error while processing your request.")
         return JSONResponse(_public(self.jobs[job_id]))
 
     async def _list(self, request: Any) -> Any:

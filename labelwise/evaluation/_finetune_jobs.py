@@ -12,7 +12,7 @@ import asyncio
 import csv
 import hashlib
 import io
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from typing import Any
 import openai
 
 from ..packaging import (
+    BackendError,
     BackendSpec,
     ClassifierSpec,
     FineTuneProvenance,
@@ -39,7 +40,7 @@ __all__ = [
     "cancel_job",
     "create_job",
     "file_facts",
-    "find_job_for_file",
+    "find_job",
     "fine_tuned_spec",
     "job_provenance",
     "provider_client",
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+LAUNCH_KEY = "labelwise_launch"
+"""The job metadata key that names the launch, so that a job whose id was lost is found again."""
+_CREATE_ATTEMPTS = 3
 # OpenAI's price of training gpt-4o-mini, per million training tokens, for cost estimates.
 DEFAULT_USD_PER_MILLION_TRAINING_TOKENS = 3.0
 
@@ -97,6 +101,7 @@ async def create_job(
     client: openai.AsyncOpenAI,
     *,
     provider: str,
+    launch_key: str,
     base_model: str,
     training_file: str,
     validation_file: str | None,
@@ -104,30 +109,47 @@ async def create_job(
     seed: int,
     suffix: str | None,
 ) -> str:
-    """Create a supervised job; unset hyperparameters are left to the provider ("auto")."""
+    """Create a supervised job tagged with ``launch_key``, once; unset hyperparameters are left
+    to the provider ("auto").
+
+    A retry after a lost reply would make a second job (the first exists, its answer did not
+    arrive), so the SDK does not retry here: each failed attempt first looks for the job by its
+    key, and tries again only when the provider has none.
+    """
     chosen = {k: v for k, v in hyperparameters.model_dump().items() if v is not None}
     method: Any = {"type": "supervised", "supervised": {"hyperparameters": chosen}}
-    with translate_provider_errors(provider):
-        job = await client.fine_tuning.jobs.create(
-            model=base_model,
-            training_file=training_file,
-            validation_file=validation_file or openai.omit,
-            method=method,
-            seed=seed,
-            suffix=suffix or openai.omit,
-        )
-    return job.id
+    once = client.with_options(max_retries=0)
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            with translate_provider_errors(provider):
+                job = await once.fine_tuning.jobs.create(
+                    model=base_model,
+                    training_file=training_file,
+                    validation_file=validation_file or openai.omit,
+                    method=method,
+                    seed=seed,
+                    suffix=suffix or openai.omit,
+                    metadata={LAUNCH_KEY: launch_key},
+                )
+            return job.id
+        except BackendError as exc:
+            found = await find_job(client, launch_key, provider=provider)
+            if found is not None:
+                return found
+            if not exc.retryable or attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(exc.retry_after or 2**attempt)
+    raise AssertionError("unreachable")
 
 
-async def find_job_for_file(
-    client: openai.AsyncOpenAI, training_file: str, *, provider: str, exclude: Collection[str] = ()
-) -> str | None:
-    """The newest job trained on ``training_file`` (other than ``exclude``): after a lost reply
-    to ``create``, or a kill before its id was recorded, the job exists and must not be made twice."""
+async def find_job(client: openai.AsyncOpenAI, launch_key: str, *, provider: str) -> str | None:
+    """The job created with ``launch_key``, among the provider's newest 100 (a job whose id was
+    lost is minutes old at most)."""
     with translate_provider_errors(provider):
-        async for job in client.fine_tuning.jobs.list(limit=100):
-            if job.training_file == training_file and job.id not in exclude:
-                return job.id
+        page = await client.fine_tuning.jobs.list(limit=100)
+    for job in page.data:
+        if (job.metadata or {}).get(LAUNCH_KEY) == launch_key:
+            return job.id
     return None
 
 

@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from ..packaging import ClassifierSpec, Hyperparameters, LabelwiseError
 from ._evaluate import LabelledData
 from ._finetune import ExportReport, export_finetune
-from ._finetune_jobs import FileFacts, create_job, file_facts, find_job_for_file, upload_file
+from ._finetune_jobs import FileFacts, create_job, file_facts, find_job, upload_file
 
 __all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for", "split_labelled"]
 
@@ -195,10 +195,11 @@ async def launch(
             known[getattr(state, attribute)] = file_facts(file.read_bytes())
             _write_state(path, state)
     assert state.training_file_id is not None
+    # Each launch of this request (a --restart is another) has its own key.
+    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+    key = f"start {digest}/{len(state.replaced_jobs)}"
     if resumed_files:
-        found = await find_job_for_file(
-            client, state.training_file_id, provider=provider, exclude=state.replaced_jobs
-        )
+        found = await find_job(client, key, provider=provider)
         if found is not None:
             state.job_id = found
             _write_state(path, state)
@@ -206,6 +207,7 @@ async def launch(
     state.job_id = await create_job(
         client,
         provider=provider,
+        launch_key=key,
         base_model=request.base_model,
         training_file=state.training_file_id,
         validation_file=state.validation_file_id,

@@ -52,6 +52,7 @@ __all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "run_sweep"]
 class _TrialContext:
     """What every trial shares: the spec, the uploaded files and where to record job ids."""
 
+    sweep_name: str
     spec: ClassifierSpec
     base_model: str
     training_file: str
@@ -78,7 +79,8 @@ async def _run_job(
     hyperparameters = Hyperparameters(**{k: v for k, v in config.items() if k in HYPERPARAMETERS})
     async with provider_client(spec.backend, context.base_model) as client:
         job_id = await create_job(
-            client, provider=provider, base_model=config.get("base_model", context.base_model),
+            client, provider=provider, launch_key=f"sweep {context.sweep_name} {trial_id}",
+            base_model=config.get("base_model", context.base_model),
             training_file=context.training_file, validation_file=context.validation_file,
             hyperparameters=hyperparameters, seed=context.seed, suffix=context.suffix,
         )  # fmt: skip
@@ -219,9 +221,9 @@ def run_sweep(
     jobs_dir = out / "trials"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     context = _TrialContext(
-        spec=spec, base_model=base_model, training_file=training_file, validation_file=validation_file,
-        rows_per_epoch=prepared.export.train.rows, seed=sweep.seed, suffix=sweep.suffix,
-        poll_interval_s=sweep.poll_interval_s, jobs_dir=str(jobs_dir.resolve()),
+        sweep_name=sweep.name, spec=spec, base_model=base_model, training_file=training_file,
+        validation_file=validation_file, rows_per_epoch=prepared.export.train.rows, seed=sweep.seed,
+        suffix=sweep.suffix, poll_interval_s=sweep.poll_interval_s, jobs_dir=str(jobs_dir.resolve()),
     )  # fmt: skip
     ender = _JobEnder(spec, base_model, jobs_dir)
     try:

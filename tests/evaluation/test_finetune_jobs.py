@@ -124,6 +124,17 @@ def test_start_killed_mid_job_resumes_the_same_job_then_packages_evaluates_and_i
     assert imported["tag"] == result["tag"] and not imported["created"]  # the same artifact
 
 
+def test_a_lost_reply_to_job_creation_makes_no_second_job(
+    fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path
+) -> None:
+    fake.fine_tuning.lose_next_create_reply()  # the job is made; its creator hears HTTP 500
+    result = json.loads(labelwise(*_start_args(yelp, spec, tmp_path / "run")).stdout)
+    calls = fake.fine_tuning.calls
+    assert result["job_id"] == "ftjob-1" and len(fake.fine_tuning.jobs) == 1
+    assert calls["fine_tuning.jobs.create"] == 1 and calls["fine_tuning.jobs.list"] == 1
+    assert result["eval_card"]["dataset"]["evaluated"] == 60
+
+
 @pytest.mark.parametrize(("answer", "status"), [("y", "cancelled"), ("n", "running")])
 def test_start_interrupted_asks_whether_to_cancel_the_remote_job(
     fake: FakeOpenAIServer, yelp: Path, spec: Path, tmp_path: Path, answer: str, status: str
