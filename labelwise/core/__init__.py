@@ -9,7 +9,7 @@ from ._errors import LabelwiseError
 from ._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 from ._ports import free_port
 from ._settings import Settings, api_key, default_db_url, labelwise_home
-from ._tables import read_table, write_frame, write_table
+from ._tables import read_table, write_atomic, write_frame, write_table
 
 __all__ = [
     "LabelwiseError",
@@ -23,6 +23,7 @@ __all__ = [
     "rows_for_keys",
     "run_sync",
     "text_key",
+    "write_atomic",
     "write_frame",
     "write_table",
 ]

@@ -11,7 +11,7 @@ from ._errors import LabelwiseError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_table", "write_frame", "write_table"]
+__all__ = ["read_table", "write_atomic", "write_frame", "write_table"]
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -73,6 +73,14 @@ def write_table(rows: Sequence[dict[str, Any]], path: Path, *, columns: Sequence
     import pandas as pd
 
     write_frame(pd.DataFrame(list(rows), columns=list(columns)), path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``: a reader
+    or a killed writer never leaves half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def write_frame(frame: pd.DataFrame, path: Path) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
+from ..core import write_atomic
 from ..packaging import (
     Classifier,
     ClassifierSpec,
@@ -94,9 +95,7 @@ def _rows(scorer: Scorer, data: LabelledData, index: np.ndarray) -> list[tuple[l
 
 def _write_jsonl(path: Path, records: Sequence[dict[str, Any]]) -> str:
     payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(payload)
-    partial.replace(path)
+    write_atomic(path, payload)
     return hashlib.sha256(payload).hexdigest()
 
 

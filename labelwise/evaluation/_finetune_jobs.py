@@ -42,7 +42,6 @@ __all__ = [
     "file_facts",
     "find_job",
     "fine_tuned_spec",
-    "job_provenance",
     "provider_client",
     "require_success",
     "spec_from_job",
@@ -302,7 +301,7 @@ def _hyperparameters(job: Any) -> Hyperparameters:
     return Hyperparameters.model_validate({k: v for k, v in values.items() if isinstance(v, int | float)})
 
 
-async def job_provenance(
+async def _job_provenance(
     client: openai.AsyncOpenAI,
     job: Any,
     *,
@@ -384,7 +383,7 @@ async def spec_from_job(
     with translate_provider_errors(spec.backend.provider):
         job = await client.fine_tuning.jobs.retrieve(job_id)
     model_id = require_success(job)
-    provenance = await job_provenance(
+    provenance = await _job_provenance(
         client, job, provider=spec.backend.provider, known_files=known_files,
         usd_per_million_training_tokens=usd_per_million_training_tokens,
     )  # fmt: skip

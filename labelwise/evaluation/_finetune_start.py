@@ -20,10 +20,11 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 from sklearn.model_selection import train_test_split
 
+from ..core import write_atomic, write_frame
 from ..packaging import ClassifierSpec, Hyperparameters, LabelwiseError
 from ._evaluate import LabelledData
 from ._finetune import ExportReport, export_finetune
-from ._finetune_jobs import FileFacts, create_job, file_facts, find_job, upload_file
+from ._finetune_jobs import FileFacts, create_job, find_job, upload_file
 
 __all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for", "split_labelled"]
 
@@ -77,6 +78,14 @@ class PreparedData:
     def validation_file(self) -> Path:
         return self.out / VALIDATION_FILE
 
+    def facts(self) -> tuple[FileFacts, FileFacts]:
+        """The training and validation files' hashes and rows, as the export wrote them."""
+        train, validation = self.export.train, self.export.validation
+        return (
+            FileFacts(train.sha256[TRAINING_FILE], train.rows),
+            FileFacts(validation.sha256[VALIDATION_FILE], validation.rows),
+        )
+
 
 def prepare(
     data: LabelledData,
@@ -97,7 +106,7 @@ def prepare(
         usd_per_million_training_tokens=usd_per_million_training_tokens, seed=seed,
         validation_share=validation_share,
     )  # fmt: skip
-    pd.DataFrame({"text": test.texts, "label": test.labels}).to_csv(out / TEST_FILE, index=False)
+    write_frame(pd.DataFrame({"text": test.texts, "label": test.labels}), out / TEST_FILE)
     return PreparedData(out=out, export=export, test=test)
 
 
@@ -129,13 +138,11 @@ class Launch:
 
 
 def request_for(prepared: PreparedData, spec: ClassifierSpec, **fields: object) -> JobRequest:
-    def sha(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
+    export = prepared.export
     return JobRequest(
         spec=spec.name,
-        training_sha256=sha(prepared.training_file),
-        validation_sha256=sha(prepared.validation_file),
+        training_sha256=export.train.sha256[TRAINING_FILE],
+        validation_sha256=export.validation.sha256[VALIDATION_FILE],
         **fields,  # type: ignore[arg-type]
     )
 
@@ -150,9 +157,7 @@ def _read_state(path: Path) -> _State | None:
 
 
 def _write_state(path: Path, state: _State) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(state.model_dump_json(indent=2))
-    partial.replace(path)
+    write_atomic(path, state.model_dump_json(indent=2).encode())
 
 
 async def launch(
@@ -178,21 +183,25 @@ async def launch(
         state.replaced_jobs.append(state.job_id)
         state.job_id = None
         _write_state(path, state)
-    files = {"training_file_id": prepared.training_file, "validation_file_id": prepared.validation_file}
+    training, validation = prepared.facts()
+    files = {
+        "training_file_id": (prepared.training_file, training),
+        "validation_file_id": (prepared.validation_file, validation),
+    }
     # The recorded files hold the same bytes as ours: the request's hashes say so.
     known = {
-        getattr(state, attribute): file_facts(file.read_bytes())
-        for attribute, file in files.items()
+        getattr(state, attribute): facts
+        for attribute, (_, facts) in files.items()
         if state is not None and getattr(state, attribute)
     }
     if state is not None and state.job_id:
         return Launch(state.job_id, resumed=True, known_files=known)
     resumed_files = state is not None and state.training_file_id is not None
     state = state or _State(request=request)
-    for attribute, file in files.items():
+    for attribute, (file, facts) in files.items():
         if getattr(state, attribute) is None:
             setattr(state, attribute, await upload_file(client, file, provider=provider))
-            known[getattr(state, attribute)] = file_facts(file.read_bytes())
+            known[getattr(state, attribute)] = facts
             _write_state(path, state)
     assert state.training_file_id is not None
     # Each launch of this request (a --restart is another) has its own key.

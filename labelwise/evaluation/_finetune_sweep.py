@@ -210,14 +210,7 @@ def run_sweep(
             )
 
     training_file, validation_file = run_sync(upload())
-    known = {
-        training_file: FileFacts(
-            prepared.export.train.sha256["train.chat.jsonl"], prepared.export.train.rows
-        ),
-        validation_file: FileFacts(
-            prepared.export.validation.sha256["validation.chat.jsonl"], prepared.export.validation.rows
-        ),
-    }
+    known = dict(zip((training_file, validation_file), prepared.facts(), strict=True))
     jobs_dir = out / "trials"
     jobs_dir.mkdir(parents=True, exist_ok=True)
     context = _TrialContext(
@@ -337,17 +330,22 @@ def _measure(
     predictions: dict[str, list[Prediction]] = {}
     base_model = spec.technique.provenance.base_model  # type: ignore[union-attr]
 
-    async def read(job_id: str) -> ClassifierSpec:
-        async with provider_client(spec.backend, base_model) as client:
-            return await spec_from_job(
-                client, job_id, spec, known_files=known,
-                usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
-            )  # fmt: skip
+    finished = [row for row in rows if row.status == "succeeded" and row.job_id is not None]
 
-    for row in rows:
-        if row.status != "succeeded" or row.job_id is None:
-            continue
-        trial_spec = run_sync(read(row.job_id))
+    async def read() -> list[ClassifierSpec]:
+        async with provider_client(spec.backend, base_model) as client:  # one client for all jobs
+            return [
+                await spec_from_job(
+                    client,
+                    str(row.job_id),
+                    spec,
+                    known_files=known,
+                    usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
+                )  # fmt: skip
+                for row in finished
+            ]
+
+    for row, trial_spec in zip(finished, run_sync(read()), strict=True):
         provenance = trial_spec.technique.provenance  # type: ignore[union-attr]
         with Classifier(artifact=ClassifierArtifact(spec=trial_spec)) as classifier:
             card, predicted = evaluate(
