@@ -13,12 +13,16 @@
 | LABELWISE_MAX_BATCH_SIZE | 64 | the embedding runner's adaptive batch size |
 | LABELWISE_MAX_LATENCY_MS | 10000 | the embedding runner's batching wait |
 | LABELWISE_METRICS_REFRESH_S | 5 | how often feedback gauges are recomputed from the store |
+| LABELWISE_FEEDBACK_SIGNALS | accepted,overridden,... | implicit signals /feedback takes (at most 16) |
+| LABELWISE_ESTIMATE_WINDOW | 1000 | latest predictions behind the service's estimated accuracy |
+| LABELWISE_CANARY_INTERVAL_S | 0 | how often the service replays its golden set (0: never) |
 | LABELWISE_API_KEY | unset | bearer token of the service; read per request by ``api_key()``, never stored |
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,9 @@ __all__ = ["Settings", "api_key", "labelwise_home"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # 256 texts of 20,000 characters fit, with room
+DEFAULT_SIGNALS = ("accepted", "overridden", "clicked", "dismissed", "copied")
+_MAX_SIGNALS = 16  # each is a label value of a metric: the set stays small
+_SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def labelwise_home(environ: Mapping[str, str] | None = None) -> Path:
@@ -92,6 +99,9 @@ class Settings:
     max_batch_size: int = 64
     max_latency_ms: int = 10_000
     metrics_refresh_s: float = 5.0
+    feedback_signals: tuple[str, ...] = DEFAULT_SIGNALS
+    estimate_window: int = 1000
+    canary_interval_s: float = 0.0
     auth: bool = field(default=False, repr=False)
     """Whether LABELWISE_API_KEY is set (the key itself is never kept)."""
 
@@ -109,6 +119,9 @@ class Settings:
             max_batch_size=_int(environ, "LABELWISE_MAX_BATCH_SIZE", 64),
             max_latency_ms=_int(environ, "LABELWISE_MAX_LATENCY_MS", 10_000),
             metrics_refresh_s=_float(environ, "LABELWISE_METRICS_REFRESH_S", 5.0),
+            feedback_signals=_signals(environ.get("LABELWISE_FEEDBACK_SIGNALS")),
+            estimate_window=_int(environ, "LABELWISE_ESTIMATE_WINDOW", 1000),
+            canary_interval_s=_float(environ, "LABELWISE_CANARY_INTERVAL_S", 0.0),
             auth=bool(api_key(environ)),
         )
 
@@ -120,6 +133,19 @@ class Settings:
                 "or run `labelwise serve TAG`"
             )
         return self.model
+
+
+def _signals(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_SIGNALS
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    bad = [name for name in names if not _SIGNAL_NAME.match(name)]
+    if bad or not names or len(names) > _MAX_SIGNALS:
+        raise LabelwiseError(
+            f"LABELWISE_FEEDBACK_SIGNALS: 1 to {_MAX_SIGNALS} comma-separated names of lowercase letters, "
+            f"digits and _ (up to 32 characters, starting with a letter); not {', '.join(bad) or value!r}"
+        )
+    return names
 
 
 def default_db_url(environ: Mapping[str, str] | None = None) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..core import Settings
 from ..packaging import BackendError, ClassifierRuntime, Prediction
-from ..store import PredictionStore
+from ..store import Bucket, FeedbackSummary, PredictionStore, summarize
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
 from ._log import PredictionLog
@@ -25,10 +25,8 @@ from ._schemas import (
     ClassifyResponse,
     FeedbackRequest,
     FeedbackResponse,
-    FeedbackSummary,
     ServiceMetadata,
 )
-from ._summary import summarize
 from ._warmup import Warmup
 
 __all__ = ["ClassifierApp"]
@@ -153,14 +151,12 @@ class ClassifierApp:
         )
 
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
-        labels = self.classifier.artifact_.spec.task.labels
-        if request.correct_label is not None and request.correct_label not in labels:
-            raise UnknownLabel(
-                f"correct_label: {request.correct_label!r} is not a label of {self.tag}; "
-                f"labels: {', '.join(labels)}"
-            )
+        self._check_feedback(request)
         if self.log.is_pending(request.prediction_id):
             await self.log.flush()  # answered a moment ago: its row is on its way to the store
+        if request.signal is not None:
+            return await self._signal(request, request.signal)
+        assert request.thumbs is not None  # the request's validator allows only thumbs or a signal
         record = await asyncio.to_thread(
             self.store.put_feedback,
             request.prediction_id,
@@ -182,6 +178,40 @@ class ClassifierApp:
             created=record.created,
         )
 
+    def _check_feedback(self, request: FeedbackRequest) -> None:
+        labels = self.classifier.artifact_.spec.task.labels
+        if request.correct_label is not None and request.correct_label not in labels:
+            raise UnknownLabel(
+                f"correct_label: {request.correct_label!r} is not a label of {self.tag}; "
+                f"labels: {', '.join(labels)}"
+            )
+        signals = self.settings.feedback_signals
+        if request.signal is not None and request.signal not in signals:
+            raise InvalidInput(
+                f"signal: {request.signal!r} is not a signal of this service; signals: {', '.join(signals)} "
+                "(LABELWISE_FEEDBACK_SIGNALS sets them)"
+            )
+
+    async def _signal(self, request: FeedbackRequest, signal: str) -> FeedbackResponse:
+        record = await asyncio.to_thread(
+            self.store.add_event,
+            request.prediction_id,
+            signal=signal,
+            value=request.value,
+            label=request.correct_label,
+        )
+        if record is None:
+            raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
+        metrics.FEEDBACK_EVENTS.labels(record.artifact_tag, signal).inc()
+        await self._refresh_feedback_metrics()
+        return FeedbackResponse(
+            prediction_id=record.prediction_id,
+            signal=signal,
+            value=record.value,
+            correct_label=record.label,
+            created=True,
+        )
+
     async def _refresh_feedback_metrics(self) -> None:
         """The served artifact's current feedback counts and online accuracy, from the store.
 
@@ -191,24 +221,20 @@ class ClassifierApp:
         if now - self._feedback_refreshed_at < self.settings.metrics_refresh_s:
             return
         self._feedback_refreshed_at = now
-        summary = (await self.summary(artifact_tag=self.tag)).by_artifact
-        if not summary:
-            return
-        (served,) = summary
+        served = (await self.summary(artifact_tag=self.tag)).overall
         metrics.FEEDBACK.labels(self.tag, "up").set(served.thumbs_up)
         metrics.FEEDBACK.labels(self.tag, "down").set(served.thumbs_down)
         if served.accuracy is not None:
             metrics.ONLINE_ACCURACY.labels(self.tag).set(served.accuracy)
 
     async def summary(
-        self, *, since: datetime | None = None, artifact_tag: str | None = None
+        self, *, since: datetime | None = None, artifact_tag: str | None = None, bucket: Bucket = "day"
     ) -> FeedbackSummary:
         await self.log.flush()  # count every prediction answered so far
-        predictions = await asyncio.to_thread(
-            self.store.prediction_counts, since=since, artifact_tag=artifact_tag
+        counts = await asyncio.to_thread(
+            self.store.counts, bucket=bucket, since=since, artifact_tag=artifact_tag
         )
-        feedback = await asyncio.to_thread(self.store.feedback_counts, since=since, artifact_tag=artifact_tag)
-        return summarize(self.classifier.artifact_.spec.task.labels, predictions, feedback)
+        return summarize(self.classifier.artifact_.spec.task.labels, counts, bucket=bucket)
 
     def metadata(self) -> ServiceMetadata:
         artifact = self.classifier.artifact_

@@ -17,6 +17,7 @@ __all__ = [
     "CONFIDENCE",
     "COST",
     "FEEDBACK",
+    "FEEDBACK_EVENTS",
     "FEEDBACK_WRITES",
     "ONLINE_ACCURACY",
     "PREDICTIONS",
@@ -63,6 +64,11 @@ FEEDBACK_WRITES = Counter(
     "labelwise_feedback_writes_total",
     "Feedback writes accepted, by thumbs and predicted label; replacing feedback is a write too.",
     ["artifact", "thumbs", "label"],
+)
+FEEDBACK_EVENTS = Counter(
+    "labelwise_feedback_events_total",
+    "Implicit feedback events (accepted, overridden, clicked, ...), by signal (LABELWISE_FEEDBACK_SIGNALS).",
+    ["artifact", "signal"],
 )
 FEEDBACK = Gauge(
     "labelwise_feedback",

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..packaging import Reason
+from ..store import OVERRIDDEN, ArtifactSummary, Bucket, ConfusionMatrix, FeedbackSummary, LabelSummary
 
 __all__ = [
     "ArtifactSummary",
@@ -73,58 +74,54 @@ class ClassifyBatchResponse(BaseModel):
     predictions: list[ClassifyResponse]
 
 
+SIGNAL_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
 class FeedbackRequest(_Request):
+    """Explicit feedback (thumbs) or an implicit signal (accepted, overridden, clicked, ...)."""
+
     prediction_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="From the /classify response.")
-    thumbs: Literal["up", "down"]
-    correct_label: str | None = Field(default=None, description="The right label, when known.")
+    thumbs: Literal["up", "down"] | None = Field(default=None, description="Explicit feedback.")
+    signal: str | None = Field(
+        default=None,
+        pattern=SIGNAL_PATTERN,
+        description="An implicit signal, one of the service's LABELWISE_FEEDBACK_SIGNALS.",
+    )
+    value: float | None = Field(default=None, allow_inf_nan=False, description="A value sent with a signal.")
+    correct_label: str | None = Field(
+        default=None, description="The right label, when known: with thumbs, or with the overridden signal."
+    )
     comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FeedbackRequest:
+        if (self.thumbs is None) == (self.signal is None):
+            raise ValueError("send either thumbs (explicit feedback) or signal (an implicit one), not both")
+        if self.signal is not None and self.comment is not None:
+            raise ValueError("comment: only taken with thumbs")
+        if self.thumbs is not None and self.value is not None:
+            raise ValueError("value: only taken with a signal")
+        if self.signal not in (None, OVERRIDDEN) and self.correct_label is not None:
+            raise ValueError(f"correct_label: only taken with thumbs or the {OVERRIDDEN!r} signal")
+        return self
 
 
 class FeedbackResponse(BaseModel):
     prediction_id: str
-    thumbs: Literal["up", "down"]
+    thumbs: Literal["up", "down"] | None = None
+    signal: str | None = None
+    value: float | None = None
     correct_label: str | None
-    comment: str | None
-    created: bool = Field(description="False when this replaced earlier feedback on the prediction.")
+    comment: str | None = None
+    created: bool = Field(
+        description="False when thumbs replaced earlier thumbs; a signal always adds an event."
+    )
 
 
 class SummaryRequest(_Request):
     since: datetime | None = Field(default=None, description="Only predictions made since then.")
-
-
-class ConfusionMatrix(BaseModel):
-    labels: list[str]
-    matrix: list[list[int]] = Field(description="Rows: the true label; columns: the predicted label.")
-
-
-class LabelSummary(BaseModel):
-    label: str
-    predictions: int
-    feedback: int
-    thumbs_up: int
-    thumbs_down: int
-    precision: float | None = Field(description="Of labelled predictions of this label, the share right.")
-    recall: float | None = Field(description="Of labelled items truly of this label, the share found.")
-
-
-class ArtifactSummary(BaseModel):
-    artifact_tag: str
-    predictions: int
-    feedback: int
-    feedback_share: float | None = Field(description="Share of predictions that received feedback.")
-    thumbs_up: int
-    thumbs_down: int
-    thumbs_up_rate: float | None
-    labelled: int = Field(description="Feedback whose true label is known (thumbs up, or a correct_label).")
-    accuracy: float | None
-    confusion_matrix: ConfusionMatrix
-    per_label: list[LabelSummary]
-
-
-class FeedbackSummary(BaseModel):
-    overall: ArtifactSummary
-    by_artifact: list[ArtifactSummary]
-    warning: str
+    bucket: Bucket = Field(default="day", description="Time series buckets: hour, day or (ISO) week, UTC.")
+    artifact_tag: str | None = Field(default=None, description="Only this artifact version's predictions.")
 
 
 class ServiceMetadata(BaseModel):

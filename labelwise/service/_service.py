@@ -103,7 +103,7 @@ class ClassifierService:
 
     @bentoml.api(route="/feedback")
     async def feedback(self, request: FeedbackRequest, /, ctx: bentoml.Context) -> FeedbackResponse:
-        """Thumbs up or down on a prediction, optionally with the correct label; repeating updates it."""
+        """Thumbs up or down on a prediction (repeating updates it), or an implicit signal on it."""
 
         async def run() -> FeedbackResponse:
             response = await self.app.feedback(request)
@@ -114,8 +114,11 @@ class ClassifierService:
 
     @bentoml.api(route="/feedback/summary")
     async def feedback_summary(self, request: SummaryRequest, /, ctx: bentoml.Context) -> FeedbackSummary:
-        """Online evaluation from feedback: counts, thumbs-up rate, accuracy, confusion matrix."""
-        return await _answer(self.app.summary(since=request.since), ctx)
+        """Online evaluation from feedback: rates with intervals, accuracy, signals, time series."""
+        summary = self.app.summary(
+            since=request.since, artifact_tag=request.artifact_tag, bucket=request.bucket
+        )
+        return await _answer(summary, ctx)
 
     @bentoml.api(route="/metadata")
     async def metadata(self, ctx: bentoml.Context) -> ServiceMetadata:

@@ -1,11 +1,51 @@
 from ._export import export_feedback
-from ._store import FeedbackRecord, FeedbackRow, PredictionRow, PredictionStore, true_label
+from ._store import (
+    OVERRIDDEN,
+    Bucket,
+    EventRecord,
+    FeedbackCounts,
+    FeedbackEventRow,
+    FeedbackRecord,
+    FeedbackRow,
+    PredictionRow,
+    PredictionStore,
+    true_label,
+)
+from ._summary import (
+    BIAS_WARNING,
+    ArtifactSummary,
+    ConfusionMatrix,
+    FeedbackSummary,
+    Interval,
+    LabelSummary,
+    SeriesPoint,
+    SignalSummary,
+    Window,
+    summarize,
+    wilson,
+)
 
 __all__ = [
+    "BIAS_WARNING",
+    "ArtifactSummary",
+    "Bucket",
+    "ConfusionMatrix",
+    "EventRecord",
+    "FeedbackCounts",
+    "FeedbackEventRow",
     "FeedbackRecord",
     "FeedbackRow",
+    "FeedbackSummary",
+    "Interval",
+    "LabelSummary",
+    "OVERRIDDEN",
     "PredictionRow",
     "PredictionStore",
+    "SeriesPoint",
+    "SignalSummary",
+    "Window",
     "export_feedback",
+    "summarize",
     "true_label",
+    "wilson",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -30,11 +30,27 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 from ..core import text_key
 from ..packaging import Prediction
 
-__all__ = ["FeedbackRecord", "FeedbackRow", "PredictionRow", "PredictionStore", "true_label"]
+__all__ = [
+    "Bucket",
+    "EventRecord",
+    "FeedbackCounts",
+    "FeedbackEventRow",
+    "FeedbackRecord",
+    "FeedbackRow",
+    "OVERRIDDEN",
+    "PredictionRow",
+    "PredictionStore",
+    "true_label",
+]
+
+Bucket = Literal["hour", "day", "week"]
+OVERRIDDEN = "overridden"
+"""The implicit signal whose label, when it names one, is the prediction's true label."""
 
 
 class _Base(DeclarativeBase):
@@ -74,6 +90,50 @@ class FeedbackRow(_Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class FeedbackEventRow(_Base):
+    """An implicit signal on a prediction (accepted, overridden, clicked, ...); many per prediction."""
+
+    __tablename__ = "labelwise_feedback_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("labelwise_predictions.id", ondelete="CASCADE"), index=True
+    )
+    signal: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    prediction_id: str
+    signal: str
+    value: float | None
+    label: str | None
+    artifact_tag: str
+    predicted_label: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackCounts:
+    """Grouped counts for online evaluation, each row led by (artifact tag, bucket start).
+
+    A bucket holds the predictions made in it, with the feedback they received since, so the
+    feedback share of a bucket is a share of its own predictions.
+    """
+
+    predictions: list[tuple[str, datetime, str | None, int]]
+    """(tag, bucket, predicted label, predictions)"""
+    thumbs: list[tuple[str, datetime, str | None, str, str | None, int]]
+    """(tag, bucket, predicted label, thumbs, correct label, predictions)"""
+    overrides: list[tuple[str, datetime, str | None, str, int]]
+    """(tag, bucket, predicted label, label named by the latest override, predictions): only
+    predictions without thumbs, whose explicit feedback wins."""
+    signals: list[tuple[str, datetime, str, int, int, float, int]]
+    """(tag, bucket, signal, events, predictions with it, sum of values, values given)"""
+
+
 @dataclass(frozen=True, slots=True)
 class FeedbackRecord:
     prediction_id: str
@@ -95,6 +155,12 @@ def true_label(predicted: str | None, thumbs: str, correct: str | None) -> str |
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    """A bucket start as an aware UTC datetime (SQLite gives text, PostgreSQL a naive UTC time)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -226,46 +292,74 @@ class PredictionStore:
 
         return sqlite_insert(table)
 
-    def prediction_counts(
-        self, *, since: datetime | None = None, artifact_tag: str | None = None
-    ) -> list[tuple[str, str | None, int]]:
-        """(artifact tag, predicted label, count) over all predictions, or one artifact's."""
-        query = select(PredictionRow.artifact_tag, PredictionRow.label, func.count()).group_by(
-            PredictionRow.artifact_tag, PredictionRow.label
-        )
-        if since is not None:
-            query = query.where(PredictionRow.created_at >= since)
-        if artifact_tag is not None:
-            query = query.where(PredictionRow.artifact_tag == artifact_tag)
-        with self._sessions() as session:
-            return [(tag, label, int(n)) for tag, label, n in session.execute(query)]
+    def add_event(
+        self, prediction_id: str, *, signal: str, value: float | None, label: str | None
+    ) -> EventRecord | None:
+        """Record an implicit signal on a prediction; ``None`` when the prediction does not exist."""
+        with self._writes.begin() as session:
+            prediction = session.get(PredictionRow, prediction_id)
+            if prediction is None:
+                return None
+            tag, predicted = prediction.artifact_tag, prediction.label
+            session.add(
+                FeedbackEventRow(
+                    prediction_id=prediction_id, signal=signal, value=value, label=label, created_at=_now()
+                )
+            )
+        return EventRecord(prediction_id, signal, value, label, artifact_tag=tag, predicted_label=predicted)
 
-    def feedback_counts(
-        self, *, since: datetime | None = None, artifact_tag: str | None = None
-    ) -> list[tuple[str, str | None, str, str | None, int]]:
-        """(artifact tag, predicted label, thumbs, correct label, count) over feedback (one artifact's)."""
-        query = (
-            select(
-                PredictionRow.artifact_tag,
-                PredictionRow.label,
-                FeedbackRow.thumbs,
-                FeedbackRow.correct_label,
-                func.count(),
-            )
-            .join(PredictionRow, PredictionRow.id == FeedbackRow.prediction_id)
-            .group_by(
-                PredictionRow.artifact_tag, PredictionRow.label, FeedbackRow.thumbs, FeedbackRow.correct_label
-            )
+    def _bucket(self, unit: Bucket) -> ColumnElement[Any]:
+        """The start of a prediction's hour, day or ISO week (Monday), in the database's own dialect."""
+        column = PredictionRow.created_at
+        if self.engine.dialect.name == "postgresql":
+            return func.date_trunc(unit, func.timezone("UTC", column))
+        shift = {"hour": ("%Y-%m-%d %H:00:00",), "day": ("%Y-%m-%d 00:00:00",)}
+        # SQLite: 'weekday 0' moves to the coming Sunday (or stays), six days back is the Monday.
+        fmt, *modifiers = shift.get(unit, ("%Y-%m-%d 00:00:00", "weekday 0", "-6 days"))
+        return func.strftime(fmt, column, *modifiers)
+
+    def counts(
+        self, *, bucket: Bucket = "day", since: datetime | None = None, artifact_tag: str | None = None
+    ) -> FeedbackCounts:
+        """Predictions, thumbs, overrides and signals grouped by artifact and time bucket."""
+        start = self._bucket(bucket).label("bucket")
+
+        def grouped(keys: tuple[Any, ...], *aggregates: Any) -> Any:
+            query = select(PredictionRow.artifact_tag, start, *keys, *aggregates)
+            if since is not None:
+                query = query.where(PredictionRow.created_at >= since)
+            if artifact_tag is not None:
+                query = query.where(PredictionRow.artifact_tag == artifact_tag)
+            return query.group_by(PredictionRow.artifact_tag, start, *keys)
+
+        latest_override = (
+            select(func.max(FeedbackEventRow.id))
+            .where(FeedbackEventRow.signal == OVERRIDDEN, FeedbackEventRow.label.is_not(None))
+            .group_by(FeedbackEventRow.prediction_id)
         )
-        if since is not None:
-            query = query.where(PredictionRow.created_at >= since)
-        if artifact_tag is not None:
-            query = query.where(PredictionRow.artifact_tag == artifact_tag)
+        queries = {
+            "predictions": grouped((PredictionRow.label,), func.count()),
+            "thumbs": grouped(
+                (PredictionRow.label, FeedbackRow.thumbs, FeedbackRow.correct_label), func.count()
+            ).join(FeedbackRow, PredictionRow.id == FeedbackRow.prediction_id),
+            "overrides": grouped((PredictionRow.label, FeedbackEventRow.label), func.count())
+            .join(FeedbackEventRow, PredictionRow.id == FeedbackEventRow.prediction_id)
+            .outerjoin(FeedbackRow, PredictionRow.id == FeedbackRow.prediction_id)
+            .where(FeedbackEventRow.id.in_(latest_override), FeedbackRow.prediction_id.is_(None)),
+            "signals": grouped(
+                (FeedbackEventRow.signal,),
+                func.count(),
+                func.count(func.distinct(FeedbackEventRow.prediction_id)),
+                func.coalesce(func.sum(FeedbackEventRow.value), 0.0),
+                func.count(FeedbackEventRow.value),
+            ).join(FeedbackEventRow, PredictionRow.id == FeedbackEventRow.prediction_id),
+        }
         with self._sessions() as session:
-            return [
-                (tag, label, thumbs, correct, int(n))
-                for tag, label, thumbs, correct, n in session.execute(query)
-            ]
+            rows = {
+                name: [(row[0], _as_utc(row[1]), *row[2:]) for row in session.execute(query)]
+                for name, query in queries.items()
+            }
+        return FeedbackCounts(**rows)
 
     def predictions(self, *, since: datetime | None = None) -> Iterator[PredictionRow]:
         """Logged predictions, oldest first, streamed."""

@@ -225,6 +225,71 @@ def test_feedback_with_a_label_outside_the_set(client: TestClient, db_path: Path
     assert _rows(db_path, "labelwise_feedback") == before
 
 
+def test_implicit_signals_apart_from_thumbs(client: TestClient, served_artifact: ClassifierArtifact) -> None:
+    tag = str(served_artifact.tag)
+    overridden = _classify(client, "The fries were cold")  # the fake says negative
+    accepted = _classify(client, "I love the tacos")
+    before = client.post("/feedback/summary", json={"artifact_tag": tag, "bucket": "hour"}).json()["overall"]
+    clicks_before = _metric(client, "labelwise_feedback_events_total", artifact=tag, signal="clicked")
+
+    def signal(prediction: dict[str, Any], **body: Any) -> dict[str, Any]:
+        response = client.post("/feedback", json={"prediction_id": prediction["prediction_id"], **body})
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    answer = signal(overridden, signal="overridden", correct_label="neutral")
+    assert (answer["signal"], answer["correct_label"], answer["thumbs"]) == ("overridden", "neutral", None)
+    signal(accepted, signal="accepted")
+    assert signal(accepted, signal="clicked", value=1.5)["value"] == 1.5
+    signal(accepted, signal="clicked", value=2.5)
+
+    summary = client.post("/feedback/summary", json={"artifact_tag": tag, "bucket": "hour"}).json()
+    assert summary["bucket"] == "hour" and [s["artifact_tag"] for s in summary["by_artifact"]] == [tag]
+    after = summary["overall"]
+    assert after["labelled"] == before["labelled"] + 1  # the override named a label
+    assert (after["thumbs_up"], after["thumbs_down"]) == (before["thumbs_up"], before["thumbs_down"])
+    clicked = after["signals"]["clicked"]
+    assert clicked["events"] == before["signals"].get("clicked", {}).get("events", 0) + 2
+    latest = after["series"][-1]
+    assert latest["start"].endswith(":00:00Z") and latest["signals"]["accepted"]["predictions"] >= 1
+    assert latest["signals"]["clicked"]["mean_value"] is not None
+    assert after["accuracy_interval"]["low"] <= after["accuracy"] <= after["accuracy_interval"]["high"]
+    clicks = _metric(client, "labelwise_feedback_events_total", artifact=tag, signal="clicked")
+    assert clicks == clicks_before + 2
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"signal": "liked"}, 400, "'liked' is not a signal of this service; signals: accepted, overridden"),
+        ({"signal": "accepted", "thumbs": "up"}, 400, "either thumbs"),
+        ({}, 400, "either thumbs"),
+        ({"signal": "clicked", "comment": "hm"}, 400, "comment: only taken with thumbs"),
+        ({"signal": "accepted", "correct_label": "neutral"}, 400, "correct_label: only taken with"),
+        ({"signal": "overridden", "correct_label": "mixed"}, 400, "'mixed' is not a label"),
+        ({"signal": "Clicked!"}, 400, "signal"),
+        ({"signal": "x" * 40}, 400, "signal"),
+        ({"thumbs": "up", "value": 1}, 400, "value: only taken with a signal"),
+        ({"signal": "clicked", "value": "NaN"}, 400, "value"),
+    ],
+)
+def test_bad_signals_are_refused_and_store_nothing(
+    client: TestClient, db_path: Path, body: dict[str, Any], status: int, message: str
+) -> None:
+    prediction = _classify(client, "so-so")
+    before = _rows(db_path, "labelwise_feedback_events", client)
+    response = client.post("/feedback", json={"prediction_id": prediction["prediction_id"], **body})
+    assert response.status_code == status and message in response.text, response.text
+    assert _rows(db_path, "labelwise_feedback_events") == before
+
+
+def test_signal_on_an_unknown_prediction(client: TestClient, db_path: Path) -> None:
+    before = _rows(db_path, "labelwise_feedback_events", client)
+    response = client.post("/feedback", json={"prediction_id": "0" * 32, "signal": "clicked"})
+    assert response.status_code == 404 and "no prediction" in response.text
+    assert _rows(db_path, "labelwise_feedback_events") == before
+
+
 def test_metadata_reports_the_resolved_artifact(
     client: TestClient, served_artifact: ClassifierArtifact
 ) -> None:

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from labelwise.packaging import Prediction
-from labelwise.service._summary import summarize
-from labelwise.store import PredictionStore
+from labelwise.store import PredictionStore, summarize
 
 POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
 
@@ -106,7 +105,7 @@ def test_counts_feed_the_summary(store: PredictionStore) -> None:
     log(store, "positive", tag="clf:bbbb")
     store.put_feedback(a, thumbs="up", correct_label=None, comment=None)
     store.put_feedback(b, thumbs="down", correct_label="positive", comment=None)
-    summary = summarize(["negative", "positive"], store.prediction_counts(), store.feedback_counts())
+    summary = summarize(["negative", "positive"], store.counts())
     overall = summary.overall
     assert (overall.predictions, overall.feedback, overall.labelled) == (4, 2, 2)
     assert overall.accuracy == pytest.approx(0.5)
@@ -114,7 +113,52 @@ def test_counts_feed_the_summary(store: PredictionStore) -> None:
     assert [s.artifact_tag for s in summary.by_artifact] == ["clf:aaaa", "clf:bbbb"]
     assert summary.by_artifact[1].feedback == 0 and summary.by_artifact[1].accuracy is None
     later = datetime.now(UTC) + timedelta(hours=1)
-    assert store.prediction_counts(since=later) == []
+    assert store.counts(since=later).predictions == []
+
+
+def log_at(store: PredictionStore, at: datetime, label: str = "positive") -> str:
+    """A prediction made at a chosen time, so buckets can be checked by hand."""
+    prediction = Prediction(artifact_tag="clf:aaaa", label=label, probabilities={label: 0.9})
+    row = store.prediction_row(prediction, text="t", metadata={}, keep_text=False)
+    store.log_predictions([{**row, "created_at": at}])
+    return str(row["id"])
+
+
+@pytest.mark.parametrize(
+    ("bucket", "starts"),
+    [
+        ("hour", ["2026-11-04T09:00", "2026-11-04T10:00", "2026-11-08T23:00", "2026-11-09T00:00"]),
+        ("day", ["2026-11-04T00:00", "2026-11-08T00:00", "2026-11-09T00:00"]),
+        ("week", ["2026-11-02T00:00", "2026-11-09T00:00"]),  # ISO weeks start on Monday
+    ],
+)
+def test_buckets_in_the_database_dialect(store: PredictionStore, bucket: str, starts: list[str]) -> None:
+    times = ["2026-11-04T09:59:59", "2026-11-04T10:00:00", "2026-11-08T23:30:00", "2026-11-09T00:00:01"]
+    for at in times:
+        log_at(store, datetime.fromisoformat(at).replace(tzinfo=UTC))
+    counts = store.counts(bucket=bucket)  # type: ignore[arg-type]
+    found = sorted({start for _, start, _, _ in counts.predictions})
+    assert [start.strftime("%Y-%m-%dT%H:%M") for start in found] == starts
+    assert all(start.tzinfo is not None for start in found)
+
+
+def test_overrides_and_signals_in_the_store(store: PredictionStore) -> None:
+    overridden, rated, clicked = (log(store, "positive") for _ in range(3))
+    assert store.add_event(overridden, signal="overridden", value=None, label="neutral") is not None
+    store.add_event(overridden, signal="overridden", value=None, label="negative")  # the latest counts
+    store.put_feedback(rated, thumbs="up", correct_label=None, comment=None)
+    store.add_event(rated, signal="overridden", value=None, label="negative")  # thumbs win over it
+    store.add_event(clicked, signal="clicked", value=2.0, label=None)
+    store.add_event(clicked, signal="clicked", value=None, label=None)
+    assert store.add_event("f" * 32, signal="clicked", value=None, label=None) is None
+    counts = store.counts()
+    assert [row[2:] for row in counts.overrides] == [("positive", "negative", 1)]
+    signals = {row[2]: row[3:] for row in counts.signals}
+    assert signals["clicked"] == (2, 1, pytest.approx(2.0), 1)
+    assert signals["overridden"][:2] == (3, 2)
+    summary = summarize(["negative", "neutral", "positive"], counts).overall
+    assert (summary.labelled, summary.accuracy, summary.thumbs_up) == (2, 0.5, 1)
+    assert summary.signals["clicked"].mean_value == pytest.approx(2.0)
 
 
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:

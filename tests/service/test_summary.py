@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
-from labelwise.service._summary import summarize
-from labelwise.store import true_label
+import pytest
+from scipy.stats import binomtest
+
+from labelwise.store import FeedbackCounts, summarize, true_label, wilson
 
 LABELS = ["1", "2", "3"]
 
@@ -18,15 +20,17 @@ def test_true_label_rules() -> None:
 
 
 def test_hand_computed_summary() -> None:
-    predictions = [("a:1", "1", 10), ("a:1", "2", 6), ("a:1", None, 4)]
-    feedback = [
-        ("a:1", "1", "up", None, 3),  # 3 right 1s
-        ("a:1", "1", "down", "2", 1),  # a 2 called 1
-        ("a:1", "2", "down", None, 2),  # wrong, truth unknown
-        ("a:1", "2", "up", None, 1),  # a right 2
-        ("a:1", None, "down", "3", 1),  # abstained on a 3
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    predictions = [("a:1", day, "1", 10), ("a:1", day, "2", 6), ("a:1", day, None, 4)]
+    thumbs = [
+        ("a:1", day, "1", "up", None, 3),  # 3 right 1s
+        ("a:1", day, "1", "down", "2", 1),  # a 2 called 1
+        ("a:1", day, "2", "down", None, 2),  # wrong, truth unknown
+        ("a:1", day, "2", "up", None, 1),  # a right 2
+        ("a:1", day, None, "down", "3", 1),  # abstained on a 3
     ]
-    summary = summarize(LABELS, predictions, feedback).by_artifact[0]
+    counts = FeedbackCounts(predictions=predictions, thumbs=thumbs, overrides=[], signals=[])
+    summary = summarize(LABELS, counts).by_artifact[0]
     assert summary.predictions == 20 and summary.feedback == 8
     assert summary.feedback_share == pytest.approx(8 / 20)
     assert summary.thumbs_up_rate == pytest.approx(4 / 8)
@@ -38,3 +42,46 @@ def test_hand_computed_summary() -> None:
     assert per_label["2"].recall == pytest.approx(1 / 2)
     assert per_label["3"].recall == pytest.approx(0.0) or per_label["3"].recall is None
     assert per_label["2"].thumbs_down == 2 and per_label["1"].feedback == 4
+
+
+def test_series_overrides_and_signals_by_hand() -> None:
+    """Two days: overrides naming a label count as labels, signals stay apart from thumbs."""
+    monday, tuesday = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
+    counts = FeedbackCounts(
+        predictions=[("a:1", monday, "1", 8), ("a:1", monday, "2", 2), ("a:1", tuesday, "1", 5)],
+        thumbs=[("a:1", monday, "1", "up", None, 4), ("a:1", tuesday, "1", "down", "2", 1)],
+        overrides=[("a:1", tuesday, "1", "3", 2)],  # two 1s overridden to 3, no thumbs on them
+        signals=[
+            ("a:1", monday, "accepted", 6, 5, 0.0, 0),
+            ("a:1", tuesday, "clicked", 4, 2, 3.0, 2),
+            ("a:1", tuesday, "overridden", 2, 2, 0.0, 0),
+        ],
+    )
+    summary = summarize(LABELS, counts, bucket="day").by_artifact[0]
+    first, second = summary.series
+    assert (first.start, second.start) == (monday, tuesday)
+    assert (first.predictions, first.feedback, first.thumbs_up_rate) == (10, 4, 1.0)
+    assert first.accuracy == 1.0 and first.labelled == 4
+    assert second.feedback == 1 and second.thumbs_up_rate == 0.0
+    assert second.labelled == 3 and second.accuracy == 0.0  # one correction, two overrides
+    assert second.feedback_share == pytest.approx(1 / 5)
+    assert first.signals["accepted"].share == pytest.approx(5 / 10)
+    assert second.signals["clicked"].mean_value == pytest.approx(1.5)
+    assert second.signals["clicked"].events == 4 and second.signals["clicked"].predictions == 2
+    assert summary.labelled == 7 and summary.accuracy == pytest.approx(4 / 7)
+    assert summary.thumbs_up == 4 and summary.thumbs_down == 1  # overrides are not thumbs
+    assert summary.signals["accepted"].predictions == 5 and summary.predictions == 15
+    assert summary.confusion_matrix.matrix == [[4, 0, 0], [1, 0, 0], [2, 0, 0]]
+    interval = summary.accuracy_interval
+    expected = binomtest(4, 7).proportion_ci(method="wilson")
+    assert interval is not None
+    assert (interval.low, interval.high) == pytest.approx((expected.low, expected.high))
+    assert interval.low < 4 / 7 < interval.high
+
+
+def test_wilson_interval_is_honest_at_the_edges() -> None:
+    assert wilson(0, 0) is None
+    low = wilson(0, 5)
+    high = wilson(5, 5)
+    assert low is not None and low.low == pytest.approx(0.0, abs=1e-12) and 0.4 < low.high < 0.5
+    assert high is not None and high.high == pytest.approx(1.0) and 0.5 < high.low < 0.6
