@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -16,6 +16,7 @@ from ._common import (
 
 if TYPE_CHECKING:
     from ..packaging import ClassifierArtifact
+    from ..store import Bucket
 
 feedback_app = typer.Typer(help="Feedback collected by the service.", no_args_is_help=True)
 local_app = typer.Typer(help="The embedded llama.cpp server.", no_args_is_help=True)
@@ -80,6 +81,33 @@ def feedback_export(
         out, db_url=db_url, since=parse_since(since), include_unlabelled=include_unlabelled
     )
     console.print(f"wrote {rows} rows to {out}")
+
+
+@feedback_app.command("report")
+def feedback_report(
+    out: Annotated[Path, typer.Option("--out", help="HTML page to write (its JSON is written beside it).")],
+    db_url: Annotated[
+        str | None, typer.Option(help="Prediction store URL (default: LABELWISE_DB_URL).")
+    ] = None,
+    bucket: Annotated[str, typer.Option(help="Time buckets: hour, day or week (UTC).")] = "day",
+    since: Annotated[str | None, typer.Option(help="Only predictions made since (ISO date or time).")] = None,
+    artifact: Annotated[str | None, typer.Option(help="Only this artifact version (name:version).")] = None,
+) -> None:
+    """Feedback over time per artifact version: thumbs-up rate, accuracy and signals, with intervals."""
+    from ..evaluation import feedback_summary, write_feedback_report
+
+    if bucket not in ("hour", "day", "week"):
+        raise typer.BadParameter("hour, day or week", param_hint="--bucket")
+    chosen = cast("Bucket", bucket)
+    summary = feedback_summary(db_url, bucket=chosen, since=parse_since(since), artifact_tag=artifact)
+    written = write_feedback_report(summary, out)
+    for artifact_summary in summary.by_artifact:
+        console.print(
+            f"{artifact_summary.artifact_tag}: {artifact_summary.predictions} predictions, "
+            f"{artifact_summary.feedback} thumbs, {artifact_summary.labelled} labelled, "
+            f"{len(artifact_summary.series)} {bucket}(s)"
+        )
+    console.print("wrote " + ", ".join(str(path) for path in written))
 
 
 LogprobsOption = Annotated[

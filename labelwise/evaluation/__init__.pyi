@@ -13,6 +13,7 @@ from ._evaluate import (
     most_frequent_baseline,
 )
 from ._experiment import ExperimentSpec, Leaderboard, log_to_mlflow, run_experiment, write_leaderboard
+from ._feedback_report import feedback_summary, write_feedback_report
 from ._finetune import ExportReport, GapReport, export_finetune, gap_report
 from ._finetune_jobs import (
     FileFacts,
@@ -85,6 +86,7 @@ __all__ = [
     "evaluate_predictions",
     "expected_calibration_error",
     "export_finetune",
+    "feedback_summary",
     "fit_calibration",
     "gap_report",
     "launch",
@@ -114,6 +116,7 @@ __all__ = [
     "train_embedding",
     "verdict",
     "weighted_f1",
+    "write_feedback_report",
     "write_leaderboard",
     "write_sweep",
 ]

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from labelwise.packaging import ClassifierArtifact, ClassifierSpec, package
+from labelwise.store import PredictionStore
 from tests.conftest import fake_server_spec
 from tests.fake_openai import FakeOpenAIServer
 from tests.serve_process import ServeProcess
 
 LABELS = ["negative", "neutral", "positive"]
+POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
 
 
 def keyword_answer(prompt: str) -> str:
@@ -104,3 +106,21 @@ def labelwise_serve(tag: str, home: Path, *, workers: int = 1) -> Iterator[Runni
     prometheus_dir = Path(os.environ["BENTOML_HOME"]) / "prometheus_multiproc_dir"
     with process:
         yield RunningServer(process=process, db=db, prometheus_dir=prometheus_dir)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    elif POSTGRES_URL:
+        url = POSTGRES_URL
+    else:
+        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    store = PredictionStore.from_url(url)
+    try:
+        yield store
+    finally:
+        from labelwise.store._store import _Base
+
+        _Base.metadata.drop_all(store.engine)
+        store.close()

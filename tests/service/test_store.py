@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,26 +10,6 @@ import pytest
 
 from labelwise.packaging import Prediction
 from labelwise.store import PredictionStore, summarize
-
-POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    elif POSTGRES_URL:
-        url = POSTGRES_URL
-    else:
-        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
-    store = PredictionStore.from_url(url)
-    try:
-        yield store
-    finally:
-        from labelwise.store._store import _Base
-
-        _Base.metadata.drop_all(store.engine)
-        store.close()
 
 
 def log(
