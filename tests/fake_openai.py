@@ -67,6 +67,8 @@ class FakeOpenAIServer:
         self.embed = embed
         self.latency_s = latency_s
         self.max_concurrency = max_concurrency
+        self.system_fingerprint = "fp_fake_1"
+        """Sent with every completion; a test changes it (and ``answer``) to act out a silent model swap."""
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -156,6 +158,7 @@ class FakeOpenAIServer:
             "created": int(time.time()),
             "model": body.get("model", "fake"),
             "usage": usage,
+            "system_fingerprint": self.system_fingerprint,
         }
         if path.endswith("/embeddings"):
             texts = body["input"] if isinstance(body["input"], list) else [body["input"]]

@@ -2,9 +2,12 @@ from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._drift_report import (
+    ACCURACY_COLUMNS,
     CHECK_COLUMNS,
     REFERENCE_PROFILE,
     DriftData,
+    accuracy_beside_estimate,
+    accuracy_rows,
     check_cells,
     drift_report,
     load_drift_data,
@@ -25,6 +28,9 @@ from ._score import (
 )
 
 __all__ = [
+    "ACCURACY_COLUMNS",
+    "accuracy_beside_estimate",
+    "accuracy_rows",
     "BatchAPIRunner",
     "RaiData",
     "SmallGroupWarning",

@@ -13,12 +13,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..packaging import ClassifierArtifact, Embedder, LabelwiseError, Prediction
+from ..core import wilson_interval
+from ..evaluation import as_label
+from ..packaging import (
+    AccuracyEstimator,
+    ClassifierArtifact,
+    Embedder,
+    LabelwiseError,
+    Prediction,
+    estimate_accuracy,
+    technique_for,
+)
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._score import read_probabilities, read_scored
 
-__all__ = ["REFERENCE_PROFILE", "DriftData", "drift_report", "load_drift_data", "write_drift_report"]
+__all__ = [
+    "REFERENCE_PROFILE",
+    "DriftData",
+    "ACCURACY_COLUMNS",
+    "accuracy_beside_estimate",
+    "accuracy_rows",
+    "drift_report",
+    "load_drift_data",
+    "write_drift_report",
+]
 
 # The artifact attachment that holds the reference profile, recorded when packaging with --eval.
 REFERENCE_PROFILE = "reference_profile.json"
@@ -34,10 +54,18 @@ class DriftData:
     confidence: list[float]
     lengths: list[int]
     texts: list[str] | None
+    truth: list[str | None] | None = None
+    """True labels, where the data has them: then accuracy is measured beside the estimate."""
 
     @classmethod
     def profile(
-        cls, texts: Sequence[str], predictions: Sequence[Prediction], *, name: str, seed: int = 0
+        cls,
+        texts: Sequence[str],
+        predictions: Sequence[Prediction],
+        *,
+        truth: Sequence[str],
+        name: str,
+        seed: int = 0,
     ) -> DriftData:
         """What the classifier did on its evaluation data, without the texts (artifacts travel)."""
         rows = list(range(len(texts)))
@@ -50,6 +78,7 @@ class DriftData:
             confidence=[float("nan") if p.confidence is None else p.confidence for p in chosen],
             lengths=[len(texts[i]) for i in rows],
             texts=None,
+            truth=[truth[i] for i in rows],
         )
 
     def to_json(self) -> bytes:
@@ -72,8 +101,13 @@ def _confidence(raw: Any) -> float:
     return max(probabilities.values()) if probabilities else float("nan")
 
 
-def load_drift_data(source: str, *, text_col: str = "text", since: datetime | None = None) -> DriftData:
-    """A scored file (from ``labelwise batch score``) or the service's prediction store (a DB URL)."""
+def load_drift_data(
+    source: str, *, text_col: str = "text", label_col: str | None = None, since: datetime | None = None
+) -> DriftData:
+    """A scored file (from ``labelwise batch score``) or the service's prediction store (a DB URL).
+
+    ``label_col``: the scored file's column of true labels, when it has one.
+    """
     if "://" in source:
         from ..store import PredictionStore
 
@@ -82,6 +116,8 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
             rows = list(store.predictions(since=since))
         finally:
             store.close()
+        if label_col is not None:
+            raise LabelwiseError("--label-col needs a scored file: the prediction store holds no true labels")
         if not rows:
             raise LabelwiseError(
                 f"no predictions in {source.split('://')[0]} store" + (f" since {since}" if since else "")
@@ -95,7 +131,8 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
             texts=None if any(t is None for t in texts) else [str(t) for t in texts],
         )
     path = Path(source)
-    table = read_scored(path, required={text_col: "--text-col"})
+    required = {text_col: "--text-col", **({label_col: "--label-col"} if label_col else {})}
+    table = read_scored(path, required=required)
     frame = table.frame
     found = table.get("probabilities")
     probabilities = found.tolist() if found is not None else [None] * len(frame)
@@ -109,7 +146,24 @@ def load_drift_data(source: str, *, text_col: str = "text", since: datetime | No
         confidence=[_confidence(p) for p in probabilities],
         lengths=[len(t) for t in texts],
         texts=texts,
+        truth=None if label_col is None else [None if pd.isna(v) else as_label(v) for v in frame[label_col]],
     )
+
+
+def accuracy_beside_estimate(
+    data: DriftData, estimator: AccuracyEstimator | None, uncalibrated_because: str | None
+) -> dict[str, Any]:
+    """Accuracy estimated from confidences, and measured where the data has true labels."""
+    estimate = estimate_accuracy(
+        data.labels, data.confidence, estimator=estimator, uncalibrated_because=uncalibrated_because
+    )
+    measured = None
+    known = [(p, t) for p, t in zip(data.labels, data.truth or [], strict=False) if t is not None]
+    if known:
+        right = sum(p == t for p, t in known)
+        low, high = wilson_interval(right, len(known)) or (0.0, 1.0)
+        measured = {"value": right / len(known), "low": low, "high": high, "labelled": len(known)}
+    return {"data": data.name, "estimated": estimate.model_dump(), "measured": measured}
 
 
 def drift_report(
@@ -118,8 +172,12 @@ def drift_report(
     *,
     model: str | None = None,
     embedder: Embedder | None = None,
+    artifact: ClassifierArtifact | None = None,
 ) -> dict[str, Any]:
-    """Every check; with an ``embedder`` the texts are also compared as embeddings."""
+    """Every check; with an ``embedder`` the texts are also compared as embeddings.
+
+    With the ``artifact``, accuracy is estimated on both sides through its fitted estimator.
+    """
     checks: list[DriftCheck] = categorical_drift(reference.labels, current.labels)
     checks += numeric_drift(reference.confidence, current.confidence, feature="confidence")
     checks += numeric_drift(reference.lengths, current.lengths, feature="text_length")
@@ -134,7 +192,22 @@ def drift_report(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "drifted": any(c.drifted for c in checks),
         "checks": [asdict(c) for c in checks],
+        "accuracy": _accuracy_section(reference, current, artifact),
     }
+
+
+def _accuracy_section(
+    reference: DriftData, current: DriftData, artifact: ClassifierArtifact | None
+) -> list[dict[str, Any]]:
+    why: str | None = "no --model given, so its calibration is unknown"
+    estimator = None
+    if artifact is not None:
+        estimator = AccuracyEstimator.attached_to(artifact)
+        why = technique_for(artifact.spec).uncalibrated_because(artifact.spec)
+    return [
+        {"side": side, **accuracy_beside_estimate(data, estimator, why)}
+        for side, data in (("reference", reference), ("current", current))
+    ]
 
 
 def _plots(reference: DriftData, current: DriftData) -> list[tuple[str, str]]:
@@ -202,5 +275,42 @@ def write_drift_report(
             summary + html_table([*CHECK_COLUMNS, "verdict"], rows),
         )
     ]
+    sections.append(("Accuracy: estimated without labels, measured where labelled", _accuracy_table(report)))
     sections += _plots(reference, current)
     return write_report(out, "Drift report", sections, report)
+
+
+def _span(value: float | None, low: float | None, high: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def accuracy_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The accuracy section as rows: side, estimated [95%], measured [95%], predictions, method."""
+    rows = []
+    for row in report["accuracy"]:
+        estimated, measured = row["estimated"], row["measured"]
+        rows.append([
+            row["side"],
+            _span(estimated["value"], estimated["low"], estimated["high"]),
+            "no labels" if measured is None else _span(measured["value"], measured["low"], measured["high"]),
+            str(estimated["predictions"]),
+            estimated["method"],
+        ])  # fmt: skip
+    return rows
+
+
+ACCURACY_COLUMNS = (
+    "data",
+    "estimated accuracy [95%]",
+    "measured accuracy [95%]",
+    "predictions",
+    "estimated by",
+)
+
+
+def _accuracy_table(report: dict[str, Any]) -> str:
+    from ..reports import html_table
+
+    warnings = {row["estimated"]["warning"] for row in report["accuracy"]} - {None}
+    notes = "".join(f"<p class='note'><b>Warning:</b> {html.escape(w)}</p>" for w in sorted(warnings))
+    return html_table(ACCURACY_COLUMNS, accuracy_rows(report)) + notes

@@ -225,6 +225,12 @@ def batch_drift(
     ] = None,
     since: Annotated[str | None, typer.Option(help="With a store URL: predictions since (ISO time).")] = None,
     text_col: Annotated[str, typer.Option("--text-col")] = "text",
+    label_col: Annotated[
+        str | None,
+        typer.Option(
+            "--label-col", help="Column of true labels in --current: accuracy measured beside the estimate."
+        ),
+    ] = None,
     embedder: Annotated[
         str | None,
         typer.Option(
@@ -236,11 +242,15 @@ def batch_drift(
     """Compare current scored data (or live traffic) with a reference: labels, confidence, length, text.
 
     The reference is --reference, or else the profile recorded when the artifact was packaged
-    with --eval (no texts: the text-domain check then needs --reference).
+    with --eval (no texts: the text-domain check then needs --reference). Accuracy is estimated
+    from confidences on both sides (through the map fitted at packaging, with --model), and
+    measured where true labels are known.
     """
     from ..batch import (
+        ACCURACY_COLUMNS,
         CHECK_COLUMNS,
         DriftData,
+        accuracy_rows,
         check_cells,
         drift_report,
         load_drift_data,
@@ -258,12 +268,12 @@ def batch_drift(
     else:
         assert artifact is not None
         reference_data = DriftData.from_artifact(artifact)
-    current_data = load_drift_data(current, text_col=text_col, since=when)
+    current_data = load_drift_data(current, text_col=text_col, label_col=label_col, since=when)
     embedding_spec = parse_embedder(embedder) if embedder else None
     if embedding_spec is None and artifact is not None:
         embedding_spec = technique_for(artifact.spec).input_embedder(artifact.spec)
     encoder = Embedder.with_default_cache(embedding_spec) if embedding_spec else None
-    report = drift_report(reference_data, current_data, model=tag, embedder=encoder)
+    report = drift_report(reference_data, current_data, model=tag, embedder=encoder, artifact=artifact)
     files = write_drift_report(report, reference_data, current_data, out)
     if as_json:
         print_json(report)
@@ -272,6 +282,12 @@ def batch_drift(
     for check in report["checks"]:
         table.add_row(*check_cells(check), "[red]drift[/red]" if check["drifted"] else "ok")
     console.print(table)
+    accuracy = Table(*ACCURACY_COLUMNS)
+    for row in accuracy_rows(report):
+        accuracy.add_row(*row)
+    console.print(accuracy)
+    for warning in sorted({row["estimated"]["warning"] for row in report["accuracy"]} - {None}):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print("wrote " + ", ".join(str(f) for f in files))
 
 

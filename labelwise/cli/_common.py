@@ -102,15 +102,26 @@ def run_eval(
 
 
 def attach_evaluation(
-    tag: str, card: EvalCard, texts: list[str], predictions: list[Any], *, source: str, seed: int
+    tag: str, card: EvalCard, data: LabelledData, predictions: list[Any], *, source: str, seed: int
 ) -> ClassifierArtifact:
-    """Store the eval card and the drift reference profile with the artifact."""
+    """Store with the artifact what measuring it on labelled data gives the later checks.
+
+    The eval card; the drift reference profile; the map from confidence to chance of being
+    right (accuracy without labels); and the golden set the provider canary replays.
+    """
     from ..batch import REFERENCE_PROFILE, DriftData
     from ..evaluation import EVAL_CARD
-    from ..packaging import attach
+    from ..packaging import ACCURACY_ESTIMATOR, GOLDEN_SET, AccuracyEstimator, GoldenSet, attach
 
     attach(tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
-    profile = DriftData.profile(texts, predictions, name=source, seed=seed)
+    estimator = AccuracyEstimator.fit(
+        [p.label for p in predictions], [p.confidence for p in predictions], data.labels, reference=source
+    )
+    if estimator is not None:
+        attach(tag, ACCURACY_ESTIMATOR, estimator.model_dump_json().encode())
+    golden = GoldenSet.choose(data.texts, predictions, tag=tag, source=source, seed=seed)
+    attach(tag, GOLDEN_SET, golden.model_dump_json(indent=1).encode())
+    profile = DriftData.profile(data.texts, predictions, truth=data.labels, name=source, seed=seed)
     return attach(tag, REFERENCE_PROFILE, profile.to_json())
 
 

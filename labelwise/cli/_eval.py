@@ -67,9 +67,7 @@ def eval_run(
     if out is not None:
         out.write_text(card.model_dump_json(indent=2))
     if attach_card:
-        attach_evaluation(
-            str(card.artifact_tag), card, labelled.texts, predictions, source=data.name, seed=seed
-        )
+        attach_evaluation(str(card.artifact_tag), card, labelled, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(card.model_dump(mode="json"))
     else:
@@ -216,7 +214,7 @@ def calibrate_command(
         Classifier(artifact=calibrated), result.held_out, predictions=result.predictions, random_state=seed
     )
     attach_evaluation(
-        str(calibrated.tag), card, result.held_out.texts, result.predictions, source=data.name, seed=seed
+        str(calibrated.tag), card, result.held_out, result.predictions, source=data.name, seed=seed
     )
     if out is not None:
         out.write_text(report.model_dump_json(indent=2))

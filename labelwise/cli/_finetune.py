@@ -406,7 +406,7 @@ def finetune_start(
         tag, folder / "test.csv", text_col="text", label_col="label", sample=None, seed=seed,
         n_resamples=1000, concurrency=concurrency,
     )  # fmt: skip
-    attach_evaluation(tag, card, test_data.texts, predictions, source=str(data), seed=seed)
+    attach_evaluation(tag, card, test_data, predictions, source=str(data), seed=seed)
     with Classifier.load(tag, max_concurrency=concurrency) as classifier:
         step("replaying the validation file for the gap report")
         gap = gap_report(
@@ -449,7 +449,7 @@ def finetune_import(
             tag, test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
             n_resamples=1000, concurrency=concurrency,
         )  # fmt: skip
-        attach_evaluation(tag, card, test_data.texts, predictions, source=str(test), seed=seed)
+        attach_evaluation(tag, card, test_data, predictions, source=str(test), seed=seed)
     if as_json:
         print_json({"tag": tag, "created": created, "spec": artifact.spec.model_dump(mode="json"),
                     "eval_card": card.model_dump(mode="json") if card else None})  # fmt: skip
@@ -496,7 +496,7 @@ def finetune_sweep(
         packaged = str(artifact.tag)
         card = board.best.card.model_copy(update={"artifact_tag": packaged})
         assert outcome.test is not None
-        attach_evaluation(packaged, card, outcome.test.texts, outcome.best_predictions,
+        attach_evaluation(packaged, card, outcome.test, outcome.best_predictions,
                           source=str(folder / "test.csv"), seed=sweep.seed)  # fmt: skip
     records = leaderboard_rows(board)
     if as_json:

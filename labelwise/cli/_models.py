@@ -74,7 +74,7 @@ def package_command(
             concurrency=concurrency,
         )
         artifact = attach_evaluation(
-            str(artifact.tag), card, labelled.texts, predictions, source=eval_data.name, seed=seed
+            str(artifact.tag), card, labelled, predictions, source=eval_data.name, seed=seed
         )
     if as_json:
         print_json({**_summary(artifact), "created": created})

@@ -86,7 +86,7 @@ def train_embedding_command(
     finally:
         if bar is not None:
             bar.stop()
-    attach_evaluation(str(artifact.tag), card, test.texts, predictions, source=data.name, seed=seed)
+    attach_evaluation(str(artifact.tag), card, test, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(report.model_dump(mode="json"))
         return

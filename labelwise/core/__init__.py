@@ -10,6 +10,7 @@ from ._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 from ._ports import free_port
 from ._settings import Settings, api_key, default_db_url, labelwise_home
 from ._tables import read_table, write_atomic, write_frame, write_table
+from ._wilson import wilson_interval
 
 __all__ = [
     "LabelwiseError",
@@ -25,5 +26,6 @@ __all__ = [
     "text_key",
     "write_atomic",
     "write_frame",
+    "wilson_interval",
     "write_table",
 ]

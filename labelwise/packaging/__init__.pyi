@@ -29,6 +29,7 @@ from ._backends import (
     register_backend,
     translate_provider_errors,
 )
+from ._canary import GOLDEN_SET, CanaryRun, GoldenItem, GoldenSet, replay_golden_set
 from ._classifier import Classifier, NoLabel
 from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend
 from ._errors import (
@@ -47,6 +48,13 @@ from ._errors import (
     ProbabilitiesUnavailable,
     RateLimited,
     SpecError,
+)
+from ._estimate import (
+    ACCURACY_ESTIMATOR,
+    AccuracyEstimate,
+    AccuracyEstimator,
+    LabelEstimate,
+    estimate_accuracy,
 )
 from ._head import DEFAULT_FAMILIES, FAMILIES, dump_head, fit_head
 from ._labels import LabelParser, ParsedLabel
@@ -97,6 +105,16 @@ from ._techniques import (
 from ._tokenizers import openai_encoding
 
 __all__ = [
+    "GOLDEN_SET",
+    "CanaryRun",
+    "GoldenItem",
+    "GoldenSet",
+    "replay_golden_set",
+    "ACCURACY_ESTIMATOR",
+    "AccuracyEstimate",
+    "AccuracyEstimator",
+    "LabelEstimate",
+    "estimate_accuracy",
     "BACKENDS",
     "backend_class",
     "DEFAULT_FAMILIES",

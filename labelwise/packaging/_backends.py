@@ -85,6 +85,8 @@ class Completion:
     completion_tokens: int = 0
     top_logprobs: list[tuple[str, float]] | None = None
     """Alternatives for the first generated token, as (token text, log probability)."""
+    system_fingerprint: str | None = None
+    """The provider's name for the configuration that answered (changes when the model behind a name does)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +496,7 @@ def _read_response(response: Any, provider: str, *, chat: bool) -> Completion:
             prompt_tokens=int(usage.prompt_tokens) if usage else 0,
             completion_tokens=int(usage.completion_tokens) if usage else 0,
             top_logprobs=top,
+            system_fingerprint=getattr(response, "system_fingerprint", None) or None,
         )
     except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
         raise MalformedResponse(f"{provider} answered with an unexpected body: {exc!r}") from exc

@@ -83,6 +83,8 @@ class Prediction(BaseModel):
     latency_s: float = 0.0
     artifact_tag: str
     model: str = ""
+    system_fingerprint: str | None = None
+    """The provider's configuration that answered, when it says (the canary watches it change)."""
 
     @classmethod
     def of_empty_text(cls, tag: str) -> Prediction:

@@ -171,6 +171,15 @@ class Technique(ABC):
         return None
 
     @classmethod
+    def uncalibrated_because(cls, spec: ClassifierSpec) -> str | None:
+        """Why its probabilities should not be read as chances of being right; ``None``: they can be."""
+        if not cls.gives_probabilities(spec):
+            return f"scoring {spec.scoring} gives no probabilities (logprobs scoring does)"
+        if spec.calibration is None or spec.calibration.method == "none":
+            return "its probabilities are not calibrated on held-out data"
+        return None
+
+    @classmethod
     def prompt_variants(cls, spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
         """Specs whose prompts say the same in another order (robustness probes)."""
         return {}
@@ -328,6 +337,7 @@ class PromptTechnique(Technique):
             latency_s=latency_s,
             artifact_tag=self.tag,
             model=completion.model,
+            system_fingerprint=completion.system_fingerprint,
         )
 
 

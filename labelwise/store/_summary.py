@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from ..core import wilson_interval
 from ._store import Bucket, FeedbackCounts, true_label
 
 __all__ = [
@@ -34,7 +35,6 @@ BIAS_WARNING = (
     "often than ordinary ones, so these rates describe the rated predictions, not all traffic. "
     "Measure accuracy on a random labelled sample (labelwise eval) before acting on them."
 )
-CONFIDENCE = 0.95
 
 
 class Interval(BaseModel):
@@ -103,13 +103,9 @@ class FeedbackSummary(BaseModel):
 
 
 def wilson(successes: int, trials: int) -> Interval | None:
-    """The Wilson score interval of a proportion (``None`` without trials)."""
-    if not trials:
-        return None
-    from scipy.stats import binomtest
-
-    ci = binomtest(successes, trials).proportion_ci(confidence_level=CONFIDENCE, method="wilson")
-    return Interval(low=float(ci.low), high=float(ci.high))
+    """The Wilson score 95% interval of a proportion (``None`` without trials)."""
+    bounds = wilson_interval(successes, trials)
+    return None if bounds is None else Interval(low=bounds[0], high=bounds[1])
 
 
 def _ratio(part: int, whole: int) -> float | None:
