@@ -1,5 +1,6 @@
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
+from ._canary import DEFAULT_MIN_AGREEMENT, canary_verdict
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._drift_report import (
     ACCURACY_COLUMNS,
@@ -28,6 +29,8 @@ from ._score import (
 )
 
 __all__ = [
+    "DEFAULT_MIN_AGREEMENT",
+    "canary_verdict",
     "ACCURACY_COLUMNS",
     "accuracy_beside_estimate",
     "accuracy_rows",

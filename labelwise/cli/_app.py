@@ -16,6 +16,7 @@ from rich.text import Text
 from ..core import LabelwiseError
 from ._batch import batch_app
 from ._build import build_command
+from ._canary import canary_command
 from ._eval import calibrate_command, eval_app, experiment_command
 from ._finetune import finetune_app
 from ._models import models_app, package_command
@@ -56,6 +57,7 @@ app.command("predict")(predict_command)
 app.command("serve")(serve_command)
 app.command("build")(build_command)
 app.add_typer(feedback_app, name="feedback")
+app.command("canary")(canary_command)
 app.add_typer(local_app, name="local")
 app.add_typer(eval_app, name="eval")
 app.command("calibrate")(calibrate_command)

@@ -29,7 +29,7 @@ from ._backends import (
     register_backend,
     translate_provider_errors,
 )
-from ._canary import GOLDEN_SET, CanaryRun, GoldenItem, GoldenSet, replay_golden_set
+from ._canary import GOLDEN_SET, CanaryRun, Classify, GoldenItem, GoldenSet, replay_golden_set
 from ._classifier import Classifier, NoLabel
 from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend
 from ._errors import (
@@ -107,6 +107,7 @@ from ._tokenizers import openai_encoding
 __all__ = [
     "GOLDEN_SET",
     "CanaryRun",
+    "Classify",
     "GoldenItem",
     "GoldenSet",
     "replay_golden_set",

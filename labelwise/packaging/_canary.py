@@ -19,7 +19,7 @@ from ..core import wilson_interval
 from ._artifact import ClassifierArtifact
 from ._outcomes import Prediction
 
-__all__ = ["GOLDEN_SET", "CanaryRun", "GoldenItem", "GoldenSet", "replay_golden_set"]
+__all__ = ["GOLDEN_SET", "CanaryRun", "Classify", "GoldenItem", "GoldenSet", "replay_golden_set"]
 
 GOLDEN_SET = "golden_set.json"
 GOLDEN_SIZE = 100

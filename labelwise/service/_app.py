@@ -9,17 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from .. import __version__
 from ..core import Settings
-from ..packaging import BackendError, ClassifierRuntime, Prediction
+from ..packaging import BackendError, ClassifierRuntime, Classify, Prediction
 from ..store import Bucket, FeedbackSummary, PredictionStore, summarize
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
 from ._log import PredictionLog
+from ._monitor import Monitor
 from ._schemas import (
     ClassifyRequest,
     ClassifyResponse,
@@ -34,9 +34,6 @@ __all__ = ["ClassifierApp"]
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
 _RESPONSE_FIELDS = {"label", "probabilities", "reason", "message", "artifact_tag", "model", "latency_s"}
-
-
-Classify = Callable[[list[str]], Awaitable[list[Prediction]]]
 
 
 class ClassifierApp:
@@ -62,6 +59,7 @@ class ClassifierApp:
         self._feedback_refreshed_at = float("-inf")
         self._warmup = Warmup()
         self.log = PredictionLog(store)
+        self.monitor = Monitor(classifier.artifact_, store, settings, self._classify)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:
@@ -77,15 +75,21 @@ class ClassifierApp:
     def tag(self) -> str:
         return str(self.classifier.tag_)
 
-    def startup(self) -> None:
-        """Start the backend (e.g. the local llama.cpp server) in the background; requests wait for it."""
+    def startup(self, *, monitor: bool = True) -> None:
+        """Start the backend (e.g. the local llama.cpp server) in the background; requests wait for it.
+
+        ``monitor``: also estimate accuracy and run the canary in the background (one worker does).
+        """
         if not self._remote:
             self._warmup.start(self.classifier.prepare)
+        if monitor:
+            self.monitor.start()
 
     def ready(self) -> bool:
         return self._remote or self._warmup.ready()
 
     async def aclose(self) -> None:
+        await self.monitor.stop()
         await self._warmup.cancel()
         await self.log.aclose()
         await self.classifier.aclose()

@@ -11,6 +11,14 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "ABSTENTIONS",
+    "CANARY_AGREEMENT",
+    "CANARY_FAILURES",
+    "CANARY_FINGERPRINT_CHANGED",
+    "CANARY_LAST_RUN",
+    "ESTIMATED_ACCURACY",
+    "ESTIMATED_ACCURACY_LOW",
+    "ESTIMATE_TRUSTED",
+    "REFERENCE_ACCURACY",
     "BACKEND_ERRORS",
     "BACKEND_LATENCY",
     "BACKEND_RETRIES",
@@ -81,4 +89,51 @@ ONLINE_ACCURACY = Gauge(
     "Accuracy over feedback whose true label is known (a biased sample: see /feedback/summary).",
     ["artifact"],
     multiprocess_mode="mostrecent",
+)
+
+# The monitor (one worker runs it) sets these; "mostrecent" keeps its latest value across workers.
+ESTIMATED_ACCURACY = Gauge(
+    "labelwise_estimated_accuracy",
+    "Accuracy estimated without labels from the latest predictions' confidences (LABELWISE_ESTIMATE_WINDOW).",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+ESTIMATED_ACCURACY_LOW = Gauge(
+    "labelwise_estimated_accuracy_lower_bound",
+    "Lower end of the estimate's 95% interval.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+ESTIMATE_TRUSTED = Gauge(
+    "labelwise_estimated_accuracy_trusted",
+    "1 when confidences are mapped to chances of being right (fitted at packaging) or calibrated, else 0.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+REFERENCE_ACCURACY = Gauge(
+    "labelwise_reference_accuracy",
+    "Accuracy measured on the labelled data the artifact was packaged with (--eval).",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_AGREEMENT = Gauge(
+    "labelwise_canary_agreement",
+    "Share of the golden set the live backend labels as the packaged classifier did.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_FINGERPRINT_CHANGED = Gauge(
+    "labelwise_canary_fingerprint_changed",
+    "1 when the provider answered the canary with a system_fingerprint not seen at packaging.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_LAST_RUN = Gauge(
+    "labelwise_canary_last_run_timestamp_seconds",
+    "When the canary last finished (Unix time).",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_FAILURES = Counter(
+    "labelwise_canary_failures_total", "Canary runs that failed (backend errors).", ["artifact"]
 )

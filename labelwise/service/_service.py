@@ -65,7 +65,8 @@ class ClassifierService:
 
     @bentoml.on_startup
     async def _start_backend(self) -> None:
-        self.app.startup()
+        # Worker 1 (or the only process, under a test client) runs the monitor.
+        self.app.startup(monitor=bentoml.server_context.worker_index in (None, 1))
 
     async def __is_ready__(self) -> bool:
         """/readyz: 503 until the backend, and the embedding runner if any, are ready."""

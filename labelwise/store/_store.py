@@ -361,6 +361,17 @@ class PredictionStore:
             }
         return FeedbackCounts(**rows)
 
+    def recent_confidences(self, artifact_tag: str, *, limit: int) -> list[tuple[str | None, float | None]]:
+        """(predicted label, confidence) of the artifact's latest ``limit`` predictions, newest first."""
+        query = (
+            select(PredictionRow.label, PredictionRow.confidence)
+            .where(PredictionRow.artifact_tag == artifact_tag)
+            .order_by(PredictionRow.created_at.desc())
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return [(label, confidence) for label, confidence in session.execute(query)]
+
     def predictions(self, *, since: datetime | None = None) -> Iterator[PredictionRow]:
         """Logged predictions, oldest first, streamed."""
         query = select(PredictionRow).order_by(PredictionRow.created_at)

@@ -185,7 +185,7 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
                       "--label-col", "stars", "--json").stdout
         )  # fmt: skip
         tag = packaged["tag"]
-        assert packaged["attachments"] == ["eval_card.json", "reference_profile.json"]
+        assert packaged["attachments"] == ["eval_card.json", "golden_set.json", "reference_profile.json"]
         for name, rows in (("same", yelp.sample(n=300, random_state=3)), ("long", long_rows)):
             rows.to_csv(tmp_path / f"{name}.csv", index=False)
             # A prefix changes the output's column names, not what drift reads from them.

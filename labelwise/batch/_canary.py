@@ -1,0 +1,51 @@
+"""The provider canary's verdict: is the live backend still the classifier that was packaged?
+
+Replaying the golden set (``packaging.replay_golden_set``) gives agreement with the packaged
+labels. An alarm needs evidence beyond the golden set's sampling noise, as drift checks do: the
+agreement's whole 95% Wilson interval below ``min_agreement``, or the label distribution changed
+by the drift checks' own rules (chi-square with an effect floor, PSI, Jensen-Shannon above the
+noise of random splits). A new ``system_fingerprint`` is reported; it raises the alarm only when
+asked, since providers change it for routine deployments too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ..packaging import CanaryRun
+from ._drift import categorical_drift
+
+__all__ = ["DEFAULT_MIN_AGREEMENT", "canary_verdict"]
+
+DEFAULT_MIN_AGREEMENT = 0.95
+
+
+def canary_verdict(
+    run: CanaryRun, *, min_agreement: float = DEFAULT_MIN_AGREEMENT, fail_on_fingerprint: bool = False
+) -> dict[str, Any]:
+    """The run with its checks and ``alarm``; ``reasons`` says what raised it."""
+    checks = categorical_drift(run.packaged_labels, run.live_labels)
+    reasons = []
+    if run.agreement_high < min_agreement:
+        reasons.append(
+            f"agreement {run.agreement:.3f} [{run.agreement_low:.3f}, {run.agreement_high:.3f}] is below "
+            f"{min_agreement:g} beyond the noise of {run.items} golden texts"
+        )
+    reasons += [
+        f"label distribution changed: {c.test} {c.statistic:.3g} ({c.rule})" for c in checks if c.drifted
+    ]
+    if run.fingerprint_changed:
+        note = (
+            f"system_fingerprint changed: packaged {', '.join(run.packaged_fingerprints) or 'none'}, "
+            f"now {', '.join(run.system_fingerprints)}"
+        )
+        reasons.append(note if fail_on_fingerprint else f"(notice) {note}")
+    alarm = any(not reason.startswith("(notice)") for reason in reasons)
+    return {
+        **run.model_dump(),
+        "min_agreement": min_agreement,
+        "label_checks": [asdict(c) for c in checks],
+        "alarm": alarm,
+        "reasons": reasons,
+    }

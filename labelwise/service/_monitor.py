@@ -1,0 +1,108 @@
+"""Watching the served classifier in the background: estimated accuracy and the provider canary.
+
+One worker runs it (each would compute the same from the shared store, and the canary calls the
+provider). Every refresh estimates accuracy from the artifact's latest predictions in the store;
+every ``LABELWISE_CANARY_INTERVAL_S`` the golden set is replayed against the live backend. The
+results are gauges; Prometheus alert rules decide what is an alarm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ..core import Settings
+from ..packaging import (
+    AccuracyEstimate,
+    AccuracyEstimator,
+    BackendError,
+    CanaryRun,
+    ClassifierArtifact,
+    Classify,
+    GoldenSet,
+    estimate_accuracy,
+    replay_golden_set,
+    technique_for,
+)
+from ..store import PredictionStore
+from . import _metrics as metrics
+
+__all__ = ["Monitor"]
+
+logger = logging.getLogger("bentoml.labelwise")
+_MIN_PERIOD_S = 1.0
+
+
+class Monitor:
+    def __init__(
+        self, artifact: ClassifierArtifact, store: PredictionStore, settings: Settings, classify: Classify
+    ) -> None:
+        self.artifact = artifact
+        self.tag = str(artifact.tag)
+        self.store = store
+        self.settings = settings
+        self.classify = classify
+        self.estimator = AccuracyEstimator.attached_to(artifact)
+        self.uncalibrated_because = technique_for(artifact.spec).uncalibrated_because(artifact.spec)
+        self.golden = GoldenSet.attached_to(artifact)
+        self._task: asyncio.Task[None] | None = None
+        self.last_canary: CanaryRun | None = None
+
+    def start(self) -> None:
+        if self.estimator is not None:
+            metrics.REFERENCE_ACCURACY.labels(self.tag).set(self.estimator.reference_accuracy)
+        trusted = self.estimator is not None or self.uncalibrated_because is None
+        metrics.ESTIMATE_TRUSTED.labels(self.tag).set(1.0 if trusted else 0.0)
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        period = max(self.settings.metrics_refresh_s, _MIN_PERIOD_S)
+        canary_every = self.settings.canary_interval_s
+        next_canary = time.monotonic() if canary_every > 0 and self.golden is not None else float("inf")
+        while True:
+            try:
+                await self.refresh_estimate()
+                if time.monotonic() >= next_canary:
+                    next_canary = time.monotonic() + canary_every
+                    await self.run_canary()
+            except Exception:  # noqa: BLE001 (the monitor must outlive any one failure)
+                logger.exception("labelwise monitor: a refresh failed")
+            await asyncio.sleep(period)
+
+    async def refresh_estimate(self) -> AccuracyEstimate:
+        rows = await asyncio.to_thread(
+            self.store.recent_confidences, self.tag, limit=self.settings.estimate_window
+        )
+        estimate = estimate_accuracy(
+            [label for label, _ in rows],
+            [confidence for _, confidence in rows],
+            estimator=self.estimator,
+            uncalibrated_because=self.uncalibrated_because,
+        )
+        if estimate.value is not None and estimate.low is not None:
+            metrics.ESTIMATED_ACCURACY.labels(self.tag).set(estimate.value)
+            metrics.ESTIMATED_ACCURACY_LOW.labels(self.tag).set(estimate.low)
+        return estimate
+
+    async def run_canary(self) -> CanaryRun | None:
+        if self.golden is None:
+            return None
+        try:
+            run = await replay_golden_set(self.golden, self.classify, tag=self.tag)
+        except BackendError as exc:
+            metrics.CANARY_FAILURES.labels(self.tag).inc()
+            logger.warning("labelwise canary: the backend failed: %s", exc)
+            return None
+        metrics.CANARY_AGREEMENT.labels(self.tag).set(run.agreement)
+        metrics.CANARY_FINGERPRINT_CHANGED.labels(self.tag).set(1.0 if run.fingerprint_changed else 0.0)
+        metrics.CANARY_LAST_RUN.labels(self.tag).set(time.time())
+        self.last_canary = run
+        return run
