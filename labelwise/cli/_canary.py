@@ -40,8 +40,9 @@ def canary_command(
         )
 
     async def replay() -> CanaryRun:
-        # One event loop for the calls and the clean-up: connections belong to their loop.
-        async with ClassifierRuntime.load(str(artifact.tag)) as classifier:
+        # One event loop for the calls and the clean-up: connections belong to their loop. No
+        # cache: cached embeddings would hide the provider's change.
+        async with ClassifierRuntime(artifact=artifact, use_cache=False) as classifier:
             return await replay_golden_set(golden, classifier.aclassify, tag=str(artifact.tag))
 
     run = run_sync(replay())

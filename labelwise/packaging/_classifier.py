@@ -49,6 +49,9 @@ class Classifier(ClassifierMixin, BaseEstimator, ClassifierRuntime):  # type: ig
         What ``predict`` returns for a text without a label (an abstention, unreadable output,
         an empty text). ``None``: the most probable label where probabilities exist, else
         ``predict`` raises ``NoLabel``. ``classify`` always tells the outcome as it is.
+    use_cache : bool, default=True
+        Reuse embeddings stored for the same text and model. ``False`` asks the backend every
+        time: the provider canary must see what the provider answers now.
 
     Examples
     --------

@@ -44,6 +44,7 @@ class ClassifierRuntime:
         on_retry: Callable[[BackendError, float], None] | None = None,
         rate_limiter: RateLimiter | None = None,
         abstain_label: str | None = None,  # for Classifier.predict; here so both take the same
+        use_cache: bool = True,
     ) -> None:
         self.artifact = artifact
         self.backend = backend
@@ -53,6 +54,7 @@ class ClassifierRuntime:
         self.on_retry = on_retry
         self.rate_limiter = rate_limiter
         self.abstain_label = abstain_label
+        self.use_cache = use_cache
 
     @classmethod
     def load(cls, tag: str | ArtifactTag, **params: Any) -> Self:
@@ -86,6 +88,7 @@ class ClassifierRuntime:
             on_retry=self.on_retry,
             rate_limiter=self.rate_limiter,
             backend=self.backend,
+            use_cache=self.use_cache,
         )
         return technique(
             artifact.spec,

@@ -90,6 +90,8 @@ class RunOptions:
     rate_limiter: RateLimiter | None = None
     backend: Any = None
     """An injected backend instead of the one the spec names (tests, custom providers)."""
+    use_cache: bool = True
+    """Embeddings from the persistent cache where it has them; ``False``: always from the backend."""
 
 
 class Technique(ABC):
@@ -466,6 +468,8 @@ class EmbeddingTechnique(Technique):
     @functools.cached_property
     def embedder(self) -> Embedder:
         backend: EmbeddingBackend | None = self.options.backend
+        if not self.options.use_cache:
+            return Embedder(self.spec.backend, http_client=self.options.http_client, backend=backend)
         return Embedder.with_default_cache(
             self.spec.backend, http_client=self.options.http_client, backend=backend
         )

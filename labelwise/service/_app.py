@@ -59,7 +59,7 @@ class ClassifierApp:
         self._feedback_refreshed_at = float("-inf")
         self._warmup = Warmup()
         self.log = PredictionLog(store)
-        self.monitor = Monitor(classifier.artifact_, store, settings, self._classify)
+        self.monitor = Monitor(classifier.artifact_, store, settings)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, classify: Classify | None = None) -> ClassifierApp:

@@ -20,7 +20,7 @@ from ..packaging import (
     BackendError,
     CanaryRun,
     ClassifierArtifact,
-    Classify,
+    ClassifierRuntime,
     GoldenSet,
     estimate_accuracy,
     replay_golden_set,
@@ -36,14 +36,14 @@ _MIN_PERIOD_S = 1.0
 
 
 class Monitor:
-    def __init__(
-        self, artifact: ClassifierArtifact, store: PredictionStore, settings: Settings, classify: Classify
-    ) -> None:
+    def __init__(self, artifact: ClassifierArtifact, store: PredictionStore, settings: Settings) -> None:
         self.artifact = artifact
         self.tag = str(artifact.tag)
         self.store = store
         self.settings = settings
-        self.classify = classify
+        # The canary's own classifier, without the embedding cache (it would hide a provider's
+        # change), made on its first run; the local model server is shared within the process.
+        self._canary_classifier: ClassifierRuntime | None = None
         self.estimator = AccuracyEstimator.attached_to(artifact)
         self.uncalibrated_because = technique_for(artifact.spec).uncalibrated_because(artifact.spec)
         self.golden = GoldenSet.attached_to(artifact)
@@ -62,6 +62,8 @@ class Monitor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._canary_classifier is not None:
+            await self._canary_classifier.aclose()
 
     async def _loop(self) -> None:
         period = max(self.settings.metrics_refresh_s, _MIN_PERIOD_S)
@@ -95,8 +97,10 @@ class Monitor:
     async def run_canary(self) -> CanaryRun | None:
         if self.golden is None:
             return None
+        if self._canary_classifier is None:
+            self._canary_classifier = ClassifierRuntime(artifact=self.artifact, use_cache=False)
         try:
-            run = await replay_golden_set(self.golden, self.classify, tag=self.tag)
+            run = await replay_golden_set(self.golden, self._canary_classifier.aclassify, tag=self.tag)
         except BackendError as exc:
             metrics.CANARY_FAILURES.labels(self.tag).inc()
             logger.warning("labelwise canary: the backend failed: %s", exc)

@@ -8,45 +8,12 @@ import sqlite3
 from collections.abc import Iterator
 
 import httpx
-import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
 
-from labelwise.packaging import HEAD_FILE, ClassifierArtifact, ClassifierSpec, dump_head, package
-from tests.fake_openai import FakeOpenAIServer, bag_of_words
-from tests.service.conftest import LABELS, RunningServer, keyword_answer, labelwise_serve
+from tests.fake_openai import FakeOpenAIServer
+from tests.service.conftest import WORDS, RunningServer, embedding_artifact, keyword_answer, labelwise_serve
 
 pytestmark = pytest.mark.slow
-
-WORDS = {"negative": ["rude", "cold"], "positive": ["great", "love"], "neutral": ["fine", "okay"]}
-
-
-def _training_texts() -> tuple[list[str], list[str]]:
-    texts, labels = [], []
-    for label, words in WORDS.items():
-        for i in range(12):
-            texts.append(f"{words[i % 2]} {words[(i + 1) % 2]} visit {i}")
-            labels.append(label)
-    return texts, labels
-
-
-def embedding_artifact(base_url: str) -> ClassifierArtifact:
-    """A head fitted on the fake server's embeddings (bags of words), packaged as train-embedding does."""
-    texts, labels = _training_texts()
-    head = LogisticRegression(C=10.0).fit(np.array([bag_of_words(t) for t in texts]), labels)
-    spec = ClassifierSpec.from_dict(
-        {
-            "name": "svc-embed",
-            "task": {"labels": LABELS},
-            "technique": {"kind": "embedding", "head": {"family": "logistic_regression"}},
-            "backend": {
-                "provider": "openai_compatible", "base_url": base_url, "model": "fake-embed",
-                "max_retries": 1, "backoff_initial_s": 0.01, "backoff_max_s": 0.05,
-            },
-        }
-    )  # fmt: skip
-    artifact, _ = package(spec, model_files={HEAD_FILE: dump_head(head)})
-    return artifact
 
 
 @pytest.fixture(scope="module")
