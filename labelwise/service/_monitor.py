@@ -55,6 +55,13 @@ class Monitor:
             metrics.REFERENCE_ACCURACY.labels(self.tag).set(self.estimator.reference_accuracy)
         trusted = self.estimator is not None or self.uncalibrated_because is None
         metrics.ESTIMATE_TRUSTED.labels(self.tag).set(1.0 if trusted else 0.0)
+        if not trusted:
+            logger.warning(
+                "labelwise_estimated_accuracy of %s is not to be trusted: %s, and no accuracy estimator "
+                "was fitted (package it with --eval DATA)",
+                self.tag,
+                self.uncalibrated_because,
+            )
         self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:

@@ -157,6 +157,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _latest_overrides() -> Any:
+    """Ids of each prediction's latest override that names a label: that label is its truth."""
+    return (
+        select(func.max(FeedbackEventRow.id))
+        .where(FeedbackEventRow.signal == OVERRIDDEN, FeedbackEventRow.label.is_not(None))
+        .group_by(FeedbackEventRow.prediction_id)
+    )
+
+
 def _as_utc(value: datetime | str) -> datetime:
     """A bucket start as an aware UTC datetime (SQLite gives text, PostgreSQL a naive UTC time)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -332,11 +341,7 @@ class PredictionStore:
                 query = query.where(PredictionRow.artifact_tag == artifact_tag)
             return query.group_by(PredictionRow.artifact_tag, start, *keys)
 
-        latest_override = (
-            select(func.max(FeedbackEventRow.id))
-            .where(FeedbackEventRow.signal == OVERRIDDEN, FeedbackEventRow.label.is_not(None))
-            .group_by(FeedbackEventRow.prediction_id)
-        )
+        latest_override = _latest_overrides()
         queries = {
             "predictions": grouped((PredictionRow.label,), func.count()),
             "thumbs": grouped(
@@ -379,6 +384,23 @@ class PredictionStore:
             query = query.where(PredictionRow.created_at >= since)
         with self._sessions() as session:
             yield from session.scalars(query.execution_options(yield_per=1000))
+
+    def override_rows(
+        self, *, since: datetime | None = None
+    ) -> Iterator[tuple[PredictionRow, FeedbackEventRow]]:
+        """Each prediction's latest override naming a label, where it has no thumbs, streamed."""
+        query = (
+            select(PredictionRow, FeedbackEventRow)
+            .join(FeedbackEventRow, PredictionRow.id == FeedbackEventRow.prediction_id)
+            .outerjoin(FeedbackRow, PredictionRow.id == FeedbackRow.prediction_id)
+            .where(FeedbackEventRow.id.in_(_latest_overrides()), FeedbackRow.prediction_id.is_(None))
+            .order_by(FeedbackEventRow.id)
+        )
+        if since is not None:
+            query = query.where(PredictionRow.created_at >= since)
+        with self._sessions() as session:
+            for prediction, override in session.execute(query.execution_options(yield_per=1000)):  # noqa: UP028
+                yield prediction, override
 
     def feedback_rows(self, *, since: datetime | None = None) -> Iterator[tuple[PredictionRow, FeedbackRow]]:
         """Feedback joined with its prediction, oldest first, streamed."""

@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from labelwise.packaging import Prediction
@@ -144,3 +145,21 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.close()
+
+
+def test_export_holds_thumbs_and_overrides_naming_a_label(store: PredictionStore, tmp_path: Path) -> None:
+    from labelwise.store import export_feedback
+
+    rated, overridden, clicked = (log(store, "positive") for _ in range(3))
+    store.put_feedback(rated, thumbs="down", correct_label="negative", comment="no")
+    store.add_event(rated, signal="overridden", value=None, label="positive")  # its thumbs win
+    store.add_event(overridden, signal="overridden", value=None, label="neutral")
+    store.add_event(overridden, signal="overridden", value=None, label="negative")
+    store.add_event(clicked, signal="clicked", value=1.0, label=None)
+    out = tmp_path / "feedback.csv"
+    url = store.engine.url.render_as_string(hide_password=False)
+    assert export_feedback(out, db_url=url) == 2
+    frame = pd.read_csv(out).set_index("prediction_id")
+    assert frame.loc[rated, "label"] == "negative" and frame.loc[rated, "thumbs"] == "down"
+    assert frame.loc[overridden, "label"] == "negative" and frame.loc[overridden, "signal"] == "overridden"
+    assert clicked not in frame.index
