@@ -1,6 +1,6 @@
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
-from ._canary import DEFAULT_MIN_AGREEMENT, canary_verdict
+from ._canary import canary_verdict
 from ._drift import DriftCheck, categorical_drift, numeric_drift, text_domain_drift
 from ._drift_report import (
     ACCURACY_COLUMNS,
@@ -29,7 +29,6 @@ from ._score import (
 )
 
 __all__ = [
-    "DEFAULT_MIN_AGREEMENT",
     "canary_verdict",
     "ACCURACY_COLUMNS",
     "accuracy_beside_estimate",

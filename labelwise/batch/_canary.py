@@ -16,14 +16,10 @@ from typing import Any
 from ..packaging import CanaryRun
 from ._drift import categorical_drift
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "canary_verdict"]
-
-DEFAULT_MIN_AGREEMENT = 0.95
+__all__ = ["canary_verdict"]
 
 
-def canary_verdict(
-    run: CanaryRun, *, min_agreement: float = DEFAULT_MIN_AGREEMENT, fail_on_fingerprint: bool = False
-) -> dict[str, Any]:
+def canary_verdict(run: CanaryRun, *, min_agreement: float, fail_on_fingerprint: bool) -> dict[str, Any]:
     """The run with its checks and ``alarm``; ``reasons`` says what raised it."""
     checks = categorical_drift(run.packaged_labels, run.live_labels)
     reasons = []

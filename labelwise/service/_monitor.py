@@ -62,6 +62,11 @@ class Monitor:
                 self.tag,
                 self.uncalibrated_because,
             )
+        if self.settings.canary_interval_s > 0 and self.golden is None:
+            logger.warning(
+                "LABELWISE_CANARY_INTERVAL_S is set but %s has no golden set: package it with --eval DATA",
+                self.tag,
+            )
         self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from labelwise.store import FeedbackCounts, summarize, true_label, wilson
@@ -85,3 +87,45 @@ def test_wilson_interval_is_honest_at_the_edges() -> None:
     high = wilson(5, 5)
     assert low is not None and low.low == pytest.approx(0.0, abs=1e-12) and 0.4 < low.high < 0.5
     assert high is not None and high.high == pytest.approx(1.0) and 0.5 < high.low < 0.6
+
+
+days = st.sampled_from([datetime(2026, 11, d, tzinfo=UTC) for d in (2, 3, 4)])
+labels = st.sampled_from(LABELS)
+
+
+@st.composite
+def store_counts(draw: st.DrawFn) -> FeedbackCounts:
+    """Counts a store could hold: feedback only on predictions that exist, at most one thumbs each."""
+    predictions, thumbs, overrides, signals = [], [], [], []
+    for day in draw(st.lists(days, min_size=1, max_size=3, unique=True)):
+        for label in draw(st.lists(labels, min_size=1, max_size=3, unique=True)):
+            made = draw(st.integers(1, 50))
+            predictions.append(("a:1", day, label, made))
+            rated = draw(st.integers(0, made))
+            up = draw(st.integers(0, rated))
+            thumbs.append(("a:1", day, label, "up", None, up))
+            thumbs.append(("a:1", day, label, "down", draw(st.none() | labels), rated - up))
+            overridden = draw(st.integers(0, made - rated))
+            overrides.append(("a:1", day, label, draw(labels), overridden))
+            reached = draw(st.integers(0, made))
+            events = reached + draw(st.integers(0, 5))
+            signals.append(("a:1", day, f"s_{label}", events, reached, 1.0 * reached, reached))
+    return FeedbackCounts(predictions=predictions, thumbs=thumbs, overrides=overrides, signals=signals)
+
+
+@given(store_counts())
+@settings(max_examples=60, deadline=None)
+def test_series_add_up_and_every_interval_holds_its_rate(counts: FeedbackCounts) -> None:
+    summary = summarize(LABELS, counts).overall
+    assert summary.predictions == sum(point.predictions for point in summary.series)
+    assert summary.labelled == sum(point.labelled for point in summary.series)
+    assert summary.feedback == sum(point.feedback for point in summary.series) <= summary.predictions
+    for window in [summary, *summary.series]:
+        for rate, interval in ((window.accuracy, window.accuracy_interval),
+                               (window.thumbs_up_rate, window.thumbs_up_interval)):  # fmt: skip
+            assert (rate is None) == (interval is None)
+            if rate is not None and interval is not None:
+                assert 0 <= interval.low <= rate <= interval.high <= 1
+        for signal in window.signals.values():
+            assert signal.share is not None and 0 <= signal.share <= 1
+    assert sum(map(sum, summary.confusion_matrix.matrix)) == summary.labelled
