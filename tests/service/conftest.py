@@ -110,24 +110,6 @@ def labelwise_serve(tag: str, home: Path, *, workers: int = 1) -> Iterator[Runni
         yield RunningServer(process=process, db=db, prometheus_dir=prometheus_dir)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PredictionStore]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    elif POSTGRES_URL:
-        url = POSTGRES_URL
-    else:
-        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
-    store = PredictionStore.from_url(url)
-    try:
-        yield store
-    finally:
-        from labelwise.store._store import _Base
-
-        _Base.metadata.drop_all(store.engine)
-        store.close()
-
-
 WORDS = {"negative": ["rude", "cold"], "positive": ["great", "love"], "neutral": ["fine", "okay"]}
 
 
@@ -157,3 +139,26 @@ def embedding_artifact(base_url: str) -> ClassifierArtifact:
     )  # fmt: skip
     artifact, _ = package(spec, model_files={HEAD_FILE: dump_head(head)})
     return artifact
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL: a SQLite file, then the PostgreSQL server CI starts (its tables dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    yield POSTGRES_URL
+    from labelwise.store._store import _Base
+
+    store = PredictionStore.from_url(POSTGRES_URL)
+    _Base.metadata.drop_all(store.engine)
+    store.close()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[PredictionStore]:
+    store = PredictionStore.from_url(db_url)
+    yield store
+    store.close()

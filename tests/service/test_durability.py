@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from labelwise.packaging import ClassifierArtifact
-from labelwise.store import PredictionStore
-from labelwise.store._store import _Base
 from tests.serve_process import ServeProcess, seed_predictions, send_feedback, stored_feedback
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'durable.db'}"
-        return
-    url = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
-    yield url
-    store = PredictionStore.from_url(url)
-    _Base.metadata.drop_all(store.engine)
-    store.close()
 
 
 def test_concurrent_feedback_all_lands_and_survives_a_sigkill(
