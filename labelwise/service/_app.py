@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from ..core import Settings
@@ -34,6 +35,9 @@ __all__ = ["ClassifierApp"]
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
 _RESPONSE_FIELDS = {"label", "probabilities", "reason", "message", "artifact_tag", "model", "latency_s"}
+# A worker writes a prediction's row within milliseconds of answering, or one write later under load.
+_UNKNOWN_GRACE_S = 1.0
+R = TypeVar("R")
 
 
 class ClassifierApp:
@@ -160,23 +164,22 @@ class ClassifierApp:
             await self.log.flush()  # answered a moment ago: its row is on its way to the store
         if request.signal is not None:
             return await self._signal(request, request.signal)
-        assert request.thumbs is not None  # the request's validator allows only thumbs or a signal
-        record = await asyncio.to_thread(
-            self.store.put_feedback,
+        thumbs = request.thumbs
+        assert thumbs is not None  # the request's validator allows only thumbs or a signal
+        record = await self._for_stored_prediction(
             request.prediction_id,
-            thumbs=request.thumbs,
-            correct_label=request.correct_label,
-            comment=request.comment,
+            lambda: self.store.put_feedback(
+                request.prediction_id,
+                thumbs=thumbs,
+                correct_label=request.correct_label,
+                comment=request.comment,
+            ),
         )
-        if record is None:
-            raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
-        metrics.FEEDBACK_WRITES.labels(
-            record.artifact_tag, request.thumbs, record.predicted_label or "none"
-        ).inc()
+        metrics.FEEDBACK_WRITES.labels(record.artifact_tag, thumbs, record.predicted_label or "none").inc()
         await self._refresh_feedback_metrics()
         return FeedbackResponse(
             prediction_id=record.prediction_id,
-            thumbs=request.thumbs,
+            thumbs=thumbs,
             correct_label=record.correct_label,
             comment=record.comment,
             created=record.created,
@@ -197,15 +200,12 @@ class ClassifierApp:
             )
 
     async def _signal(self, request: FeedbackRequest, signal: str) -> FeedbackResponse:
-        record = await asyncio.to_thread(
-            self.store.add_event,
+        record = await self._for_stored_prediction(
             request.prediction_id,
-            signal=signal,
-            value=request.value,
-            label=request.correct_label,
+            lambda: self.store.add_event(
+                request.prediction_id, signal=signal, value=request.value, label=request.correct_label
+            ),
         )
-        if record is None:
-            raise UnknownPrediction(f"prediction_id: no prediction {request.prediction_id} in the store")
         metrics.FEEDBACK_EVENTS.labels(record.artifact_tag, signal).inc()
         await self._refresh_feedback_metrics()
         return FeedbackResponse(
@@ -215,6 +215,20 @@ class ClassifierApp:
             correct_label=record.label,
             created=True,
         )
+
+    async def _for_stored_prediction(self, prediction_id: str, write: Callable[[], R | None]) -> R:
+        """``write`` (None when the prediction is not in the store), tried again for a moment.
+
+        Another worker may have answered the prediction a moment ago, its row still on the way
+        (implicit signals arrive right after the answer); only an id still unknown after
+        ``_UNKNOWN_GRACE_S`` is refused.
+        """
+        deadline = time.monotonic() + _UNKNOWN_GRACE_S
+        while (record := await asyncio.to_thread(write)) is None:
+            if time.monotonic() >= deadline:
+                raise UnknownPrediction(f"prediction_id: no prediction {prediction_id} in the store")
+            await asyncio.sleep(0.05)
+        return record
 
     async def _refresh_feedback_metrics(self) -> None:
         """The served artifact's current feedback counts and online accuracy, from the store.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,30 @@ def test_bad_signals_are_refused_and_store_nothing(
     response = client.post("/feedback", json={"prediction_id": prediction["prediction_id"], **body})
     assert response.status_code == status and message in response.text, response.text
     assert _rows(db_path, "labelwise_feedback_events") == before
+
+
+def test_a_signal_waits_a_moment_for_a_prediction_another_worker_is_writing(
+    client: TestClient, db_path: Path, served_artifact: ClassifierArtifact
+) -> None:
+    """Another worker answered; its row lands 0.3 s after this worker is asked about it."""
+    from labelwise.packaging import Prediction
+    from labelwise.store import PredictionStore
+
+    store = PredictionStore.from_url(f"sqlite:///{db_path}")
+    row = store.prediction_row(
+        Prediction(label="positive", artifact_tag=str(served_artifact.tag)),
+        text="t",
+        metadata={},
+        keep_text=True,
+    )
+    late = threading.Timer(0.3, store.log_predictions, args=([row],))
+    late.start()
+    try:
+        response = client.post("/feedback", json={"prediction_id": row["id"], "signal": "accepted"})
+    finally:
+        late.join()
+        store.close()
+    assert response.status_code == 201, response.text
 
 
 def test_signal_on_an_unknown_prediction(client: TestClient, db_path: Path) -> None:
