@@ -313,4 +313,12 @@ def _accuracy_table(report: dict[str, Any]) -> str:
 
     warnings = {row["estimated"]["warning"] for row in report["accuracy"]} - {None}
     notes = "".join(f"<p class='note'><b>Warning:</b> {html.escape(w)}</p>" for w in sorted(warnings))
-    return html_table(ACCURACY_COLUMNS, accuracy_rows(report)) + notes
+    current = report["accuracy"][-1]["estimated"]["per_label"]
+    precision = [
+        [label, str(row["predictions"]), _span(row["precision"], row["low"], row["high"])]
+        for label, row in current.items()
+    ]
+    per_label = "<p>Estimated precision of each predicted label, current data:</p>" + html_table(
+        ("predicted label", "predictions", "estimated precision [95%]"), precision
+    )
+    return html_table(ACCURACY_COLUMNS, accuracy_rows(report)) + notes + (per_label if precision else "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,22 @@ def test_no_confidences_no_estimate() -> None:
     estimate = estimate_accuracy(["a", "b"], [None, None], estimator=None)
     assert estimate.value is None and estimate.warning == "no prediction carries probabilities"
     assert AccuracyEstimator.fit([None], [0.5], ["a"], reference="x") is None
+
+
+def test_the_drift_report_puts_the_estimate_beside_the_measured_accuracy(tmp_path: Path) -> None:
+    from labelwise.batch import DriftData, drift_report, write_drift_report
+
+    def data(name: str, confidence: float, truth: list[str]) -> DriftData:
+        n = len(truth)
+        return DriftData(name=name, labels=["a"] * n, confidence=[confidence] * n, lengths=[40] * n,
+                         texts=None, truth=truth)  # fmt: skip
+
+    reference, current = data("ref", 0.9, ["a"] * 90 + ["b"] * 10), data("cur", 0.6, ["a"] * 30 + ["b"] * 30)
+    report = drift_report(reference, current)  # no artifact: raw confidences, with a warning
+    before, now = report["accuracy"]
+    assert (before["measured"]["value"], now["measured"]["value"]) == (0.9, 0.5)
+    assert (before["estimated"]["value"], now["estimated"]["value"]) == pytest.approx((0.9, 0.6))
+    assert "calibration is unknown" in now["estimated"]["warning"]
+    page = write_drift_report(report, reference, current, tmp_path / "drift.html")[0].read_text()
+    assert "estimated accuracy [95%]" in page and "Estimated precision of each predicted label" in page
+    assert "<b>Warning:</b>" in page
