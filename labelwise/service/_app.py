@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from .. import __version__
 from ..core import Settings
-from ..packaging import BackendError, ClassifierRuntime, Classify, Prediction
+from ..packaging import AccuracyEstimate, BackendError, ClassifierRuntime, Classify, Prediction
 from ..store import Bucket, FeedbackSummary, PredictionStore, summarize
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
@@ -253,6 +253,10 @@ class ClassifierApp:
             self.store.counts, bucket=bucket, since=since, artifact_tag=artifact_tag
         )
         return summarize(self.classifier.artifact_.spec.task.labels, counts, bucket=bucket)
+
+    async def estimate(self, window: int | None) -> AccuracyEstimate:
+        await self.log.flush()  # every prediction answered so far
+        return await self.monitor.estimate(window or self.settings.estimate_window)
 
     def metadata(self) -> ServiceMetadata:
         artifact = self.classifier.artifact_

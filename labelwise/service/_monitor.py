@@ -91,16 +91,18 @@ class Monitor:
                 logger.exception("labelwise monitor: a refresh failed")
             await asyncio.sleep(period)
 
-    async def refresh_estimate(self) -> AccuracyEstimate:
-        rows = await asyncio.to_thread(
-            self.store.recent_confidences, self.tag, limit=self.settings.estimate_window
-        )
-        estimate = estimate_accuracy(
+    async def estimate(self, window: int) -> AccuracyEstimate:
+        """Accuracy and per-label precision estimated on the artifact's latest ``window`` predictions."""
+        rows = await asyncio.to_thread(self.store.recent_confidences, self.tag, limit=window)
+        return estimate_accuracy(
             [label for label, _ in rows],
             [confidence for _, confidence in rows],
             estimator=self.estimator,
             uncalibrated_because=self.uncalibrated_because,
         )
+
+    async def refresh_estimate(self) -> AccuracyEstimate:
+        estimate = await self.estimate(self.settings.estimate_window)
         if estimate.value is not None and estimate.low is not None:
             metrics.ESTIMATED_ACCURACY.labels(self.tag).set(estimate.value)
             metrics.ESTIMATED_ACCURACY_LOW.labels(self.tag).set(estimate.low)

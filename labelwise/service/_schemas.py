@@ -17,6 +17,7 @@ __all__ = [
     "ClassifyRequest",
     "ClassifyResponse",
     "ConfusionMatrix",
+    "EstimateRequest",
     "FeedbackRequest",
     "FeedbackResponse",
     "FeedbackSummary",
@@ -122,6 +123,15 @@ class SummaryRequest(_Request):
     since: datetime | None = Field(default=None, description="Only predictions made since then.")
     bucket: Bucket = Field(default="day", description="Time series buckets: hour, day or (ISO) week, UTC.")
     artifact_tag: str | None = Field(default=None, description="Only this artifact version's predictions.")
+
+
+class EstimateRequest(_Request):
+    window: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Latest predictions to estimate on (LABELWISE_ESTIMATE_WINDOW).",
+    )
 
 
 class ServiceMetadata(BaseModel):

@@ -9,6 +9,7 @@ import bentoml
 import httpx
 
 from ..core import LabelwiseError, Settings
+from ..packaging import AccuracyEstimate
 from ._app import ClassifierApp
 from ._args import ARGS, serves_embeddings
 from ._errors import http_error
@@ -19,6 +20,7 @@ from ._schemas import (
     ClassifyBatchResponse,
     ClassifyRequest,
     ClassifyResponse,
+    EstimateRequest,
     FeedbackRequest,
     FeedbackResponse,
     FeedbackSummary,
@@ -120,6 +122,11 @@ class ClassifierService:
             since=request.since, artifact_tag=request.artifact_tag, bucket=request.bucket
         )
         return await _answer(summary, ctx)
+
+    @bentoml.api(route="/accuracy/estimate")
+    async def accuracy_estimate(self, request: EstimateRequest, /, ctx: bentoml.Context) -> AccuracyEstimate:
+        """Accuracy and per-label precision estimated without labels on the latest predictions."""
+        return await _answer(self.app.estimate(request.window), ctx)
 
     @bentoml.api(route="/metadata")
     async def metadata(self, ctx: bentoml.Context) -> ServiceMetadata:

@@ -168,6 +168,10 @@ def test_prometheus_scrapes_the_service_and_the_canary_drops_when_the_model_chan
     prometheus.wait_for(clicked, lambda r: _value(r) == 5)
     estimated = prometheus.wait_for(f'labelwise_estimated_accuracy{{artifact="{tag}"}}', lambda r: True)
     assert 0.5 < _value(estimated) <= 1.0
+    live = httpx.post(f"{server.url}/accuracy/estimate", json={}, timeout=30).json()
+    assert live["method"].startswith("fitted map") and live["warning"] is None
+    assert live["predictions"] == len(texts) and live["value"] == pytest.approx(_value(estimated))
+    assert set(live["per_label"]) <= set(WORDS) and live["low"] <= live["value"] <= live["high"]
     found = prometheus.query('group by (__name__) ({__name__=~"labelwise_.+"})')
     assert SERIES <= {row["metric"]["__name__"] for row in found}
     # Both workers answered; their counts are summed.

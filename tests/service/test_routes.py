@@ -315,6 +315,17 @@ def test_signal_on_an_unknown_prediction(client: TestClient, db_path: Path) -> N
     assert _rows(db_path, "labelwise_feedback_events") == before
 
 
+def test_accuracy_estimate_of_an_artifact_without_probabilities(client: TestClient) -> None:
+    _classify(client, "I love it")
+    estimate = client.post("/accuracy/estimate", json={"window": 50})
+    assert estimate.status_code == 200, estimate.text
+    body = estimate.json()
+    assert body["value"] is None and body["predictions"] == 0 and body["without_confidence"] >= 1
+    assert "gives no probabilities" in body["warning"] and "--eval DATA" in body["warning"]
+    refused = client.post("/accuracy/estimate", json={"window": 0})
+    assert refused.status_code == 400 and "window" in refused.text
+
+
 def test_metadata_reports_the_resolved_artifact(
     client: TestClient, served_artifact: ClassifierArtifact
 ) -> None:
