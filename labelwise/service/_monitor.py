@@ -36,6 +36,8 @@ _MIN_PERIOD_S = 1.0
 
 
 class Monitor:
+    """The served artifact's estimated accuracy and canary, refreshed in a background task."""
+
     def __init__(self, artifact: ClassifierArtifact, store: PredictionStore, settings: Settings) -> None:
         self.artifact = artifact
         self.tag = str(artifact.tag)
@@ -48,7 +50,6 @@ class Monitor:
         self.uncalibrated_because = technique_for(artifact.spec).uncalibrated_because(artifact.spec)
         self.golden = GoldenSet.attached_to(artifact)
         self._task: asyncio.Task[None] | None = None
-        self.last_canary: CanaryRun | None = None
 
     def start(self) -> None:
         if self.estimator is not None:
@@ -122,5 +123,4 @@ class Monitor:
         metrics.CANARY_AGREEMENT.labels(self.tag).set(run.agreement)
         metrics.CANARY_FINGERPRINT_CHANGED.labels(self.tag).set(1.0 if run.fingerprint_changed else 0.0)
         metrics.CANARY_LAST_RUN.labels(self.tag).set(time.time())
-        self.last_canary = run
         return run
