@@ -111,18 +111,20 @@ def attach_evaluation(
     """
     from ..batch import REFERENCE_PROFILE, DriftData
     from ..evaluation import EVAL_CARD
-    from ..packaging import ACCURACY_ESTIMATOR, GOLDEN_SET, AccuracyEstimator, GoldenSet, attach
+    from ..packaging import ACCURACY_ESTIMATOR, GOLDEN_SET, AccuracyEstimator, GoldenSet, attach_many
 
-    attach(tag, EVAL_CARD, card.model_dump_json(indent=2).encode())
-    estimator = AccuracyEstimator.fit(
-        [p.label for p in predictions], [p.confidence for p in predictions], data.labels, reference=source
-    )
-    if estimator is not None:
-        attach(tag, ACCURACY_ESTIMATOR, estimator.model_dump_json().encode())
+    labels, confidences = [p.label for p in predictions], [p.confidence for p in predictions]
+    estimator = AccuracyEstimator.fit(labels, confidences, data.labels, reference=source)
     golden = GoldenSet.choose(data.texts, predictions, tag=tag, source=source, seed=seed)
-    attach(tag, GOLDEN_SET, golden.model_dump_json(indent=1).encode())
     profile = DriftData.profile(data.texts, predictions, truth=data.labels, name=source, seed=seed)
-    return attach(tag, REFERENCE_PROFILE, profile.to_json())
+    attachments = {
+        EVAL_CARD: card.model_dump_json(indent=2).encode(),
+        GOLDEN_SET: golden.model_dump_json(indent=1).encode(),
+        REFERENCE_PROFILE: profile.to_json(),
+    }
+    if estimator is not None:
+        attachments[ACCURACY_ESTIMATOR] = estimator.model_dump_json().encode()
+    return attach_many(tag, attachments)
 
 
 def print_card(card: EvalCard) -> None:

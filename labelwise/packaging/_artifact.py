@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "ClassifierArtifact",
     "Lineage",
     "attach",
+    "attach_many",
     "delete_artifact",
     "export_artifact",
     "import_artifact",
@@ -222,16 +223,24 @@ def attach(tag: str | ArtifactTag, name: str, data: bytes) -> ClassifierArtifact
 
     The version does not change: attachments describe the classifier, they do not change it.
     """
-    if not _ATTACHMENT_NAME.match(name) or name in _STORE_FILES:
-        raise ArtifactError(f"attachment name {name!r} must look like 'eval_card.json'")
+    return attach_many(tag, {name: data})
+
+
+def attach_many(tag: str | ArtifactTag, attachments: Mapping[str, bytes]) -> ClassifierArtifact:
+    """``attach`` for several files, with one load of the artifact and one manifest write."""
+    for name in attachments:
+        if not _ATTACHMENT_NAME.match(name) or name in _STORE_FILES:
+            raise ArtifactError(f"attachment name {name!r} must look like 'eval_card.json'")
     artifact = load_artifact(tag)
-    if name in artifact.content_files():
-        raise ArtifactError(f"{name} is part of the artifact's content, not an attachment")
-    artifact.attachments[name] = data
+    clashing = sorted(set(attachments) & set(artifact.content_files()))
+    if clashing:
+        raise ArtifactError(f"{', '.join(clashing)}: part of the artifact's content, not attachments")
     path = Path(_store_model(artifact.tag).path)
-    partial = path / f".{name}.partial"
-    partial.write_bytes(data)
-    partial.replace(path / name)
+    for name, data in attachments.items():
+        artifact.attachments[name] = data
+        partial = path / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(path / name)
     artifact.write_manifest(path)
     return load_artifact(artifact.tag)
 
