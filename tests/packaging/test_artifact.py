@@ -7,11 +7,13 @@ import bentoml
 import pytest
 
 from labelwise.packaging import (
+    ArtifactError,
     ArtifactIntegrityError,
     ArtifactNotFound,
     ArtifactTag,
     ClassifierArtifact,
     ClassifierSpec,
+    attach_many,
     delete_artifact,
     export_artifact,
     import_artifact,
@@ -182,3 +184,18 @@ def test_an_archive_reaching_outside_the_store_is_refused(tmp_path: Path, member
         import_artifact(archive_path)
     assert not (tmp_path.parent.parent / "escaped.txt").exists()
     assert not Path("/tmp/absolute.txt").exists()
+
+
+def test_attachments_are_written_together_and_bad_ones_refused_whole() -> None:
+    artifact, _ = package(_spec("attached"))
+    tag = str(artifact.tag)
+    stored = attach_many(tag, {"notes.json": b"{}", "more_notes.json": b"[]"})
+    assert stored.tag == artifact.tag  # describing it does not make a new version
+    assert (stored.attachments["notes.json"], stored.attachments["more_notes.json"]) == (b"{}", b"[]")
+    for bad, message in (
+        ({"ok.json": b"1", "Bad Name.txt": b"2"}, "must look like 'eval_card.json'"),
+        ({"ok.json": b"1", "manifest.json": b"2"}, "must look like"),
+    ):
+        with pytest.raises(ArtifactError, match=message):
+            attach_many(tag, bad)
+    assert "ok.json" not in load_artifact(tag).attachments  # nothing of a refused set is written
