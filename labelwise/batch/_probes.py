@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy import stats
-
+from ..core import wilson_interval
 from ..evaluation import accuracy
 from ..packaging import ClassifierArtifact, ClassifierRuntime, ClassifierSpec, Template, technique_for
 from ._rai import snippet
@@ -96,7 +95,7 @@ def _result(
     examples: int,
 ) -> ProbeResult:
     flipped = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
-    interval = stats.binomtest(len(flipped), len(texts)).proportion_ci(method="wilson")
+    low, high = wilson_interval(len(flipped), len(texts)) or (0.0, 1.0)
 
     shown = [
         {"text": snippet(texts[i]), "changed": snippet(changed[i]), "before": before[i], "after": after[i]}
@@ -108,8 +107,8 @@ def _result(
         items=len(texts),
         flips=len(flipped),
         flip_rate=len(flipped) / len(texts),
-        low=float(interval.low),
-        high=float(interval.high),
+        low=low,
+        high=high,
         accuracy_before=None if truth is None else accuracy(truth, before),
         accuracy_after=None if truth is None else accuracy(truth, after),
         examples=shown,

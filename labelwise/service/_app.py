@@ -239,7 +239,9 @@ class ClassifierApp:
         if now - self._feedback_refreshed_at < self.settings.metrics_refresh_s:
             return
         self._feedback_refreshed_at = now
-        served = (await self.summary(artifact_tag=self.tag)).overall
+        # Totals only: the series (a Wilson interval per bucket) is for /feedback/summary.
+        counts = await asyncio.to_thread(self.store.counts, bucket="week", artifact_tag=self.tag)
+        served = summarize(self.classifier.artifact_.spec.task.labels, counts, series=False).overall
         metrics.FEEDBACK.labels(self.tag, "up").set(served.thumbs_up)
         metrics.FEEDBACK.labels(self.tag, "down").set(served.thumbs_down)
         if served.accuracy is not None:

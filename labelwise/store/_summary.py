@@ -177,7 +177,9 @@ def _tallies(counts: FeedbackCounts) -> dict[str, dict[datetime, _Tally]]:
     return tallies
 
 
-def _summary(tag: str, labels: Sequence[str], buckets: dict[datetime, _Tally]) -> ArtifactSummary:
+def _summary(
+    tag: str, labels: Sequence[str], buckets: dict[datetime, _Tally], *, series: bool
+) -> ArtifactSummary:
     total = _Tally()
     for tally in buckets.values():
         total.add(tally)
@@ -210,6 +212,7 @@ def _summary(tag: str, labels: Sequence[str], buckets: dict[datetime, _Tally]) -
             "series": [
                 SeriesPoint.model_validate({**buckets[start].window(), "start": start})
                 for start in sorted(buckets)
+                if series
             ],
         }
     )
@@ -223,12 +226,15 @@ def _merged(groups: Iterable[dict[datetime, _Tally]]) -> dict[datetime, _Tally]:
     return merged
 
 
-def summarize(labels: Sequence[str], counts: FeedbackCounts, *, bucket: Bucket = "day") -> FeedbackSummary:
-    """Summaries overall and per artifact version, each with its time series, from the store's counts."""
+def summarize(
+    labels: Sequence[str], counts: FeedbackCounts, *, bucket: Bucket = "day", series: bool = True
+) -> FeedbackSummary:
+    """Summaries overall and per artifact version from the store's counts; ``series``: with each
+    one's time series too."""
     tallies = _tallies(counts)
     return FeedbackSummary(
         bucket=bucket,
-        overall=_summary("all", labels, _merged(tallies.values())),
-        by_artifact=[_summary(tag, labels, tallies[tag]) for tag in sorted(tallies)],
+        overall=_summary("all", labels, _merged(tallies.values()), series=series),
+        by_artifact=[_summary(tag, labels, tallies[tag], series=series) for tag in sorted(tallies)],
         warning=BIAS_WARNING,
     )
