@@ -36,9 +36,9 @@ import pandas as pd  # noqa: E402
 from labelwise.batch import ResultCache, score_dataframe  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
+from labelwise.backends._local import LocalServerConfig, local_server
 from labelwise.core import free_port
 from labelwise.packaging import Classifier, ClassifierSpec, package  # noqa: E402
-from labelwise.packaging._local import LocalServerConfig, local_server  # noqa: E402
 from tests.serve_process import wait_ready  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -31,8 +31,8 @@ from sklearn.metrics import f1_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labelwise.backends import BackendSpec, Embedder
 from labelwise.evaluation import paired_bootstrap  # noqa: E402
-from labelwise.packaging import BackendSpec, Embedder  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "yelp-sample.csv"
 ENCODERS: dict[str, dict[str, object]] = {

@@ -29,7 +29,8 @@ import pandas as pd
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from labelwise.store import PredictionStore, summarize
+from labelwise.monitoring import summarize
+from labelwise.store import PredictionStore
 from labelwise.store._store import FeedbackEventRow, FeedbackRow, PredictionRow
 
 LABELS = ["1", "2", "3", "4", "5"]

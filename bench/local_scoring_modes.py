@@ -21,9 +21,9 @@ os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"
 import openai  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from labelwise.backends._local import LocalServerConfig, local_server
+from labelwise.backends._openai import label_grammar
 from labelwise.packaging import Classifier, ClassifierSpec, package  # noqa: E402
-from labelwise.packaging._backends import label_grammar  # noqa: E402
-from labelwise.packaging._local import LocalServerConfig, local_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 YELP = REPO / "data" / "yelp-sample.csv"

@@ -40,8 +40,8 @@ def main() -> None:
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     import pandas as pd
 
-    from labelwise.evaluation._train_embedding import train_embedding
-    from labelwise.packaging import BackendSpec
+    from labelwise.backends import BackendSpec
+    from labelwise.training._train_embedding import train_embedding
 
     frame = pd.read_csv(YELP).sample(frac=1.0, random_state=0)
     train = home / "train.csv"

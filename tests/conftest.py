@@ -19,13 +19,8 @@ Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from labelwise.packaging import (  # noqa: E402
-    BackendSpec,
-    ClassifierSpec,
-    Completion,
-    CompletionBackend,
-    CompletionRequest,
-)
+from labelwise.backends import BackendSpec, Completion, CompletionBackend, CompletionRequest  # noqa: E402
+from labelwise.packaging import ClassifierSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

@@ -15,19 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from labelwise.backends import BackendUnavailable, Completion, LabelToken
 from labelwise.batch import score_frame
-from labelwise.core import Settings
-from labelwise.packaging import (
-    TECHNIQUES,
-    BackendUnavailable,
-    Calibration,
-    Classifier,
-    ClassifierArtifact,
-    ClassifierSpec,
-    Completion,
-    LabelToken,
-    Reason,
-)
+from labelwise.core import Reason, Settings
+from labelwise.packaging import TECHNIQUES, Calibration, Classifier, ClassifierArtifact, ClassifierSpec
 from labelwise.service import ClassifierApp, ClassifyRequest, ClassifyResponse
 from labelwise.store import PredictionRow, PredictionStore
 from tests.conftest import FakeBackend, spec_dict
@@ -139,7 +130,7 @@ def test_backend_errors_name_their_reason_and_come_back_from_it() -> None:
 def test_every_technique_kind_has_a_strategy() -> None:
     from typing import get_args
 
-    from labelwise.packaging._spec import Technique
+    from labelwise.packaging._techniques import Technique
 
     kinds = {get_args(cls.model_fields["kind"].annotation)[0] for cls in get_args(get_args(Technique)[0])}
     assert kinds == set(TECHNIQUES)

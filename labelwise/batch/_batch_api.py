@@ -22,19 +22,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..core import LabelwiseError, text_key
-from ..packaging import (
+from ..backends import (
     BackendError,
     BackendUnavailable,
-    ClassifierRuntime,
     OpenAIBackend,
-    Prediction,
-    PromptTechnique,
     RetryPolicy,
     call_with_retries,
     error_for_status,
     translate_provider_errors,
 )
+from ..core import LabelwiseError, text_key
+from ..packaging import ClassifierRuntime, Prediction, PromptTechnique
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS", "BatchAPIRunner", "BatchState"]
 

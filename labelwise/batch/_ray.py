@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..packaging import ClassifierArtifact, ClassifierRuntime, LabelwiseError
+from ..core import LabelwiseError
+from ..packaging import ClassifierArtifact, ClassifierRuntime
 from ._score import ScoreSummary, score_dataframe
 
 __all__ = ["score_with_ray"]

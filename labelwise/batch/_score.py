@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from ..core import read_table, text_key
-from ..packaging import BackendError, ClassifierRuntime, LabelwiseError, Prediction, Reason
+from ..backends import BackendError
+from ..core import LabelwiseError, Reason, read_table, text_key
+from ..packaging import ClassifierRuntime, Prediction
 from ._cache import ResultCache
 
 __all__ = [

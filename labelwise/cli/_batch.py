@@ -78,8 +78,9 @@ def batch_score(
     """
     import pandas as pd
 
+    from ..backends import RateLimiter
     from ..batch import BatchAPIRunner, ResultCache, check_output_names, score_with_ray, with_outputs
-    from ..packaging import ClassifierRuntime, RateLimiter
+    from ..packaging import ClassifierRuntime
 
     if out.resolve() == input_path.resolve():
         raise LabelwiseError("--out must not be the input file")
@@ -171,7 +172,8 @@ def _run(
 def _dry_run(
     classifier: ClassifierRuntime, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
 ) -> None:
-    from ..packaging import backend_class, estimate_tokens, openai_encoding
+    from ..backends import backend_class, openai_encoding
+    from ..packaging import estimate_tokens
 
     texts = frame[text_col].fillna("").astype(str).tolist()
     unique = {text_key(t): t for t in texts if t.strip()}
@@ -179,7 +181,7 @@ def _dry_run(
     todo = [t for k, t in unique.items() if k not in cached]
     requests = run_sync(classifier.technique_.requests(todo))
     spec = classifier.artifact_.spec
-    if spec.backend.provider in ("openai", "azure_openai"):
+    if spec.backend.backend.openai_tokenizer:
         # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
         encoding = openai_encoding(spec.model_name)
         prompt = sum(len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests)
@@ -246,17 +248,11 @@ def batch_drift(
     from confidences on both sides (through the map fitted at packaging, with --model), and
     measured where true labels are known.
     """
-    from ..batch import (
-        ACCURACY_COLUMNS,
-        CHECK_COLUMNS,
-        DriftData,
-        accuracy_rows,
-        check_cells,
-        drift_report,
-        load_drift_data,
-        write_drift_report,
-    )
-    from ..packaging import Embedder, load_artifact, technique_for
+    from ..backends import Embedder
+    from ..batch import load_drift_data
+    from ..monitoring import DriftData, drift_report
+    from ..packaging import load_artifact, technique_for
+    from ..reports import ACCURACY_COLUMNS, CHECK_COLUMNS, accuracy_rows, check_cells, write_drift_report
 
     if reference is None and model is None:
         raise LabelwiseError("give --model TAG (its reference profile is the reference) or --reference DATA")
@@ -315,7 +311,8 @@ def batch_rai(
     """Where the classifier works and where it fails: cohorts, errors, calibration, robustness."""
     import warnings
 
-    from ..batch import RaiData, SmallGroupWarning, rai_report, write_rai_report
+    from ..batch import RaiData, SmallGroupWarning, rai_report
+    from ..reports import write_rai_report
 
     data = RaiData.load(scored, label_col=label_col, text_col=text_col, cohort_cols=cohort or (), model=model)
     with warnings.catch_warnings():

@@ -14,8 +14,14 @@ from ._common import JsonOption, console, print_json
 def canary_command(
     tag: Annotated[str, typer.Argument(help="Artifact tag; packaged with --eval, so it holds a golden set.")],
     min_agreement: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Alarm when agreement is clearly below this.")
-    ] = 0.95,
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Alarm when agreement is clearly below this "
+            "(default: LABELWISE_CANARY_MIN_AGREEMENT, else 0.95).",
+        ),
+    ] = None,
     fail_on_fingerprint: Annotated[
         bool, typer.Option("--fail-on-fingerprint", help="A new system_fingerprint alone raises the alarm.")
     ] = False,
@@ -27,9 +33,9 @@ def canary_command(
     changed label distribution (the drift checks' rules). A changed system_fingerprint is shown,
     and raises the alarm only with --fail-on-fingerprint.
     """
-    from ..batch import canary_verdict
-    from ..core import run_sync
-    from ..packaging import CanaryRun, ClassifierRuntime, GoldenSet, load_artifact, replay_golden_set
+    from ..core import Settings, run_sync
+    from ..monitoring import CanaryRun, GoldenSet, canary_verdict, replay_golden_set
+    from ..packaging import ClassifierRuntime, load_artifact
 
     artifact = load_artifact(tag)
     golden = GoldenSet.attached_to(artifact)
@@ -46,6 +52,8 @@ def canary_command(
             return await replay_golden_set(golden, classifier.aclassify, tag=str(artifact.tag))
 
     run = run_sync(replay())
+    if min_agreement is None:
+        min_agreement = Settings.from_env().canary_min_agreement
     verdict = canary_verdict(run, min_agreement=min_agreement, fail_on_fingerprint=fail_on_fingerprint)
     if as_json:
         print_json(verdict)

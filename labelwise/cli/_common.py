@@ -16,8 +16,8 @@ from ..core import LabelwiseError
 from ._progress import ProgressBar, err_console, step
 
 if TYPE_CHECKING:
+    from ..backends import BackendSpec
     from ..evaluation import EvalCard, LabelledData
-    from ..packaging import BackendSpec, ClassifierArtifact
 
 __all__ = [
     "Concurrency",
@@ -27,7 +27,6 @@ __all__ = [
     "Sample",
     "Seed",
     "TextCol",
-    "attach_evaluation",
     "console",
     "parse_embedder",
     "parse_since",
@@ -101,32 +100,6 @@ def run_eval(
     return card, labelled, predictions
 
 
-def attach_evaluation(
-    tag: str, card: EvalCard, data: LabelledData, predictions: list[Any], *, source: str, seed: int
-) -> ClassifierArtifact:
-    """Store with the artifact what measuring it on labelled data gives the later checks.
-
-    The eval card; the drift reference profile; the map from confidence to chance of being
-    right (accuracy without labels); and the golden set the provider canary replays.
-    """
-    from ..batch import REFERENCE_PROFILE, DriftData
-    from ..evaluation import EVAL_CARD
-    from ..packaging import ACCURACY_ESTIMATOR, GOLDEN_SET, AccuracyEstimator, GoldenSet, attach_many
-
-    labels, confidences = [p.label for p in predictions], [p.confidence for p in predictions]
-    estimator = AccuracyEstimator.fit(labels, confidences, data.labels, reference=source)
-    golden = GoldenSet.choose(data.texts, predictions, tag=tag, source=source, seed=seed)
-    profile = DriftData.profile(data.texts, predictions, truth=data.labels, name=source, seed=seed)
-    attachments = {
-        EVAL_CARD: card.model_dump_json(indent=2).encode(),
-        GOLDEN_SET: golden.model_dump_json(indent=1).encode(),
-        REFERENCE_PROFILE: profile.to_json(),
-    }
-    if estimator is not None:
-        attachments[ACCURACY_ESTIMATOR] = estimator.model_dump_json().encode()
-    return attach_many(tag, attachments)
-
-
 def print_card(card: EvalCard) -> None:
     dataset = card.dataset
     sampled = f", sample {dataset.sample} seed {dataset.seed}" if dataset.sample else ""
@@ -153,7 +126,7 @@ def parse_embedder(value: str, **fields: object) -> BackendSpec:
     """``--embedder PROVIDER:MODEL`` as a backend spec, with other ``fields`` of it (``None``: unset)."""
     from pydantic import ValidationError
 
-    from ..packaging import BackendSpec
+    from ..backends import BackendSpec
 
     provider, _, model = value.partition(":")
     if not model:

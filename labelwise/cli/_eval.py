@@ -18,7 +18,6 @@ from ._common import (
     Sample,
     Seed,
     TextCol,
-    attach_evaluation,
     console,
     print_card,
     print_json,
@@ -67,6 +66,8 @@ def eval_run(
     if out is not None:
         out.write_text(card.model_dump_json(indent=2))
     if attach_card:
+        from ..evaluation import attach_evaluation
+
         attach_evaluation(str(card.artifact_tag), card, labelled, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(card.model_dump(mode="json"))
@@ -213,6 +214,8 @@ def calibrate_command(
     card, _ = evaluate(
         Classifier(artifact=calibrated), result.held_out, predictions=result.predictions, random_state=seed
     )
+    from ..evaluation import attach_evaluation
+
     attach_evaluation(
         str(calibrated.tag), card, result.held_out, result.predictions, source=data.name, seed=seed
     )
@@ -252,8 +255,9 @@ def experiment_command(
     concurrency: Concurrency = 16,
 ) -> None:
     """Run a prompt experiment and write a leaderboard (CSV, JSON, HTML with plots)."""
-    from ..evaluation import EVAL_CARD, ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
+    from ..evaluation import EVAL_CARD, ExperimentSpec, log_to_mlflow, run_experiment
     from ..packaging import Classifier, attach, package
+    from ..reports import write_leaderboard
 
     experiment, root = ExperimentSpec.from_yaml(grid)
     out = out or grid.parent / f"{experiment.name}-results"

@@ -20,7 +20,6 @@ from ._common import (
     Sample,
     Seed,
     TextCol,
-    attach_evaluation,
     console,
     print_card,
     print_json,
@@ -29,8 +28,8 @@ from ._common import (
 from ._progress import err_console, step
 
 if TYPE_CHECKING:
-    from ..evaluation import GapReport, JobProgress
     from ..packaging import ClassifierArtifact, ClassifierSpec, Hyperparameters
+    from ..training import GapReport, JobProgress
 
 finetune_app = typer.Typer(
     help="Fine-tune on a provider (start, import, sweep), fine-tuning data, and reported-versus-"
@@ -77,8 +76,9 @@ def finetune_export(
     as_json: JsonOption = False,
 ) -> None:
     """Write train/validation JSONL (chat and prompt/completion) with a representative validation split."""
-    from ..evaluation import export_finetune, load_labelled
+    from ..evaluation import load_labelled
     from ..packaging import ClassifierSpec
+    from ..training import export_finetune
 
     classifier_spec = ClassifierSpec.from_yaml(spec)
     labelled = load_labelled(
@@ -134,8 +134,9 @@ def finetune_gap(
     as_json: JsonOption = False,
 ) -> None:
     """Replay the validation file and a test set through TAG; explain reported vs measured metrics."""
-    from ..evaluation import gap_report, load_labelled
+    from ..evaluation import load_labelled
     from ..packaging import Classifier
+    from ..training import gap_report
 
     classifier = Classifier.load(tag, max_concurrency=concurrency)
     spec = classifier.artifact_.spec
@@ -252,8 +253,8 @@ def _hyperparameters(values: list[str]) -> Hyperparameters:
 
 def _fine_tuned_template(path: Path) -> tuple[ClassifierSpec, str]:
     """The spec at ``path`` and its base model; a clear error unless it is a fine_tuned spec."""
-    from ..evaluation import template_base_model
     from ..packaging import ClassifierSpec
+    from ..training import template_base_model
 
     spec = ClassifierSpec.from_yaml(path)
     return spec, template_base_model(spec, where=str(path))
@@ -261,7 +262,7 @@ def _fine_tuned_template(path: Path) -> tuple[ClassifierSpec, str]:
 
 def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
     """Follow the job to its end; on Ctrl-C, ask whether to cancel it on the provider."""
-    from ..evaluation import JobFollower, cancel_job, provider_client
+    from ..training import JobFollower, cancel_job, provider_client
 
     provider = spec.backend.provider
     display = _JobDisplay()
@@ -300,8 +301,8 @@ def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
 def _package_job(
     spec: ClassifierSpec, job_id: str, *, known_files: dict[str, Any] | None, price: float
 ) -> tuple[ClassifierArtifact, bool]:
-    from ..evaluation import provider_client, spec_from_job
     from ..packaging import package
+    from ..training import provider_client, spec_from_job
 
     async def read() -> ClassifierSpec:
         async with provider_client(spec.backend, spec.model_name) as client:
@@ -366,9 +367,10 @@ def finetune_start(
 
     Interrupted, the same command follows the same job again (its id is in OUT/job.json).
     """
-    from ..evaluation import gap_report, load_labelled, prepare, provider_client, request_for, require_success
-    from ..evaluation import launch as launch_job
+    from ..evaluation import load_labelled
     from ..packaging import Classifier
+    from ..training import gap_report, prepare, provider_client, request_for, require_success
+    from ..training import launch as launch_job
 
     template, template_base = _fine_tuned_template(spec)
     base = base_model or template_base
@@ -406,6 +408,8 @@ def finetune_start(
         tag, folder / "test.csv", text_col="text", label_col="label", sample=None, seed=seed,
         n_resamples=1000, concurrency=concurrency,
     )  # fmt: skip
+    from ..evaluation import attach_evaluation
+
     attach_evaluation(tag, card, test_data, predictions, source=str(data), seed=seed)
     with Classifier.load(tag, max_concurrency=concurrency) as classifier:
         step("replaying the validation file for the gap report")
@@ -449,6 +453,8 @@ def finetune_import(
             tag, test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
             n_resamples=1000, concurrency=concurrency,
         )  # fmt: skip
+        from ..evaluation import attach_evaluation
+
         attach_evaluation(tag, card, test_data, predictions, source=str(test), seed=seed)
     if as_json:
         print_json({"tag": tag, "created": created, "spec": artifact.spec.model_dump(mode="json"),
@@ -477,8 +483,9 @@ def finetune_sweep(
     as_json: JsonOption = False,
 ) -> None:
     """Search fine-tuning hyperparameters on Ray Tune, stop poor jobs early, rank by measured metric."""
-    from ..evaluation import SweepSpec, leaderboard_rows, log_sweep_to_mlflow, run_sweep, write_sweep
     from ..packaging import package
+    from ..reports import leaderboard_rows, log_sweep_to_mlflow, write_sweep
+    from ..training import SweepSpec, run_sweep
 
     sweep = SweepSpec.from_yaml(sweep_file)
     folder = out or Path(f"sweep-{sweep.name}")
@@ -496,6 +503,8 @@ def finetune_sweep(
         packaged = str(artifact.tag)
         card = board.best.card.model_copy(update={"artifact_tag": packaged})
         assert outcome.test is not None
+        from ..evaluation import attach_evaluation
+
         attach_evaluation(packaged, card, outcome.test, outcome.best_predictions,
                           source=str(folder / "test.csv"), seed=sweep.seed)  # fmt: skip
     records = leaderboard_rows(board)

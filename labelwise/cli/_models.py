@@ -11,7 +11,6 @@ from rich.table import Table
 from ._common import (
     Concurrency,
     JsonOption,
-    attach_evaluation,
     console,
     print_card,
     print_json,
@@ -73,6 +72,8 @@ def package_command(
             n_resamples=1000,
             concurrency=concurrency,
         )
+        from ..evaluation import attach_evaluation
+
         artifact = attach_evaluation(
             str(artifact.tag), card, labelled, predictions, source=eval_data.name, seed=seed
         )

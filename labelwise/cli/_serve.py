@@ -94,7 +94,8 @@ def feedback_report(
     artifact: Annotated[str | None, typer.Option(help="Only this artifact version (name:version).")] = None,
 ) -> None:
     """Feedback over time per artifact version: thumbs-up rate, accuracy and signals, with intervals."""
-    from ..evaluation import feedback_summary, write_feedback_report
+    from ..monitoring import feedback_summary
+    from ..reports import write_feedback_report
 
     if bucket not in ("hour", "day", "week"):
         raise typer.BadParameter("hour, day or week", param_hint="--bucket")
@@ -118,7 +119,7 @@ LogprobsOption = Annotated[
 @local_app.command("start")
 def local_start(logprobs: LogprobsOption = False) -> None:
     """Start a llama.cpp server that later commands reuse until `labelwise local stop`."""
-    from ..packaging import LocalServerConfig, start_detached
+    from ..backends import LocalServerConfig, start_detached
 
     server = start_detached(LocalServerConfig(logits_all=logprobs))
     console.print(f"local server at {server.base_url} (pid {server.pid})")
@@ -127,7 +128,7 @@ def local_start(logprobs: LogprobsOption = False) -> None:
 @local_app.command("stop")
 def local_stop(logprobs: LogprobsOption = False) -> None:
     """Stop the server `labelwise local start` left running."""
-    from ..packaging import LocalServerConfig, stop_detached
+    from ..backends import LocalServerConfig, stop_detached
 
     stopped = stop_detached(LocalServerConfig(logits_all=logprobs))
     console.print("stopped" if stopped else "no local server was running")
@@ -136,7 +137,7 @@ def local_stop(logprobs: LogprobsOption = False) -> None:
 @local_app.command("status")
 def local_status() -> None:
     """The detached local servers (`labelwise local start`), for generation and for logprobs."""
-    from ..packaging import LocalServerConfig, detached_server
+    from ..backends import LocalServerConfig, detached_server
 
     for logprobs in (False, True):
         server = detached_server(LocalServerConfig(logits_all=logprobs))

@@ -12,7 +12,6 @@ from ._common import (
     LabelCol,
     Seed,
     TextCol,
-    attach_evaluation,
     console,
     parse_embedder,
     print_card,
@@ -58,8 +57,7 @@ def train_embedding_command(
     as_json: JsonOption = False,
 ) -> None:
     """Embed labelled texts, choose a scikit-learn head by cross-validation, package and evaluate it."""
-    from ..evaluation import train_embedding
-    from ..packaging import DEFAULT_FAMILIES
+    from ..training import DEFAULT_FAMILIES, train_embedding
 
     spec = parse_embedder(
         embedder, base_url=base_url, api_key_env=api_key_env, runtime=runtime, max_tokens=max_tokens
@@ -86,6 +84,8 @@ def train_embedding_command(
     finally:
         if bar is not None:
             bar.stop()
+    from ..evaluation import attach_evaluation
+
     attach_evaluation(str(artifact.tag), card, test, predictions, source=data.name, seed=seed)
     if as_json:
         print_json(report.model_dump(mode="json"))

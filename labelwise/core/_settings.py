@@ -16,6 +16,7 @@
 | LABELWISE_FEEDBACK_SIGNALS | accepted,overridden,... | implicit signals /feedback takes (at most 16) |
 | LABELWISE_ESTIMATE_WINDOW | 1000 | latest predictions behind the service's estimated accuracy |
 | LABELWISE_CANARY_INTERVAL_S | 0 | how often the service replays its golden set (0: never) |
+| LABELWISE_CANARY_MIN_AGREEMENT | 0.95 | the canary alarms when agreement is clearly below this |
 | LABELWISE_API_KEY | unset | bearer token of the service; read per request by ``api_key()``, never stored |
 """
 
@@ -29,12 +30,14 @@ from pathlib import Path
 
 from ._errors import LabelwiseError
 
-__all__ = ["Settings", "api_key", "labelwise_home"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "Settings", "api_key", "labelwise_home"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # 256 texts of 20,000 characters fit, with room
 DEFAULT_SIGNALS = ("accepted", "overridden", "clicked", "dismissed", "copied")
+DEFAULT_MIN_AGREEMENT = 0.95
+"""The canary's agreement threshold, for ``labelwise canary`` and the service alike."""
 _MAX_SIGNALS = 16  # each is a label value of a metric: the set stays small
 _SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -59,6 +62,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     return _number(environ, name, default, float, "a number", positive=False)
+
+
+def _share(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(environ, name, default)
+    if value > 1:
+        raise LabelwiseError(f"{name} must be a share between 0 and 1, got {environ[name]!r}")
+    return value
 
 
 def _number(
@@ -102,6 +112,7 @@ class Settings:
     feedback_signals: tuple[str, ...] = DEFAULT_SIGNALS
     estimate_window: int = 1000
     canary_interval_s: float = 0.0
+    canary_min_agreement: float = DEFAULT_MIN_AGREEMENT
     auth: bool = field(default=False, repr=False)
     """Whether LABELWISE_API_KEY is set (the key itself is never kept)."""
 
@@ -122,6 +133,7 @@ class Settings:
             feedback_signals=_signals(environ.get("LABELWISE_FEEDBACK_SIGNALS")),
             estimate_window=_int(environ, "LABELWISE_ESTIMATE_WINDOW", 1000),
             canary_interval_s=_float(environ, "LABELWISE_CANARY_INTERVAL_S", 0.0),
+            canary_min_agreement=_share(environ, "LABELWISE_CANARY_MIN_AGREEMENT", DEFAULT_MIN_AGREEMENT),
             auth=bool(api_key(environ)),
         )
 

@@ -16,21 +16,21 @@ import numpy as np
 from pydantic import BaseModel
 from scipy.optimize import minimize_scalar
 from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import train_test_split
 
+from ..core import LabelwiseError
 from ..packaging import (
     Calibration,
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
     IsotonicCurve,
-    LabelwiseError,
     Prediction,
     calibrate,
     decide,
 )
 from . import _metrics as m
 from ._evaluate import LabelledData, prediction_probabilities
+from ._split import stratified_split
 
 __all__ = [
     "CalibrationReport",
@@ -167,11 +167,7 @@ def fit_calibration(
     kept = np.flatnonzero(keep)
     y_true = np.asarray(data.labels, dtype=object)[keep]
     truth = np.asarray([labels.index(v) for v in y_true])
-    counts = np.bincount(truth, minlength=len(labels))
-    stratify = truth if counts[counts > 0].min() >= 2 else None
-    fit_idx, test_idx = train_test_split(
-        np.arange(len(truth)), test_size=held_out, random_state=random_state, stratify=stratify
-    )
+    fit_idx, test_idx = stratified_split(truth.tolist(), test_size=held_out, seed=random_state)
     fitted_on = (
         f"{data.dataset.name} sha256:{data.dataset.sha256[:16]} rows:{len(fit_idx)} seed:{random_state}"
     )

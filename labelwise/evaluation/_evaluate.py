@@ -6,7 +6,6 @@ import hashlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,19 +13,28 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.dummy import DummyClassifier
 
 from .. import __version__
-from ..core import read_table, text_key
+from ..core import LabelwiseError, read_table, text_key
+from ..monitoring import attach_reference
 from ..packaging import (
     Classifier,
     ClassifierArtifact,
-    LabelwiseError,
     Prediction,
+    as_label,
     probability_matrix,
     technique_for,
 )
 from . import _metrics as m
 from ._stats import Estimate, bootstrap_interval
 
-__all__ = ["DatasetRef", "EvalCard", "LabelledData", "evaluate", "evaluate_predictions", "load_labelled"]
+__all__ = [
+    "DatasetRef",
+    "EvalCard",
+    "LabelledData",
+    "attach_evaluation",
+    "evaluate",
+    "evaluate_predictions",
+    "load_labelled",
+]
 
 EVAL_CARD = "eval_card.json"
 Metric = Callable[..., float]
@@ -116,13 +124,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def as_label(value: Any) -> str:
-    # Stars read from CSV arrive as integers (or floats when a column has gaps): 5 -> "5".
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def as_labels(values: pd.Series, *, label_set: Sequence[str], where: str) -> pd.Series:
@@ -290,4 +291,30 @@ def predictions_frame(data: LabelledData, predictions: Sequence[Prediction]) -> 
             "reason": [p.reason.value if p.reason else None for p in predictions],
             "probabilities": [p.probabilities for p in predictions],
         }
+    )
+
+
+def attach_evaluation(
+    tag: str,
+    card: EvalCard,
+    data: LabelledData,
+    predictions: Sequence[Prediction],
+    *,
+    source: str | None = None,
+    seed: int = 0,
+) -> ClassifierArtifact:
+    """Store the eval card with the artifact, with what monitoring it needs (``attach_reference``).
+
+    After this the service can estimate accuracy without labels, replay the golden set and check
+    drift against the data the card was measured on. ``source`` names that data (default: the
+    card's dataset name).
+    """
+    return attach_reference(
+        tag,
+        data.texts,
+        predictions,
+        data.labels,
+        source=source or card.dataset.name,
+        seed=seed,
+        also={EVAL_CARD: card.model_dump_json(indent=2).encode()},
     )

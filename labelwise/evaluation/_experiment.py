@@ -9,20 +9,18 @@ example is also a test item.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from ..core import write_table
+from ..core import LabelwiseError, StrictModel
 from ..packaging import (
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
-    LabelwiseError,
     Template,
     format_validation_error,
     load_artifact,
@@ -30,14 +28,10 @@ from ..packaging import (
 )
 from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled, most_frequent_baseline
 
-__all__ = ["ExperimentSpec", "Leaderboard", "run_experiment"]
+__all__ = ["ExperimentSpec", "Leaderboard", "leaderboard_records", "run_experiment"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataRef(_Strict):
+class DataRef(StrictModel):
     path: str
     text_col: str = "text"
     label_col: str = "label"
@@ -45,7 +39,7 @@ class DataRef(_Strict):
     seed: int = 0
 
 
-class ExampleSets(_Strict):
+class ExampleSets(StrictModel):
     k: list[int] = Field(default_factory=lambda: [3], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     pool_size: int = Field(
@@ -53,7 +47,7 @@ class ExampleSets(_Strict):
     )
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(StrictModel):
     """An experiment declared as data: what varies, on which data, with which seed."""
 
     name: str
@@ -254,19 +248,6 @@ def leaderboard_records(board: Leaderboard) -> list[dict[str, Any]]:
         records.append(record)
     records.append({"kind": "most_frequent_baseline", "name": "most frequent label", **board.baseline})
     return records
-
-
-def write_leaderboard(board: Leaderboard, out_dir: Path) -> list[Path]:
-    """leaderboard.csv, leaderboard.json and report.html (with plots) in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = leaderboard_records(board)
-    columns = list(dict.fromkeys(key for record in records for key in record))
-    write_table(records, out_dir / "leaderboard.csv", columns=columns)
-    (out_dir / "leaderboard.json").write_text(json.dumps(board.model_dump(mode="json"), indent=2))
-    from ._report import leaderboard_html
-
-    (out_dir / "report.html").write_text(leaderboard_html(board), encoding="utf-8")
-    return [out_dir / "leaderboard.csv", out_dir / "leaderboard.json", out_dir / "report.html"]
 
 
 def mlflow_experiment(tracking_uri: str, name: str, *, artifact_dir: Path) -> tuple[Any, str]:

@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from ..core import run_sync
-from ._backends import LabelToken
-from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound, SpecError
+from ..backends import LabelToken
+from ..core import SpecError, run_sync
+from ._errors import ArtifactError, ArtifactIntegrityError, ArtifactNotFound
 from ._spec import ClassifierSpec
 from ._tag import ArtifactTag
 from ._techniques import MODEL_FILES, TECHNIQUES, Technique, technique_for

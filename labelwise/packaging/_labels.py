@@ -10,10 +10,11 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ._outcomes import Reason
+from ..core import Reason
 
-__all__ = ["LabelParser", "ParsedLabel", "normalize"]
+__all__ = ["LabelParser", "ParsedLabel", "as_label", "normalize"]
 
 _EDGE_PUNCTUATION = " \t\r\n\"'`*_.,;:!?()[]{}<>«»“”‘’"
 
@@ -67,3 +68,11 @@ class LabelParser:
 def _preview(output: str, limit: int = 80) -> str:
     flat = " ".join(output.split())
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+def as_label(value: Any) -> str:
+    """A true label read from data as a label string."""
+    # Stars read from CSV arrive as integers (or floats when a column has gaps): 5 -> "5".
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)

@@ -13,11 +13,10 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
+from ..backends import BackendError, RateLimiter
 from ..core import LabelwiseError, run_sync
 from ._artifact import ClassifierArtifact, load_artifact
-from ._errors import BackendError
 from ._outcomes import Prediction
-from ._ratelimit import RateLimiter
 from ._tag import ArtifactTag
 from ._techniques import RunOptions, Technique, technique_for, texts_of
 

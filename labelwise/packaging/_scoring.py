@@ -18,10 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backends import Completion, CompletionRequest, LabelToken
-from ._errors import SpecError
+from ..backends import Completion, CompletionRequest, LabelToken
+from ..core import Reason, SpecError
 from ._labels import LabelParser
-from ._outcomes import Reason
 from ._prompts import Template, render_label_descriptions, render_labels, truncate
 from ._spec import Calibration, ClassifierSpec
 

@@ -9,21 +9,28 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ._errors import SpecError
+from ..backends import (
+    Backend,
+    BackendSpec,
+    CompletionBackend,
+    EmbeddingBackend,
+    ScoringMode,
+    backend_class,
+    providers_speaking,
+    speaks,
+)
+from ..core import SpecError, StrictModel
 from ._labels import normalize
 from ._prompts import Template
 from ._tag import validate_name
 
 __all__ = [
-    "BackendSpec",
     "Calibration",
     "ClassifierSpec",
     "DecodingSpec",
@@ -35,36 +42,21 @@ __all__ = [
     "FineTuned",
     "Hyperparameters",
     "IsotonicCurve",
-    "Provider",
-    "ScoringMode",
     "TaskSpec",
     "ZeroShot",
 ]
 
-Provider = Literal["local", "openai", "azure_openai", "openai_compatible", "sentence_transformers"]
-ScoringMode = Literal["generate", "logprobs", "json_schema"]
-
-_ENV_VAR_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 _SECRET_WORDS = ("key", "secret", "token", "password")
 
 
-def _looks_like_a_key(name: str) -> bool:
-    # Variable names are words joined by "_"; keys are long runs of letters and digits.
-    return "_" not in name and len(name) >= 16 and any(c.isdigit() for c in name)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-class Example(_Strict):
+class Example(StrictModel):
     """One labelled example shown to the model in a few-shot prompt."""
 
     text: str = Field(min_length=1)
     label: str
 
 
-class TaskSpec(_Strict):
+class TaskSpec(StrictModel):
     """What is being classified: the ordered label set and how labels may be written."""
 
     description: str = ""
@@ -125,7 +117,14 @@ def _check_template(source: str, *, field: str, required: set[str], allowed: set
 _PROMPT_VARS = {"text", "labels", "label_descriptions"}
 
 
-class _Technique(_Strict):
+def _completing_backend(spec: ClassifierSpec) -> type[Backend]:
+    backend = backend_class(spec.backend.provider)
+    if not speaks(backend, CompletionBackend):
+        raise ValueError(f"provider {spec.backend.provider} gives embeddings only: use technique embedding")
+    return backend
+
+
+class _TechniqueSpec(StrictModel):
     """What every technique answers about itself; ``_techniques`` maps kinds to behaviour."""
 
     max_text_chars: int | None = Field(default=None, gt=0)
@@ -152,16 +151,15 @@ class _Technique(_Strict):
 
     def check(self, spec: ClassifierSpec) -> None:
         """Raise ``ValueError`` when this technique does not fit the rest of ``spec``."""
-        if spec.backend.provider == "sentence_transformers":
-            raise ValueError("provider sentence_transformers gives embeddings only: use technique embedding")
-        if not spec.backend.model and spec.backend.provider != "local":
+        backend = _completing_backend(spec)
+        if not spec.backend.model and backend.fixed_model is None:
             raise ValueError(
                 f"backend.model is required for provider {spec.backend.provider} "
                 "(e.g. gpt-4o-mini, or the Azure deployment name)"
             )
 
 
-class ZeroShot(_Technique):
+class ZeroShot(_TechniqueSpec):
     """A prompt with instructions and the input text, no examples."""
 
     kind: Literal["zero_shot"]
@@ -178,7 +176,7 @@ class ZeroShot(_Technique):
         return _check_template(value, field="template", required={"text"}, allowed=_PROMPT_VARS)
 
 
-class FewShot(_Technique):
+class FewShot(_TechniqueSpec):
     """A prompt with chosen labelled examples, rendered in the order given."""
 
     kind: Literal["few_shot"]
@@ -237,13 +235,13 @@ class FewShot(_Technique):
         )
 
 
-class Hyperparameters(_Strict):
+class Hyperparameters(StrictModel):
     n_epochs: int | None = Field(default=None, gt=0)
     batch_size: int | None = Field(default=None, gt=0)
     learning_rate_multiplier: float | None = Field(default=None, gt=0)
 
 
-class FineTuneProvenance(_Strict):
+class FineTuneProvenance(StrictModel):
     """Where a fine-tuned model came from, as the fine-tuning service reported it.
 
     Written by hand for a model tuned elsewhere, or read from the service's job by
@@ -270,7 +268,7 @@ class FineTuneProvenance(_Strict):
     finished_at: str | None = Field(default=None, description="When it finished (UTC, ISO 8601).")
 
 
-class FineTuned(_Technique):
+class FineTuned(_TechniqueSpec):
     """A fine-tuned provider model called with the exact prompt format it was trained on."""
 
     kind: Literal["fine_tuned"]
@@ -292,15 +290,16 @@ class FineTuned(_Technique):
         return dict(self.provenance.reported_metrics)
 
     def check(self, spec: ClassifierSpec) -> None:
-        if spec.backend.provider == "sentence_transformers":
-            raise ValueError("provider sentence_transformers gives embeddings only: use technique embedding")
+        backend = _completing_backend(spec)
         if spec.backend.model and spec.backend.model != self.model_id:
             raise ValueError(
                 "backend.model differs from technique.model_id: a fine_tuned classifier calls "
                 "its model_id; remove backend.model"
             )
-        if spec.backend.provider == "local":
-            raise ValueError("technique fine_tuned needs a provider that serves the model id, not local")
+        if backend.fixed_model is not None:
+            raise ValueError(
+                f"technique fine_tuned needs a provider that serves the model id, not {spec.backend.provider}"
+            )
 
     @field_validator("prompt_format")
     @classmethod
@@ -308,7 +307,7 @@ class FineTuned(_Technique):
         return _check_template(value, field="prompt_format", required={"text"}, allowed=_PROMPT_VARS)
 
 
-class EmbeddingHead(_Strict):
+class EmbeddingHead(StrictModel):
     """What training chose: the scikit-learn family and settings (the fitted head is head.skops)."""
 
     family: str
@@ -317,7 +316,7 @@ class EmbeddingHead(_Strict):
     training_rows: int | None = None
 
 
-class Embedding(_Technique):
+class Embedding(_TechniqueSpec):
     """Embeddings of the text (from ``backend``) and a scikit-learn classifier on top."""
 
     kind: Literal["embedding"]
@@ -328,10 +327,11 @@ class Embedding(_Technique):
         return "classifier_head"
 
     def check(self, spec: ClassifierSpec) -> None:
-        if spec.backend.provider == "local":
+        if not speaks(backend_class(spec.backend.provider), EmbeddingBackend):
+            able = ", ".join(providers_speaking(EmbeddingBackend))
             raise ValueError(
-                "technique embedding needs backend.provider sentence_transformers, openai, "
-                "azure_openai or openai_compatible (a server with /v1/embeddings)"
+                f"technique embedding needs a backend.provider that embeds ({able}), "
+                f"not {spec.backend.provider}"
             )
         if not spec.backend.model:
             raise ValueError(f"backend.model is required for provider {spec.backend.provider}")
@@ -339,104 +339,12 @@ class Embedding(_Technique):
             raise ValueError("scoring does not apply to technique embedding (its head gives probabilities)")
 
 
-Technique = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
-
-_DEFAULT_KEY_ENV: dict[str, str | None] = {
-    "local": None,
-    "openai": "OPENAI_API_KEY",
-    "azure_openai": "AZURE_OPENAI_API_KEY",
-    "openai_compatible": None,
-    "sentence_transformers": None,
-}
-
-
-class BackendSpec(_Strict):
-    """Which provider serves the model, and how to call it. Holds no secret, only its name."""
-
-    provider: Provider = "local"
-    model: str | None = Field(default=None, min_length=1)
-    base_url: str | None = Field(
-        default=None,
-        description="openai_compatible: the server's /v1 URL; azure_openai: the endpoint.",
-    )
-    api_version: str | None = Field(default=None, description="azure_openai only.")
-    api_key_env: str | None = Field(
-        default=None, description="Name of the environment variable that holds the API key."
-    )
-    api: Literal["chat", "completions"] | None = Field(
-        default=None, description="Default: completions for the local base model, chat otherwise."
-    )
-    runtime: Literal["torch", "onnx_int8"] | None = Field(
-        default=None,
-        description="sentence_transformers only: torch (default), or onnx_int8: the model "
-        "int8-quantized in ONNX Runtime, faster on a CPU (the onnx extra).",
-    )
-    max_tokens: int | None = Field(
-        default=None,
-        ge=8,
-        description="sentence_transformers only: truncate each text to this many tokens "
-        "(default: the model's own limit); fewer is faster.",
-    )
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=4, ge=0, le=20)
-    backoff_initial_s: float = Field(default=0.5, gt=0)
-    backoff_max_s: float = Field(default=30.0, gt=0)
-    usd_per_million_prompt_tokens: float = Field(default=0.0, ge=0, description="For cost estimates.")
-    usd_per_million_completion_tokens: float = Field(default=0.0, ge=0, description="For cost estimates.")
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _is_a_name(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _ENV_VAR_NAME.match(value) or _looks_like_a_key(value):
-            # Never echo the value: it may be the key itself.
-            raise ValueError(
-                "api_key_env must be the NAME of an environment variable that holds the key "
-                "(upper case, digits and '_', e.g. OPENAI_API_KEY), never the key itself"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _provider_fields(self) -> BackendSpec:
-        if self.provider == "openai_compatible" and not self.base_url:
-            raise ValueError("provider openai_compatible needs base_url (e.g. http://127.0.0.1:8000/v1)")
-        if self.provider != "sentence_transformers" and (self.runtime or self.max_tokens):
-            raise ValueError("runtime and max_tokens apply to provider sentence_transformers only")
-        if self.provider == "azure_openai" and not (self.base_url and self.api_version):
-            raise ValueError("provider azure_openai needs base_url (the endpoint) and api_version")
-        if self.base_url:
-            url = urlsplit(self.base_url)
-            if url.scheme not in ("http", "https") or not url.hostname:
-                raise ValueError("backend.base_url must be an http(s) URL such as http://127.0.0.1:8000/v1")
-            if url.username or url.password or url.query:
-                raise ValueError(
-                    "backend.base_url must not carry credentials or a query string: secrets never "
-                    "go in a spec; name the key's environment variable in api_key_env"
-                )
-        return self
-
-    @property
-    def key_env(self) -> str | None:
-        """The environment variable holding the key: the one named, or the provider's default."""
-        return self.api_key_env or _DEFAULT_KEY_ENV[self.provider]
-
-    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """Estimated price of a call from its token counts."""
-        return (
-            prompt_tokens * self.usd_per_million_prompt_tokens
-            + completion_tokens * self.usd_per_million_completion_tokens
-        ) / 1e6
-
-    @property
-    def api_kind(self) -> Literal["chat", "completions"]:
-        return self.api or ("completions" if self.provider == "local" else "chat")
-
+TechniqueSpec = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
 
 FewShot.model_rebuild()  # its embedder is a BackendSpec, defined after it
 
 
-class DecodingSpec(_Strict):
+class DecodingSpec(StrictModel):
     """Sampling settings; the defaults are deterministic."""
 
     temperature: float = Field(default=0.0, ge=0, le=2)
@@ -446,7 +354,7 @@ class DecodingSpec(_Strict):
     stop: list[str] = Field(default_factory=list)
 
 
-class IsotonicCurve(_Strict):
+class IsotonicCurve(StrictModel):
     """A fitted monotone map from a label's raw probability to a calibrated one."""
 
     x: list[float] = Field(min_length=2)
@@ -461,7 +369,7 @@ class IsotonicCurve(_Strict):
         return self
 
 
-class Calibration(_Strict):
+class Calibration(StrictModel):
     """Probability calibration fitted on held-out data, and an optional abstain threshold."""
 
     method: Literal["none", "temperature", "isotonic"] = "none"
@@ -481,13 +389,13 @@ class Calibration(_Strict):
         return self
 
 
-class ClassifierSpec(_Strict):
+class ClassifierSpec(StrictModel):
     """A classifier: the task, the technique, the backend and how outputs become labels."""
 
     name: str
     description: str = ""
     task: TaskSpec
-    technique: Technique
+    technique: TechniqueSpec
     backend: BackendSpec = Field(default_factory=BackendSpec)
     decoding: DecodingSpec = Field(default_factory=DecodingSpec)
     scoring: ScoringMode = "generate"
@@ -520,7 +428,11 @@ class ClassifierSpec(_Strict):
     @property
     def model_name(self) -> str:
         """The model the backend is asked for."""
-        return self.technique.served_model or self.backend.model or LOCAL_MODEL_NAME
+        return (
+            self.technique.served_model
+            or self.backend.model
+            or str(backend_class(self.backend.provider).fixed_model)
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ClassifierSpec:
@@ -549,9 +461,6 @@ class ClassifierSpec(_Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise SpecError(format_validation_error(exc, source=source)) from None
-
-
-LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
@@ -583,7 +492,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 # Derived from the union, so a new technique is listed everywhere at once.
 _TECHNIQUES: dict[str, type[BaseModel]] = {
-    get_args(cls.model_fields["kind"].annotation)[0]: cls for cls in get_args(get_args(Technique)[0])
+    get_args(cls.model_fields["kind"].annotation)[0]: cls for cls in get_args(get_args(TechniqueSpec)[0])
 }
 
 

@@ -6,7 +6,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from ._errors import SpecError
+from ..core import SpecError
 
 __all__ = ["ArtifactTag", "validate_name"]
 

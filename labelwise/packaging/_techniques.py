@@ -27,27 +27,30 @@ from typing import Any, ClassVar
 import httpx
 import numpy as np
 
-from ..core import text_key
-from ._backends import (
+from ..backends import (
+    BackendError,
+    BackendSpec,
     Completion,
     CompletionBackend,
     CompletionRequest,
+    Embedder,
     EmbeddingBackend,
     LabelToken,
+    RateLimiter,
+    RetryPolicy,
     backend_class,
+    call_with_retries,
     completion_backend,
 )
-from ._embeddings import Embedder
-from ._errors import ArtifactError, BackendError, SpecError
+from ..core import SpecError, text_key
+from ._errors import ArtifactError
+from ._head import HEAD_FILE, load_head
 from ._outcomes import Prediction
 from ._prompts import Template, render_examples
-from ._ratelimit import RateLimiter
-from ._retry import RetryPolicy, call_with_retries
 from ._scoring import Scorer, check_label_tokens
-from ._spec import BackendSpec, ClassifierSpec, Embedding, Example, FewShot
+from ._spec import ClassifierSpec, Embedding, Example, FewShot
 
 __all__ = [
-    "HEAD_FILE",
     "MODEL_FILES",
     "POOL_EMBEDDINGS",
     "TRAINING_TEXTS",
@@ -62,7 +65,6 @@ __all__ = [
     "technique_for",
 ]
 
-HEAD_FILE = "head.skops"
 POOL_EMBEDDINGS = "pool_embeddings.npy"
 TRAINING_TEXTS = "training_texts.sha256"  # one text_key per line: what a head was fitted on
 MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS, TRAINING_TEXTS)
@@ -476,7 +478,6 @@ class EmbeddingTechnique(Technique):
 
     @functools.cached_property
     def head(self) -> Any:
-        from ._head import load_head
 
         return load_head(self.model_files[HEAD_FILE], where=f"artifact {self.tag}")
 

@@ -6,6 +6,7 @@ labelwise.service:ClassifierService`` serves the artifact named by ``LABELWISE_M
 ``--arg model=NAME:VERSION``).
 """
 
+from ..monitoring import ArtifactSummary, ConfusionMatrix, FeedbackSummary, LabelSummary
 from ._app import ClassifierApp
 from ._args import ServiceArgs
 from ._errors import (
@@ -18,17 +19,13 @@ from ._errors import (
     UnknownPrediction,
 )
 from ._schemas import (
-    ArtifactSummary,
     ClassifyBatchRequest,
     ClassifyBatchResponse,
     ClassifyRequest,
     ClassifyResponse,
-    ConfusionMatrix,
     EstimateRequest,
     FeedbackRequest,
     FeedbackResponse,
-    FeedbackSummary,
-    LabelSummary,
     ServiceMetadata,
     SummaryRequest,
 )

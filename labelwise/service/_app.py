@@ -13,10 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from .. import __version__
+from labelwise import __version__
+
+from ..backends import BackendError
 from ..core import Settings
-from ..packaging import AccuracyEstimate, BackendError, ClassifierRuntime, Classify, Prediction
-from ..store import Bucket, FeedbackSummary, PredictionStore, summarize
+from ..monitoring import AccuracyEstimate, Classify, FeedbackSummary, summarize
+from ..packaging import ClassifierRuntime, Prediction
+from ..store import Bucket, PredictionStore
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
 from ._log import PredictionLog

@@ -15,8 +15,8 @@ from http import HTTPStatus
 
 from starlette.responses import JSONResponse
 
+from ..backends import BackendBadRequest, BackendError, BackendTimeout, MalformedResponse
 from ..core import LabelwiseError
-from ..packaging import BackendBadRequest, BackendError, BackendTimeout, MalformedResponse
 
 __all__ = [
     "BackendDown",

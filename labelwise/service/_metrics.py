@@ -12,6 +12,8 @@ from prometheus_client import Counter, Gauge, Histogram
 __all__ = [
     "ABSTENTIONS",
     "CANARY_AGREEMENT",
+    "CANARY_AGREEMENT_HIGH",
+    "CANARY_ALARM",
     "CANARY_FAILURES",
     "CANARY_FINGERPRINT_CHANGED",
     "CANARY_LAST_RUN",
@@ -119,6 +121,18 @@ REFERENCE_ACCURACY = Gauge(
 CANARY_AGREEMENT = Gauge(
     "labelwise_canary_agreement",
     "Share of the golden set the live backend labels as the packaged classifier did.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_AGREEMENT_HIGH = Gauge(
+    "labelwise_canary_agreement_high",
+    "Upper bound of the canary agreement's 95% Wilson interval over the golden set.",
+    ["artifact"],
+    multiprocess_mode="mostrecent",
+)
+CANARY_ALARM = Gauge(
+    "labelwise_canary_alarm",
+    "1 when the canary's verdict is an alarm (the verdict labelwise canary prints).",
     ["artifact"],
     multiprocess_mode="mostrecent",
 )

@@ -13,19 +13,19 @@ import contextlib
 import logging
 import time
 
+from ..backends import BackendError
 from ..core import Settings
-from ..packaging import (
+from ..monitoring import (
     AccuracyEstimate,
     AccuracyEstimator,
-    BackendError,
     CanaryRun,
-    ClassifierArtifact,
-    ClassifierRuntime,
     GoldenSet,
+    canary_gauges,
+    canary_verdict,
     estimate_accuracy,
     replay_golden_set,
-    technique_for,
 )
+from ..packaging import ClassifierArtifact, ClassifierRuntime, technique_for
 from ..store import PredictionStore
 from . import _metrics as metrics
 
@@ -120,7 +120,11 @@ class Monitor:
             metrics.CANARY_FAILURES.labels(self.tag).inc()
             logger.warning("labelwise canary: the backend failed: %s", exc)
             return None
-        metrics.CANARY_AGREEMENT.labels(self.tag).set(run.agreement)
-        metrics.CANARY_FINGERPRINT_CHANGED.labels(self.tag).set(1.0 if run.fingerprint_changed else 0.0)
+        verdict = canary_verdict(run, min_agreement=self.settings.canary_min_agreement)
+        gauges = canary_gauges(verdict)
+        metrics.CANARY_AGREEMENT.labels(self.tag).set(gauges["agreement"])
+        metrics.CANARY_AGREEMENT_HIGH.labels(self.tag).set(gauges["agreement_high"])
+        metrics.CANARY_ALARM.labels(self.tag).set(gauges["alarm"])
+        metrics.CANARY_FINGERPRINT_CHANGED.labels(self.tag).set(gauges["fingerprint_changed"])
         metrics.CANARY_LAST_RUN.labels(self.tag).set(time.time())
         return run

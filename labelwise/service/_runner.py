@@ -15,8 +15,9 @@ from typing import Any
 import bentoml
 from pydantic import BaseModel
 
-from ..core import Settings
-from ..packaging import BackendError, BackendUnavailable, ClassifierRuntime, Prediction, Reason
+from ..backends import BackendError, BackendUnavailable
+from ..core import Reason, Settings
+from ..packaging import ClassifierRuntime, Prediction
 from ._args import ARGS
 from ._warmup import Warmup
 

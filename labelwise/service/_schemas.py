@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..packaging import Reason
-from ..store import OVERRIDDEN, ArtifactSummary, Bucket, ConfusionMatrix, FeedbackSummary, LabelSummary
+from ..core import Reason
+from ..monitoring import ArtifactSummary, ConfusionMatrix, FeedbackSummary, LabelSummary
+from ..store import OVERRIDDEN, Bucket
 
 __all__ = [
     "ArtifactSummary",

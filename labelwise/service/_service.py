@@ -9,7 +9,7 @@ import bentoml
 import httpx
 
 from ..core import LabelwiseError, Settings
-from ..packaging import AccuracyEstimate
+from ..monitoring import AccuracyEstimate, FeedbackSummary
 from ._app import ClassifierApp
 from ._args import ARGS, serves_embeddings
 from ._errors import http_error
@@ -23,7 +23,6 @@ from ._schemas import (
     EstimateRequest,
     FeedbackRequest,
     FeedbackResponse,
-    FeedbackSummary,
     ServiceMetadata,
     SummaryRequest,
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from labelwise.batch._drift import categorical_drift, numeric_drift
+from labelwise.monitoring._drift import categorical_drift, numeric_drift
 from tests.conftest import YELP_CSV
 
 
@@ -65,7 +65,7 @@ def test_numeric_checks_skip_missing_values() -> None:
 
 
 def test_text_domain_drift(yelp: pd.DataFrame) -> None:
-    from labelwise.batch._drift import text_domain_drift
+    from labelwise.monitoring._drift import text_domain_drift
 
     reference, current = _split(yelp, 0)
     same = text_domain_drift(
@@ -125,7 +125,7 @@ def test_drift_command_writes_json_and_html(yelp: pd.DataFrame, tmp_path: Path) 
 
 
 def test_drift_on_the_service_prediction_log(yelp: pd.DataFrame, tmp_path: Path) -> None:
-    from labelwise.batch._drift_report import load_drift_data
+    from labelwise.batch._drift_data import load_drift_data
     from labelwise.packaging import Prediction
     from labelwise.store import PredictionStore
 
@@ -221,8 +221,8 @@ def test_reference_profile_recorded_at_packaging_is_the_default_reference(
 @pytest.mark.slow
 def test_embedding_domain_drift(yelp: pd.DataFrame) -> None:
     """The same domain check on sentence embeddings: hotel reviews are not restaurant reviews."""
-    from labelwise.batch._drift import text_domain_drift
-    from labelwise.packaging import BackendSpec, Embedder
+    from labelwise.backends import BackendSpec, Embedder
+    from labelwise.monitoring._drift import text_domain_drift
 
     embed = Embedder.with_default_cache(
         BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")

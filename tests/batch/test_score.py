@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelwise.backends import RateLimiter
 from labelwise.batch import ResultCache, score_dataframe
-from labelwise.packaging import RateLimiter, package
+from labelwise.packaging import package
 from tests.conftest import REPO, fake_server_spec
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise

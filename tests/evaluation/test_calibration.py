@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from labelwise.backends import Completion, LabelToken
 from labelwise.evaluation import LabelledData, expected_calibration_error
 from labelwise.evaluation._calibration import (
     CalibrationResult,
@@ -16,15 +17,7 @@ from labelwise.evaluation._calibration import (
     fit_temperature,
 )
 from labelwise.evaluation._evaluate import DatasetRef
-from labelwise.packaging import (
-    Classifier,
-    ClassifierArtifact,
-    ClassifierSpec,
-    Completion,
-    LabelToken,
-    calibrate,
-    package,
-)
+from labelwise.packaging import Classifier, ClassifierArtifact, ClassifierSpec, calibrate, package
 from tests.conftest import FakeBackend, spec_dict
 
 LABELS = ["negative", "neutral", "positive"]
@@ -155,7 +148,7 @@ def test_degenerate_probabilities_and_a_threshold_nothing_passes_are_warned_of()
 
 
 def test_calibration_needs_logprobs() -> None:
-    from labelwise.packaging import SpecError
+    from labelwise.core import SpecError
 
     data = spec_dict(calibration={"method": "temperature", "temperature": 2.0})
     with pytest.raises(SpecError, match="calibration needs scoring: logprobs"):

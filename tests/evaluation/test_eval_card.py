@@ -8,13 +8,13 @@ from pathlib import Path
 import bentoml
 import pytest
 
+from labelwise.core import LabelwiseError
 from labelwise.evaluation import EvalCard, LabelledData, evaluate, load_labelled
 from labelwise.evaluation._evaluate import EVAL_CARD, DatasetRef
 from labelwise.packaging import (
     ArtifactIntegrityError,
     Classifier,
     ClassifierSpec,
-    LabelwiseError,
     attach,
     load_artifact,
     package,

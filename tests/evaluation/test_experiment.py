@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from labelwise.evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment, write_leaderboard
+from labelwise.evaluation._experiment import ExperimentSpec, log_to_mlflow, run_experiment
 from labelwise.packaging import load_artifact
+from labelwise.reports import write_leaderboard
 from tests.conftest import EXAMPLES, REPO, YELP_CSV
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise

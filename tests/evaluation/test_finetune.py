@@ -9,8 +9,8 @@ import pytest
 
 from labelwise.evaluation import LabelledData
 from labelwise.evaluation._evaluate import DatasetRef
-from labelwise.evaluation._finetune import export_finetune, gap_report, validation_size
 from labelwise.packaging import Classifier, ClassifierSpec, package
+from labelwise.training._finetune import export_finetune, gap_report, validation_size
 from tests.fake_openai import FakeOpenAIServer
 
 LABELS = ["negative", "neutral", "positive"]

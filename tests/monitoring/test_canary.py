@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labelwise.packaging import GOLDEN_SET, load_artifact
+from labelwise.monitoring import GOLDEN_SET
+from labelwise.packaging import load_artifact
 from tests.conftest import fake_server_spec, yelp_sample
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
@@ -75,8 +76,9 @@ def test_the_canary_passes_warns_and_alarms(canary: tuple[FakeOpenAIServer, str]
     assert report["reasons"] == ["(notice) system_fingerprint changed: packaged fp_fake_1, now fp_fake_2"]
     assert _canary(tag, "--fail-on-fingerprint")[0] == 1
 
-    # A few answers differ (2 texts in 100): within the golden set's noise, no alarm.
-    flipped = {item["text"] for item in json.loads(load_artifact(tag).attachments[GOLDEN_SET])["items"][:2]}
+    # A few answers differ (6 texts in 100, agreement 0.94 < 0.95): within the golden set's noise,
+    # so no alarm, and the alert rule agrees (test_canary_verdict.py runs promtool on 94 of 100).
+    flipped = {item["text"] for item in json.loads(load_artifact(tag).attachments[GOLDEN_SET])["items"][:6]}
 
     def nearly(prompt: str) -> str:
         answer = _stars(prompt)
@@ -86,7 +88,7 @@ def test_the_canary_passes_warns_and_alarms(canary: tuple[FakeOpenAIServer, str]
 
     server.answer = nearly
     status, report = _canary(tag)
-    assert status == 0 and report["agreed"] == 98 and report["alarm"] is False
+    assert status == 0 and report["agreed"] == 94 and report["alarm"] is False, report["reasons"]
 
     # Another model behind the same name: it judges by length.
     server.answer = _by_length

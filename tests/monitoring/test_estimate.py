@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelwise.packaging import AccuracyEstimator, estimate_accuracy
+from labelwise.monitoring import AccuracyEstimator, estimate_accuracy
 
 
 def _simulate(rng: np.random.Generator, n: int, *, skill: float) -> tuple[list[str], list[float], list[str]]:
@@ -64,7 +64,8 @@ def test_no_confidences_no_estimate() -> None:
 
 
 def test_the_drift_report_puts_the_estimate_beside_the_measured_accuracy(tmp_path: Path) -> None:
-    from labelwise.batch import DriftData, drift_report, write_drift_report
+    from labelwise.monitoring import DriftData, drift_report
+    from labelwise.reports import write_drift_report
 
     def data(name: str, confidence: float, truth: list[str]) -> DriftData:
         n = len(truth)

@@ -14,24 +14,22 @@ import httpx
 import openai
 import pytest
 
-from labelwise.packaging import (
+from labelwise.backends import (
     BackendAuthError,
     BackendBadRequest,
     BackendError,
     BackendTimeout,
     BackendUnavailable,
     BackendUnreachable,
-    Classifier,
-    ClassifierArtifact,
-    ClassifierSpec,
     LabelToken,
-    LabelwiseError,
     MalformedResponse,
     RateLimited,
     RetryPolicy,
     call_with_retries,
     translate_provider_errors,
 )
+from labelwise.core import LabelwiseError
+from labelwise.packaging import Classifier, ClassifierArtifact, ClassifierSpec
 from tests.conftest import spec_dict
 
 LABELS = ["negative", "neutral", "positive"]
@@ -356,7 +354,8 @@ def test_configured_timeout_against_a_slow_server() -> None:
 
 
 def test_openai_label_tokens_offline_through_tiktoken() -> None:
-    from labelwise.packaging import SpecError, package
+    from labelwise.core import SpecError
+    from labelwise.packaging import package
 
     spec = ClassifierSpec.from_dict(
         spec_dict(name="openai-logprobs", task={"labels": ["1", "2", "3", "4", "5"]}, scoring="logprobs")

@@ -6,16 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelwise.backends import BackendUnavailable, Completion, LabelToken
+from labelwise.core import Reason
 from labelwise.packaging import (
-    BackendUnavailable,
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
-    Completion,
-    LabelToken,
     NoLabel,
     ProbabilitiesUnavailable,
-    Reason,
 )
 from tests.conftest import FakeBackend, spec_dict
 

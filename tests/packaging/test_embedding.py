@@ -11,22 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from labelwise.backends import BackendSpec, Embedder, EmbeddingCache
 from labelwise.batch import score_dataframe
+from labelwise.core import SpecError
 from labelwise.evaluation import LabelledData, evaluate
-from labelwise.evaluation._train_embedding import train_embedding
 from labelwise.packaging import (
     ArtifactError,
     ArtifactIntegrityError,
-    BackendSpec,
     Classifier,
     ClassifierSpec,
-    Embedder,
-    EmbeddingCache,
-    SpecError,
     load_artifact,
     package,
 )
 from labelwise.packaging._head import dump_head, load_head
+from labelwise.training._train_embedding import train_embedding
 from tests.conftest import YELP_CSV, fake_server_spec, yelp_sample
 from tests.fake_openai import FakeOpenAIServer
 

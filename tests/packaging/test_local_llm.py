@@ -6,14 +6,9 @@ import importlib.util
 
 import pytest
 
-from labelwise.packaging import (
-    Classifier,
-    ClassifierSpec,
-    LocalServerConfig,
-    SpecError,
-    local_server,
-    package,
-)
+from labelwise.backends import LocalServerConfig, local_server
+from labelwise.core import SpecError
+from labelwise.packaging import Classifier, ClassifierSpec, package
 from tests.conftest import EXAMPLES, yelp_sample
 
 pytestmark = [

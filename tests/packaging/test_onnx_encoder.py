@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from labelwise.backends import BackendSpec, Embedder
 from labelwise.core import labelwise_home
-from labelwise.packaging import BackendSpec, ClassifierSpec, Embedder, technique_for
+from labelwise.packaging import ClassifierSpec, technique_for
 from tests.conftest import yelp_sample
 
 MINILM = {"provider": "sentence_transformers", "model": "all-MiniLM-L6-v2"}

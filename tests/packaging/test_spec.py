@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from labelwise.packaging import ClassifierSpec, FewShot, FineTuned, SpecError
+from labelwise.core import SpecError
+from labelwise.packaging import ClassifierSpec, FewShot, FineTuned
 from tests.conftest import EXAMPLES, spec_dict
 
 

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from labelwise.core import SpecError
 from labelwise.packaging import (
     ArtifactTag,
     ClassifierSpec,
     FewShot,
     LabelParser,
     MissingVariables,
-    SpecError,
     Template,
     prompt_scorer,
 )
@@ -63,7 +63,7 @@ def test_every_shipped_template_renders(name: str) -> None:
     spec = ClassifierSpec.from_yaml(EXAMPLES / f"{name}.yaml")
     tokens = None
     if spec.scoring == "logprobs":
-        from labelwise.packaging import LabelToken
+        from labelwise.backends import LabelToken
 
         tokens = {label: LabelToken(i, label) for i, label in enumerate(spec.task.labels)}
     prompt = prompt_scorer(spec, label_tokens=tokens).prompt("Great tacos, slow service.")

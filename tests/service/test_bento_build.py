@@ -20,13 +20,12 @@ import yaml
 from packaging.requirements import Requirement
 from sklearn.linear_model import LogisticRegression
 
+from labelwise.backends import BackendSpec, Embedder
 from labelwise.core import free_port
 from labelwise.packaging import (
     HEAD_FILE,
-    BackendSpec,
     ClassifierArtifact,
     ClassifierSpec,
-    Embedder,
     dump_head,
     package,
     serving_requirements,

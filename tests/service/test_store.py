@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from labelwise.monitoring import summarize
 from labelwise.packaging import Prediction
-from labelwise.store import PredictionStore, summarize
+from labelwise.store import PredictionStore
 
 
 def log(

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from labelwise.store import FeedbackCounts, summarize, true_label, wilson
+from labelwise.monitoring import summarize, wilson
+from labelwise.store import FeedbackCounts, true_label
 
 LABELS = ["1", "2", "3"]
 

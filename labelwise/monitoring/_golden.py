@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from ..core import wilson_interval
-from ._artifact import ClassifierArtifact
-from ._outcomes import Prediction
+from ..packaging import ClassifierArtifact, Prediction
 
 __all__ = ["GOLDEN_SET", "CanaryRun", "Classify", "GoldenItem", "GoldenSet", "replay_golden_set"]
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import SpecError
+from ..core import SpecError
 
 if TYPE_CHECKING:
     import tiktoken

@@ -29,11 +29,14 @@ import httpx
 import openai
 
 from ..core import free_port, labelwise_home
-from ._backends import CompletionRequest, LabelToken, OpenAIBackend, register_backend
+from ._base import CompletionRequest, EmbeddingBackend, LabelToken, register_backend
 from ._errors import BackendUnavailable
-from ._spec import LOCAL_MODEL_NAME
+from ._openai import OpenAIBackend
 
-__all__ = ["LocalBackend", "LocalServer", "LocalServerConfig", "local_server"]
+__all__ = ["LOCAL_MODEL_NAME", "LocalBackend", "LocalServer", "LocalServerConfig", "local_server"]
+
+LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
+"""The name the embedded server serves its bundled Gemma model under."""
 
 _START_TIMEOUT_S = 120.0
 
@@ -263,6 +266,13 @@ class LocalBackend(OpenAIBackend):
 
     backend_id = "local"
     extras = ("local",)
+    default_key_env = None
+    needs_key = False
+    fine_tunes = False
+    openai_tokenizer = False
+    fixed_model = LOCAL_MODEL_NAME
+    default_api = "completions"
+    refuses = (EmbeddingBackend,)  # llama.cpp serves the base model's completions only
     max_in_flight = 1  # the embedded server computes one completion at a time
     json_schema_style = "llama_cpp"
 

@@ -13,10 +13,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from ..core import wilson_interval
-from ._store import Bucket, FeedbackCounts, true_label
+from ..core import LabelwiseError, Settings, wilson_interval
+from ..store import Bucket, FeedbackCounts, PredictionStore, true_label
 
 __all__ = [
+    "feedback_summary",
     "BIAS_WARNING",
     "ArtifactSummary",
     "ConfusionMatrix",
@@ -238,3 +239,27 @@ def summarize(
         by_artifact=[_summary(tag, labels, tallies[tag], series=series) for tag in sorted(tallies)],
         warning=BIAS_WARNING,
     )
+
+
+def _labels_seen(counts: FeedbackCounts) -> list[str]:
+    """The labels predicted or named by feedback: the store does not keep artifacts' label sets."""
+    seen = {row[2] for row in counts.predictions} | {row[4] for row in counts.thumbs}
+    seen |= {row[3] for row in counts.overrides}
+    return sorted(label for label in seen if label is not None)
+
+
+def feedback_summary(
+    db_url: str | None, *, bucket: Bucket, since: datetime | None = None, artifact_tag: str | None = None
+) -> FeedbackSummary:
+    """The same summary ``/feedback/summary`` answers, read from the store directly."""
+    store = PredictionStore.from_url(db_url or Settings.from_env().db_url)
+    try:
+        counts = store.counts(bucket=bucket, since=since, artifact_tag=artifact_tag)
+    finally:
+        store.close()
+    if not counts.predictions:
+        where = f" of {artifact_tag}" if artifact_tag else ""
+        raise LabelwiseError(
+            f"no predictions{where} in the store: nothing to report (check --db-url, --since)"
+        )
+    return summarize(_labels_seen(counts), counts, bucket=bucket)

@@ -1,4 +1,8 @@
-"""The provider canary's verdict: is the live backend still the classifier that was packaged?
+"""The provider canary's one verdict: is the live backend still the classifier that was packaged?
+
+``labelwise canary``, the service's gauges and the Prometheus alert rule all read this verdict:
+the service exports ``alarm`` as ``labelwise_canary_alarm``, and the alert pages on it, so the
+command on-call runs says what the page said.
 
 Replaying the golden set (``packaging.replay_golden_set``) gives agreement with the packaged
 labels. An alarm needs evidence beyond the golden set's sampling noise, as drift checks do: the
@@ -13,13 +17,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..packaging import CanaryRun
+from ..core import DEFAULT_MIN_AGREEMENT
 from ._drift import categorical_drift
+from ._golden import CanaryRun
 
-__all__ = ["canary_verdict"]
+__all__ = ["canary_gauges", "canary_verdict"]
 
 
-def canary_verdict(run: CanaryRun, *, min_agreement: float, fail_on_fingerprint: bool) -> dict[str, Any]:
+def canary_verdict(
+    run: CanaryRun, *, min_agreement: float = DEFAULT_MIN_AGREEMENT, fail_on_fingerprint: bool = False
+) -> dict[str, Any]:
     """The run with its checks and ``alarm``; ``reasons`` says what raised it."""
     checks = categorical_drift(run.packaged_labels, run.live_labels)
     reasons = []
@@ -44,4 +51,14 @@ def canary_verdict(run: CanaryRun, *, min_agreement: float, fail_on_fingerprint:
         "label_checks": [asdict(c) for c in checks],
         "alarm": alarm,
         "reasons": reasons,
+    }
+
+
+def canary_gauges(verdict: dict[str, Any]) -> dict[str, float]:
+    """The verdict as the service's gauge values (``labelwise_canary_<name>``)."""
+    return {
+        "agreement": verdict["agreement"],
+        "agreement_high": verdict["agreement_high"],
+        "alarm": 1.0 if verdict["alarm"] else 0.0,
+        "fingerprint_changed": 1.0 if verdict["fingerprint_changed"] else 0.0,
     }

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ._artifact import ClassifierArtifact
+from ..packaging import ClassifierArtifact
 
 __all__ = [
     "ACCURACY_ESTIMATOR",

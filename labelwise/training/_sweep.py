@@ -22,17 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..core import run_sync
-from ..packaging import (
-    Classifier,
-    ClassifierArtifact,
-    ClassifierSpec,
-    Hyperparameters,
-    LabelwiseError,
-    Prediction,
-)
-from ._evaluate import EvalCard, LabelledData, evaluate, higher_is_better, load_labelled
-from ._finetune_jobs import (
+from ..core import LabelwiseError, run_sync
+from ..evaluation import EvalCard, LabelledData, evaluate, higher_is_better, load_labelled
+from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, Hyperparameters, Prediction
+from ._jobs import (
     FileFacts,
     JobFollower,
     cancel_job,
@@ -42,8 +35,8 @@ from ._finetune_jobs import (
     spec_from_job,
     template_base_model,
 )
-from ._finetune_start import PreparedData, prepare
-from ._finetune_sweep_spec import HYPERPARAMETERS, SweepSpec, max_epochs, scheduler, search_algorithm
+from ._start import PreparedData, prepare
+from ._sweep_spec import HYPERPARAMETERS, SweepSpec, max_epochs, scheduler, search_algorithm
 
 __all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "run_sweep"]
 
@@ -201,7 +194,7 @@ def run_sweep(
     provider = spec.backend.provider
 
     async def upload() -> tuple[str, str]:
-        from ._finetune_jobs import upload_file
+        from ._jobs import upload_file
 
         async with provider_client(spec.backend, base_model) as client:
             return (

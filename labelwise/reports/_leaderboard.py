@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..reports import figure_uri, html_page, html_table, img, pyplot
+from ..core import write_table
+from ..evaluation import leaderboard_records
+from ._html import figure_uri, html_page, html_table, img, pyplot
 
 if TYPE_CHECKING:
-    from ._experiment import Leaderboard
+    from ..evaluation import Leaderboard
 
-__all__ = ["leaderboard_html"]
+__all__ = ["leaderboard_html", "write_leaderboard"]
 
 
 def leaderboard_html(board: Leaderboard) -> str:
@@ -91,3 +95,14 @@ def leaderboard_html(board: Leaderboard) -> str:
         )
     )
     return html_page(f"Prompt experiment {experiment.name}", sections)
+
+
+def write_leaderboard(board: Leaderboard, out_dir: Path) -> list[Path]:
+    """leaderboard.csv, leaderboard.json and report.html (with plots) in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = leaderboard_records(board)
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    write_table(records, out_dir / "leaderboard.csv", columns=columns)
+    (out_dir / "leaderboard.json").write_text(json.dumps(board.model_dump(mode="json"), indent=2))
+    (out_dir / "report.html").write_text(leaderboard_html(board), encoding="utf-8")
+    return [out_dir / "leaderboard.csv", out_dir / "leaderboard.json", out_dir / "report.html"]

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core import write_table
-from ..reports import figure_uri, html_table, img, pyplot, write_report
-from ._experiment import mlflow_experiment
-from ._finetune_sweep import SweepBoard, TrialRow
+from ..evaluation import mlflow_experiment
+from ..training import SweepBoard, TrialRow
+from ._html import figure_uri, html_table, img, pyplot, write_report
 
 __all__ = ["leaderboard_rows", "log_sweep_to_mlflow", "write_sweep"]
 

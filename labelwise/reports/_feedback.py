@@ -7,43 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..core import LabelwiseError, Settings
-from ..reports import figure_uri, html_table, img, pyplot, write_report
-from ..store import (
-    ArtifactSummary,
-    Bucket,
-    FeedbackCounts,
-    FeedbackSummary,
-    Interval,
-    PredictionStore,
-    summarize,
-)
+from ..core import LabelwiseError
+from ..monitoring import ArtifactSummary, FeedbackSummary, Interval
+from ._html import figure_uri, html_table, img, pyplot, write_report
 
-__all__ = ["feedback_summary", "write_feedback_report"]
-
-
-def _labels_seen(counts: FeedbackCounts) -> list[str]:
-    """The labels predicted or named by feedback: the store does not keep artifacts' label sets."""
-    seen = {row[2] for row in counts.predictions} | {row[4] for row in counts.thumbs}
-    seen |= {row[3] for row in counts.overrides}
-    return sorted(label for label in seen if label is not None)
-
-
-def feedback_summary(
-    db_url: str | None, *, bucket: Bucket, since: datetime | None = None, artifact_tag: str | None = None
-) -> FeedbackSummary:
-    """The same summary ``/feedback/summary`` answers, read from the store directly."""
-    store = PredictionStore.from_url(db_url or Settings.from_env().db_url)
-    try:
-        counts = store.counts(bucket=bucket, since=since, artifact_tag=artifact_tag)
-    finally:
-        store.close()
-    if not counts.predictions:
-        where = f" of {artifact_tag}" if artifact_tag else ""
-        raise LabelwiseError(
-            f"no predictions{where} in the store: nothing to report (check --db-url, --since)"
-        )
-    return summarize(_labels_seen(counts), counts, bucket=bucket)
+__all__ = ["write_feedback_report"]
 
 
 def _band(axis: Any, starts: list[datetime], values: list[float | None], intervals: list[Interval | None],

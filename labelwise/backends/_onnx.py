@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import labelwise_home
-from ._errors import SpecError
+from ..core import SpecError, labelwise_home
 
 __all__ = ["OnnxInt8Encoder", "onnx_int8_encoder"]
 

@@ -10,58 +10,25 @@ second upload, no second job, no second bill.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import openai
 import pandas as pd
 from pydantic import BaseModel, ValidationError
-from sklearn.model_selection import train_test_split
 
-from ..core import write_atomic, write_frame
-from ..packaging import ClassifierSpec, Hyperparameters, LabelwiseError
-from ._evaluate import LabelledData
+from ..core import LabelwiseError, write_atomic, write_frame
+from ..evaluation import LabelledData, split_labelled
+from ..packaging import ClassifierSpec, Hyperparameters
 from ._finetune import ExportReport, export_finetune
-from ._finetune_jobs import FileFacts, create_job, find_job, upload_file
+from ._jobs import FileFacts, create_job, find_job, upload_file
 
-__all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for", "split_labelled"]
+__all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for"]
 
 STATE_FILE = "job.json"
 TEST_FILE = "test.csv"
 TRAINING_FILE = "train.chat.jsonl"
 VALIDATION_FILE = "validation.chat.jsonl"
-
-
-def split_labelled(data: LabelledData, *, test_share: float, seed: int) -> tuple[LabelledData, LabelledData]:
-    """(rest, test): a seeded, stratified split, one row per text so no text is on both sides."""
-    seen: set[str] = set()
-    keep = []
-    for i, text in enumerate(data.texts):
-        if text.strip() not in seen:
-            seen.add(text.strip())
-            keep.append(i)
-    labels = [data.labels[i] for i in keep]
-    stratify = labels if min(Counter(labels).values()) >= 2 else None
-    try:
-        rest_idx, test_idx = train_test_split(
-            np.asarray(keep), test_size=test_share, random_state=seed, stratify=stratify
-        )
-    except ValueError as exc:
-        raise LabelwiseError(
-            f"cannot hold out a test share of {test_share} from {len(keep)} rows: {exc}"
-        ) from None
-
-    def part(index: np.ndarray) -> LabelledData:
-        index = np.sort(index)
-        return LabelledData(
-            texts=[data.texts[i] for i in index],
-            labels=[data.labels[i] for i in index],
-            dataset=data.dataset.model_copy(update={"evaluated": len(index)}),
-        )
-
-    return part(rest_idx), part(test_idx)
 
 
 @dataclass(frozen=True)
@@ -100,7 +67,7 @@ def prepare(
     validation_share: float | None = None,
 ) -> PreparedData:
     """Hold out the test rows, and write the training and validation files (``finetune export``)."""
-    rest, test = split_labelled(data, test_share=test_share, seed=seed)
+    rest, test = split_labelled(data, test_size=test_share, seed=seed)
     export = export_finetune(
         rest, spec, out, model=base_model, epochs=epochs,
         usd_per_million_training_tokens=usd_per_million_training_tokens, seed=seed,

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core import open_keyed_db, rows_for_keys, text_key
-from ._backends import EmbeddingBackend, embedding_backend, register_backend
-from ._errors import SpecError
+from ..core import SpecError, open_keyed_db, rows_for_keys, text_key
+from ._base import EmbeddingBackend, embedding_backend, register_backend
 from ._retry import RetryPolicy, call_with_retries
 from ._spec import BackendSpec
 
@@ -81,6 +80,7 @@ class SentenceTransformersBackend(EmbeddingBackend):
 
     backend_id = "sentence_transformers"
     extras = ("embeddings",)
+    own_fields = ("runtime", "max_tokens")
     # One model call at a time per process: torch already uses every core for one batch.
     _lock = threading.Lock()
 

@@ -18,20 +18,11 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.model_selection import train_test_split
 
-from ..core import write_atomic
-from ..packaging import (
-    Classifier,
-    ClassifierSpec,
-    LabelwiseError,
-    Prediction,
-    Scorer,
-    openai_encoding,
-    prompt_scorer,
-)
-from ._evaluate import LabelledData, evaluate_predictions
-from ._stats import Estimate
+from ..backends import openai_encoding
+from ..core import LabelwiseError, write_atomic
+from ..evaluation import Estimate, LabelledData, evaluate_predictions, stratified_split
+from ..packaging import Classifier, ClassifierSpec, Prediction, Scorer, prompt_scorer
 
 __all__ = ["ExportReport", "GapReport", "export_finetune", "gap_report", "validation_size"]
 
@@ -123,11 +114,7 @@ def export_finetune(
         rule = f"{validation_share:.0%} of rows, as asked; stratified by label"
     if n_val < 1:
         raise LabelwiseError("too few rows to split into training and validation")
-    counts = Counter(data.labels)
-    stratify = data.labels if min(counts.values()) >= 2 else None
-    train_idx, val_idx = train_test_split(
-        np.arange(len(data.labels)), test_size=n_val, random_state=seed, stratify=stratify
-    )
+    train_idx, val_idx = stratified_split(data.labels, test_size=n_val, seed=seed)
     scorer = prompt_scorer(spec)
     encoding = openai_encoding(model)
     out_dir.mkdir(parents=True, exist_ok=True)

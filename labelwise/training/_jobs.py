@@ -21,16 +21,16 @@ from typing import Any
 
 import openai
 
-from ..packaging import (
+from ..backends import (
+    BACKENDS,
     BackendError,
     BackendSpec,
-    ClassifierSpec,
-    FineTuneProvenance,
-    Hyperparameters,
-    LabelwiseError,
+    OpenAIBackend,
     completion_backend,
     translate_provider_errors,
 )
+from ..core import LabelwiseError
+from ..packaging import ClassifierSpec, FineTuneProvenance, Hyperparameters
 
 __all__ = [
     "TERMINAL",
@@ -63,13 +63,14 @@ async def provider_client(backend: BackendSpec, model: str) -> AsyncIterator[ope
 
     Job management is a few calls a minute, so the SDK's own retries on 429 and 5xx suffice.
     """
-    if backend.provider not in ("openai", "azure_openai"):
-        raise LabelwiseError(
-            f"fine-tuning jobs run on provider openai or azure_openai, not {backend.provider}"
-        )
+    if not backend.backend.fine_tunes:
+        able = " or ".join(name for name, cls in sorted(BACKENDS.items()) if cls.fine_tunes)
+        raise LabelwiseError(f"fine-tuning jobs run on provider {able}, not {backend.provider}")
     client = completion_backend(backend, model=model)
+    if not isinstance(client, OpenAIBackend):
+        raise LabelwiseError(f"provider {backend.provider} runs no fine-tuning jobs through the openai SDK")
     try:
-        sdk = await client.sdk_client()  # type: ignore[attr-defined]
+        sdk = await client.sdk_client()
         yield sdk.with_options(max_retries=backend.max_retries)
     finally:
         await client.aclose()

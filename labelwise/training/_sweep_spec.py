@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from ..packaging import LabelwiseError, format_validation_error
-from ._evaluate import METRICS, ORDINAL_METRICS, PROBABILITY_METRICS
-from ._experiment import DataRef
-from ._finetune_jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
+from ..core import LabelwiseError, StrictModel
+from ..evaluation import METRICS, ORDINAL_METRICS, PROBABILITY_METRICS, DataRef
+from ..packaging import format_validation_error
+from ._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
 
 __all__ = [
     "HYPERPARAMETERS",
@@ -31,11 +31,7 @@ __all__ = [
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Dimension(_Strict):
+class Dimension(StrictModel):
     """One dimension of the search space: exactly one of its fields."""
 
     grid: list[Any] | None = Field(default=None, min_length=1, description="Every value, each tried.")
@@ -66,14 +62,14 @@ class Dimension(_Strict):
         return tune.randint(self.randint[0], self.randint[1] + 1)  # Tune's high is exclusive
 
 
-class EarlyStopping(_Strict):
+class EarlyStopping(StrictModel):
     """ASHA: after ``grace_epochs`` of training, keep the best 1/``reduction_factor`` at each rung."""
 
     grace_epochs: float = Field(default=1.0, gt=0)
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
-class SweepSpec(_Strict):
+class SweepSpec(StrictModel):
     """A sweep declared as data (paths relative to the sweep file)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")

@@ -13,27 +13,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from pydantic import BaseModel
-from sklearn.model_selection import train_test_split
 
-from ..core import read_table, text_key
+from ..backends import BackendSpec, Embedder
+from ..core import LabelwiseError, read_table, text_key
+from ..evaluation import DatasetRef, EvalCard, LabelledData, evaluate, file_sha256, split_labelled
+from ..evaluation import _metrics as m
 from ..packaging import (
-    DEFAULT_FAMILIES,
     HEAD_FILE,
     TRAINING_TEXTS,
-    BackendSpec,
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
-    Embedder,
-    LabelwiseError,
+    as_label,
     dump_head,
-    fit_head,
 )
 from ..packaging import package as package_artifact
-from . import _metrics as m
-from ._evaluate import DatasetRef, EvalCard, LabelledData, as_label, evaluate, file_sha256
+from ._head import DEFAULT_FAMILIES, fit_head
 
 __all__ = ["TrainingReport", "train_embedding"]
 
@@ -130,32 +126,21 @@ def train_embedding(
     frame = frame.dropna(subset=[text_col, label_col])
     if sample is not None and sample < len(frame):
         frame = frame.sample(n=sample, random_state=seed)
-    # A text in both parts would be measured on what the head was fitted to: one row per text,
-    # before the split (the first row's label is kept).
-    keys = frame[text_col].astype(str).str.strip().to_numpy()
-    duplicated = pd.Series(keys).duplicated().to_numpy()
-    conflicting = int((frame[label_col].groupby(keys).nunique() > 1).sum())
-    frame = frame[~duplicated]
-    if duplicated.any():
-        say(f"left out {int(duplicated.sum())} repeated texts ({conflicting} texts had differing labels)")
     texts = frame[text_col].astype(str).tolist()
     truth = frame[label_col].map(as_label).tolist()
     labels, ordinal = _ordered_labels(truth)
     if len(labels) < 2:
         raise LabelwiseError(f"{path}: column {label_col!r} holds fewer than two labels")
-    try:
-        train_texts, test_texts, train_labels, test_labels = train_test_split(
-            texts, truth, test_size=test_size, random_state=seed, stratify=truth
-        )
-    except ValueError as exc:  # a label too rare to stratify
-        raise LabelwiseError(f"{path}: cannot split by {label_col!r}: {exc}") from None
-
-    def ref(rows: int) -> DatasetRef:
-        return DatasetRef(name=path.name, sha256=file_sha256(path), rows=total, evaluated=rows, sample=sample,
-                          seed=seed, text_col=text_col, label_col=label_col)  # fmt: skip
-
-    train = LabelledData(texts=train_texts, labels=train_labels, dataset=ref(len(train_texts)))
-    test = LabelledData(texts=test_texts, labels=test_labels, dataset=ref(len(test_texts)))
+    dataset = DatasetRef(name=path.name, sha256=file_sha256(path), rows=total, evaluated=len(texts),
+                         sample=sample, seed=seed, text_col=text_col, label_col=label_col)  # fmt: skip
+    # A text in both parts would be measured on what the head was fitted to: the split keeps
+    # one row per text (the first).
+    train, test = split_labelled(
+        LabelledData(texts=texts, labels=truth, dataset=dataset), test_size=test_size, seed=seed
+    )
+    repeated = len(texts) - len(train.texts) - len(test.texts)
+    if repeated:
+        say(f"left out {repeated} repeated texts")
 
     encoder = Embedder.with_default_cache(embedder)
     say(f"embedding {len(train.texts)} training texts with {encoder.id}")
@@ -222,6 +207,6 @@ def train_embedding(
         embedding_seconds=embedding_seconds,
         prediction_seconds=prediction_seconds,
         prediction_embedded=prediction_embedded,
-        duplicates_removed=int(duplicated.sum()),
+        duplicates_removed=repeated,
     )
     return artifact, card, predictions, test, report

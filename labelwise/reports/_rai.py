@@ -1,65 +1,16 @@
-"""The Responsible-AI report: every analysis of scored data, as JSON and as one HTML page."""
+"""The Responsible-AI report (``labelwise batch rai``) as one HTML page beside its JSON."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..packaging import ClassifierArtifact, ClassifierRuntime
-from ..reports import figure_uri, html_table, pyplot, write_report
-from ._probes import run_probes
-from ._rai import RaiData, calibration_analysis, cohort_metrics, error_analysis
+from ._html import figure_uri, html_table, pyplot, write_report
 
-__all__ = ["rai_report", "write_rai_report"]
-
-
-def rai_report(
-    data: RaiData,
-    *,
-    probes: int = 100,
-    seed: int = 0,
-    min_group_size: int = 30,
-    n_boot: int = 100,
-    factory: Callable[[ClassifierArtifact], ClassifierRuntime] | None = None,
-) -> dict[str, Any]:
-    """Overall metrics, cohorts, error analysis, calibration and (with the artifact) robustness."""
-    cohorts = [
-        cohort_metrics(data, c, min_group_size=min_group_size, n_boot=n_boot, random_state=seed)
-        for c in data.cohorts.columns
-    ]
-    robustness: dict[str, Any] = {"probes": [], "note": None}
-    if data.artifact is None:
-        robustness["note"] = "robustness probes need the classifier in the model store: pass --model TAG"
-    elif probes > 0:
-        results = run_probes(
-            data.artifact,
-            data.texts,
-            data.truth,
-            sample=probes,
-            seed=seed,
-            classifier_factory=factory,
-        )
-        robustness["probes"] = [r.as_dict() for r in results]
-    return {
-        "data": data.name,
-        "artifact_tag": data.artifact_tag,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "labels": data.labels,
-        "left_out": data.left_out,
-        "overall": data.overall(random_state=seed),
-        "cohort_source": data.cohort_source,
-        "min_group_size": min_group_size,
-        "cohorts": cohorts,
-        "errors": error_analysis(data, cohorts, random_state=seed),
-        "calibration": calibration_analysis(data),
-        "robustness": robustness,
-        "warnings": [c["warning"] for c in cohorts if "warning" in c],
-    }
+__all__ = ["write_rai_report"]
 
 
 def _fmt(interval: dict[str, Any] | None) -> str:

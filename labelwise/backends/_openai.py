@@ -1,271 +1,48 @@
-"""Backends: how a prompt or a text reaches a model.
-
-Two protocols, each with one abstract method: a ``CompletionBackend`` completes prompts
-(``complete``), an ``EmbeddingBackend`` embeds texts (``embed``). The OpenAI-shaped providers
-are both, through the ``openai`` SDK, and differ only in how they build their ``AsyncOpenAI``
-client; sentence-transformers only embeds. All register in ``BACKENDS`` exactly as a
-third-party backend would, and ``completion_backend``/``embedding_backend`` refuse a provider
-that does not speak the protocol asked for.
+"""OpenAI's API through the ``openai`` SDK, and the providers that speak it (Azure OpenAI, any
+OpenAI-compatible server). They are both backends, completing and embedding, and differ only in
+how they build their ``AsyncOpenAI`` client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import os
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-import httpx
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
-from ._errors import (
-    BackendAuthError,
-    BackendBadRequest,
-    BackendError,
-    BackendTimeout,
-    BackendUnavailable,
-    BackendUnreachable,
-    MalformedResponse,
-    RateLimited,
-    SpecError,
+from ..core import SpecError
+from ._base import (
+    Completion,
+    CompletionBackend,
+    CompletionRequest,
+    EmbeddingBackend,
+    LabelToken,
+    register_backend,
 )
-from ._spec import BackendSpec, ScoringMode
+from ._errors import BackendAuthError, MalformedResponse, translate_provider_errors
 from ._tokenizers import openai_encoding
 
 __all__ = [
-    "BACKENDS",
-    "backend_class",
     "AzureOpenAIBackend",
-    "Backend",
-    "Completion",
-    "CompletionBackend",
-    "CompletionRequest",
-    "EmbeddingBackend",
-    "LabelToken",
     "OpenAIBackend",
     "OpenAICompatibleBackend",
-    "completion_backend",
-    "embedding_backend",
-    "error_for_status",
-    "register_backend",
-    "translate_provider_errors",
+    "label_grammar",
+    "label_json_schema",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class CompletionRequest:
-    """One prompt and the decoding settings to complete it with."""
-
-    prompt: str
-    system: str | None = None
-    max_tokens: int = 8
-    temperature: float = 0.0
-    top_p: float | None = None
-    seed: int | None = None
-    stop: Sequence[str] = ()
-    top_logprobs: int | None = None
-    """Ask for this many alternatives of the first generated token."""
-    logit_bias: dict[int, float] | None = None
-    label_enum: Sequence[str] | None = None
-    """Constrain the output to the JSON object ``{"label": <one of these>}``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    text: str
-    model: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    top_logprobs: list[tuple[str, float]] | None = None
-    """Alternatives for the first generated token, as (token text, log probability)."""
-    system_fingerprint: str | None = None
-    """The provider's name for the configuration that answered (changes when the model behind a name does)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LabelToken:
-    """The first token of a label as the model's tokenizer writes it."""
-
-    token_id: int
-    piece: str
-
-
-class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstract method)
-    """What every backend shares: its spec, model, optional injected HTTP client and lifecycle."""
-
-    backend_id: ClassVar[str]
-    extras: ClassVar[tuple[str, ...]] = ()
-    """The ``labelwise`` extras a deployment must install to use this backend."""
-    batch_price_factor: ClassVar[float | None] = None
-    """The price of the provider's Batch API against one request per text; ``None``: it has none."""
-    max_in_flight: ClassVar[int | None] = None
-    """Requests the backend serves at once, where that is known and small. More would wait in
-    the server's queue with their timeouts running, so clients never send more."""
-
-    @classmethod
-    def extras_for(cls, spec: BackendSpec) -> tuple[str, ...]:
-        """The extras a deployment of this backend, configured as ``spec``, must install."""
-        return cls.extras
-
-    def __init__(
-        self,
-        spec: BackendSpec,
-        *,
-        model: str,
-        scoring: ScoringMode = "generate",
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        self.spec = spec
-        self.model = model
-        self.scoring = scoring
-        self.http_client = http_client
-
-    async def prepare(self) -> None:  # noqa: B027 (optional hook)
-        """Get ready to serve (connect, start a server, load a model) so the first call is not slower."""
-
-    async def aclose(self) -> None:  # noqa: B027 (optional hook, nothing to release by default)
-        """Release connections. The backend stays usable: a later call reconnects."""
-
-
-class CompletionBackend(Backend):
-    """A model that completes prompts. Subclasses implement ``complete``."""
-
-    @abstractmethod
-    async def complete(self, request: CompletionRequest) -> Completion:
-        """Send one request to the model; raise a ``BackendError`` subclass on failure."""
-
-    async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
-        """Each label's tokens, for logprobs scoring; ``None`` when this backend cannot tokenize."""
-        return None
-
-
-class EmbeddingBackend(Backend):
-    """A model that embeds texts. Subclasses implement ``embed``."""
-
-    @abstractmethod
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One embedding per text; raise a ``BackendError`` subclass on failure."""
-
-
-BACKENDS: dict[str, type[Backend]] = {}
-
-B = TypeVar("B", bound=Backend)
-
-
-def register_backend(cls: type[B]) -> type[B]:
-    """Class decorator: make ``cls`` the backend for ``provider: <cls.backend_id>``."""
-    BACKENDS[cls.backend_id] = cls
-    return cls
-
-
-def backend_class(provider: str) -> type[Backend]:
-    """The backend registered for ``provider``, the built-in ones included."""
-    # The local and sentence-transformers backends register when their modules load, and
-    # nothing else may have loaded them yet (the package imports its modules on first use).
-    from . import _embeddings, _local  # noqa: F401
-
-    try:
-        return BACKENDS[provider]
-    except KeyError:
-        raise SpecError(
-            f"no backend registered for provider {provider!r}; known: {', '.join(sorted(BACKENDS))}"
-        ) from None
-
-
-def _create(protocol: type[B], what: str, spec: BackendSpec, model: str, **options: Any) -> B:
-    backend_cls = backend_class(spec.provider)
-    if not issubclass(backend_cls, protocol):
-        able = sorted(name for name, cls in BACKENDS.items() if issubclass(cls, protocol))
-        raise SpecError(f"provider {spec.provider} gives no {what}; providers that do: {', '.join(able)}")
-    return backend_cls(spec, model=model, **options)
-
-
-def completion_backend(
-    spec: BackendSpec,
-    *,
-    model: str,
-    scoring: ScoringMode = "generate",
-    http_client: httpx.AsyncClient | None = None,
-) -> CompletionBackend:
-    """The registered completion backend for ``spec.provider``."""
-    return _create(CompletionBackend, "completions", spec, model, scoring=scoring, http_client=http_client)  # type: ignore[type-abstract]
-
-
-def embedding_backend(
-    spec: BackendSpec, *, model: str, http_client: httpx.AsyncClient | None = None
-) -> EmbeddingBackend:
-    """The registered embedding backend for ``spec.provider``."""
-    return _create(EmbeddingBackend, "embeddings", spec, model, http_client=http_client)  # type: ignore[type-abstract]
-
-
-def _retry_after(response: httpx.Response | None) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if response is None:
-        return None
-    headers = response.headers
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        value = headers.get("retry-after")
-        if value is None:
-            return None
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-def error_for_status(
-    provider: str, status: int, message: str, *, retry_after: float | None = None
-) -> BackendError:
-    """The labelwise error for an HTTP error status from a provider, live or in a Batch API file."""
-    if status == 429:
-        hint = f"; retry after {retry_after:.1f} s" if retry_after is not None else ""
-        return RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=retry_after)
-    if status in (401, 403):
-        return BackendAuthError(
-            f"{provider} refused the credentials (HTTP {status}): check the API key "
-            "in the environment variable named by backend.api_key_env"
-        )
-    if status == 408:
-        return BackendTimeout(f"{provider} timed out the request (HTTP 408)")
-    if status >= 500:
-        return BackendUnavailable(f"{provider} failed with HTTP {status}: {message}")
-    return BackendBadRequest(f"{provider} rejected the request (HTTP {status}): {message}")
-
-
-@contextmanager
-def translate_provider_errors(provider: str) -> Iterator[None]:
-    """Turn ``openai`` SDK exceptions into labelwise ``BackendError``\\ s (the one boundary)."""
-    try:
-        yield
-    except openai.RateLimitError as exc:
-        raise error_for_status(provider, 429, exc.message, retry_after=_retry_after(exc.response)) from exc
-    except openai.APITimeoutError as exc:
-        raise BackendTimeout(f"{provider} did not answer within the timeout") from exc
-    except openai.APIConnectionError as exc:
-        raise BackendUnreachable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
-    except openai.APIResponseValidationError as exc:
-        raise MalformedResponse(f"{provider} answered with a body that cannot be read: {exc}") from exc
-    except openai.APIStatusError as exc:
-        raise error_for_status(provider, exc.status_code, exc.message) from exc
-    except openai.OpenAIError as exc:
-        raise BackendError(f"{provider} call failed: {exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(f"{provider} answered with a body that is not JSON") from exc
 
 
 class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     """OpenAI's API. Subclasses change only how the client is made."""
 
     backend_id = "openai"
+    default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+    needs_key: ClassVar[bool] = True
+    fine_tunes: ClassVar[bool] = True
+    openai_tokenizer: ClassVar[bool] = True
     batch_price_factor: ClassVar[float | None] = 0.5
     batch_url_prefix: ClassVar[str] = "/v1"
     """What precedes ``/chat/completions`` in a Batch API request line's ``url``."""
@@ -281,7 +58,7 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
         key = os.environ.get(name) if name else None
         if key:
             return key
-        if self.spec.provider in ("openai", "azure_openai"):
+        if self.needs_key:
             raise BackendAuthError(
                 f"no API key: set the environment variable {name} (named by backend.api_key_env)"
             )
@@ -425,6 +202,8 @@ class AzureOpenAIBackend(OpenAIBackend):
     """Azure OpenAI: ``model`` is the deployment name, ``base_url`` the resource endpoint."""
 
     backend_id = "azure_openai"
+    default_key_env = "AZURE_OPENAI_API_KEY"
+    required_fields = ("base_url", "api_version")
     batch_url_prefix = ""  # global batch deployments take "/chat/completions"
 
     async def _make_client(self) -> openai.AsyncOpenAI:
@@ -441,6 +220,11 @@ class OpenAICompatibleBackend(OpenAIBackend):
     """Any server that speaks OpenAI's API at ``base_url`` (vLLM, Ollama, llama.cpp, TGI)."""
 
     backend_id = "openai_compatible"
+    default_key_env = None
+    needs_key = False
+    fine_tunes = False
+    openai_tokenizer = False
+    required_fields = ("base_url",)
     batch_price_factor = None
 
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:

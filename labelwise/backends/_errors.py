@@ -1,0 +1,169 @@
+"""Errors of a provider call, and the one boundary that turns the SDK's exceptions into them.
+
+The hierarchy (under ``labelwise.core.LabelwiseError``)::
+
+    BackendError                          a provider call failed
+    ├── RateLimited                       HTTP 429; carries ``retry_after``
+    ├── BackendTimeout                    no answer within the timeout
+    ├── BackendUnavailable                5xx, local server down
+    │   └── BackendUnreachable            no connection (refused, DNS, network down)
+    ├── BackendBadRequest                 the provider rejected the request (4xx)
+    ├── BackendAuthError                  missing or rejected credentials
+    └── MalformedResponse                 the provider answered something unreadable
+
+Retry rules work on these types only: ``translate_provider_errors`` is the one place that reads
+``openai`` SDK exceptions.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+import httpx
+import openai
+
+from ..core import LabelwiseError, Reason
+
+__all__ = [
+    "BackendAuthError",
+    "BackendBadRequest",
+    "BackendError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "BackendUnreachable",
+    "MalformedResponse",
+    "RateLimited",
+    "error_for_status",
+    "translate_provider_errors",
+]
+
+
+class BackendError(LabelwiseError):
+    """Raised when a call to the model provider fails."""
+
+    kind: ClassVar[Reason] = Reason.BACKEND_ERROR
+    retryable: ClassVar[bool] = False
+    retry_after: float | None = None  # seconds the provider asked to wait (429 only)
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    @staticmethod
+    def from_kind(kind: Reason, message: str, *, retry_after: float | None = None) -> BackendError:
+        """The error of that kind, e.g. raised again after crossing a process boundary."""
+        return _BY_KIND.get(kind, BackendError)(message, retry_after=retry_after)
+
+
+class RateLimited(BackendError):
+    """Raised when the provider answers HTTP 429."""
+
+    kind = Reason.RATE_LIMITED
+    retryable = True
+
+
+class BackendTimeout(BackendError):
+    """Raised when the provider does not answer within the configured timeout."""
+
+    kind = Reason.BACKEND_TIMEOUT
+    retryable = True
+
+
+class BackendUnavailable(BackendError):
+    """Raised when the provider cannot be reached or answers with a server error."""
+
+    kind = Reason.BACKEND_UNAVAILABLE
+    retryable = True
+
+
+class BackendUnreachable(BackendUnavailable):
+    """Raised when no connection to the provider can be made (refused, DNS, network down)."""
+
+    kind = Reason.BACKEND_UNREACHABLE
+
+
+class BackendBadRequest(BackendError):
+    """Raised when the provider rejects the request itself (HTTP 4xx other than 401/403/429)."""
+
+    kind = Reason.BACKEND_BAD_REQUEST
+
+
+class BackendAuthError(BackendError):
+    """Raised when credentials are missing or the provider rejects them."""
+
+    kind = Reason.BACKEND_AUTH
+
+
+class MalformedResponse(BackendError):
+    """Raised when the provider's answer cannot be read (bad JSON, missing fields)."""
+
+    kind = Reason.MALFORMED_RESPONSE
+
+
+def _subclasses(cls: type[BackendError]) -> list[type[BackendError]]:
+    return [cls] + [sub for direct in cls.__subclasses__() for sub in _subclasses(direct)]
+
+
+_BY_KIND: dict[Reason, type[BackendError]] = {cls.kind: cls for cls in _subclasses(BackendError)}
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if response is None:
+        return None
+    headers = response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def error_for_status(
+    provider: str, status: int, message: str, *, retry_after: float | None = None
+) -> BackendError:
+    """The labelwise error for an HTTP error status from a provider, live or in a Batch API file."""
+    if status == 429:
+        hint = f"; retry after {retry_after:.1f} s" if retry_after is not None else ""
+        return RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=retry_after)
+    if status in (401, 403):
+        return BackendAuthError(
+            f"{provider} refused the credentials (HTTP {status}): check the API key "
+            "in the environment variable named by backend.api_key_env"
+        )
+    if status == 408:
+        return BackendTimeout(f"{provider} timed out the request (HTTP 408)")
+    if status >= 500:
+        return BackendUnavailable(f"{provider} failed with HTTP {status}: {message}")
+    return BackendBadRequest(f"{provider} rejected the request (HTTP {status}): {message}")
+
+
+@contextmanager
+def translate_provider_errors(provider: str) -> Iterator[None]:
+    """Turn ``openai`` SDK exceptions into labelwise ``BackendError``\\ s (the one boundary)."""
+    try:
+        yield
+    except openai.RateLimitError as exc:
+        raise error_for_status(provider, 429, exc.message, retry_after=_retry_after(exc.response)) from exc
+    except openai.APITimeoutError as exc:
+        raise BackendTimeout(f"{provider} did not answer within the timeout") from exc
+    except openai.APIConnectionError as exc:
+        raise BackendUnreachable(f"cannot reach {provider}: {exc.__cause__ or exc}") from exc
+    except openai.APIResponseValidationError as exc:
+        raise MalformedResponse(f"{provider} answered with a body that cannot be read: {exc}") from exc
+    except openai.APIStatusError as exc:
+        raise error_for_status(provider, exc.status_code, exc.message) from exc
+    except openai.OpenAIError as exc:
+        raise BackendError(f"{provider} call failed: {exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(f"{provider} answered with a body that is not JSON") from exc

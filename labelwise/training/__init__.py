@@ -1,0 +1,7 @@
+"""TODO."""
+
+import lazy_loader
+
+# Each name loads its module on first use, so a command imports only what it runs.
+# The names and their modules are listed once, in __init__.pyi (which type checkers read).
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,0 +1,47 @@
+from ._finetune import ExportReport, GapReport, export_finetune, gap_report
+from ._head import DEFAULT_FAMILIES, FAMILIES, fit_head
+from ._jobs import (
+    FileFacts,
+    JobFollower,
+    JobProgress,
+    cancel_job,
+    provider_client,
+    require_success,
+    spec_from_job,
+    template_base_model,
+)
+from ._start import JobRequest, Launch, PreparedData, launch, prepare, request_for
+from ._sweep import SweepBoard, SweepOutcome, TrialRow, run_sweep
+from ._sweep_spec import SweepSpec
+from ._train_embedding import TrainingReport, train_embedding
+
+__all__ = [
+    "DEFAULT_FAMILIES",
+    "ExportReport",
+    "FAMILIES",
+    "FileFacts",
+    "GapReport",
+    "JobFollower",
+    "JobProgress",
+    "JobRequest",
+    "Launch",
+    "PreparedData",
+    "SweepBoard",
+    "SweepOutcome",
+    "SweepSpec",
+    "TrainingReport",
+    "TrialRow",
+    "cancel_job",
+    "export_finetune",
+    "fit_head",
+    "gap_report",
+    "launch",
+    "prepare",
+    "provider_client",
+    "request_for",
+    "require_success",
+    "run_sweep",
+    "spec_from_job",
+    "template_base_model",
+    "train_embedding",
+]
