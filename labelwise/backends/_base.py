@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from ..core import SpecError
 
@@ -208,12 +208,12 @@ def providers_speaking(protocol: type[Backend]) -> list[str]:
     return sorted(name for name, cls in BACKENDS.items() if speaks(cls, protocol))
 
 
-def _create(protocol: type[B], what: str, spec: BackendSpec, model: str, **options: Any) -> B:
+def _serving(spec: BackendSpec, protocol: type[Backend], what: str) -> type[Backend]:
     backend_cls = backend_class(spec.provider)
     if not speaks(backend_cls, protocol):
         able = ", ".join(providers_speaking(protocol))
         raise SpecError(f"provider {spec.provider} gives no {what}; providers that do: {able}")
-    return backend_cls(spec, model=model, **options)  # type: ignore[return-value]
+    return backend_cls
 
 
 def completion_backend(
@@ -224,11 +224,16 @@ def completion_backend(
     http_client: httpx.AsyncClient | None = None,
 ) -> CompletionBackend:
     """The registered completion backend for ``spec.provider``."""
-    return _create(CompletionBackend, "completions", spec, model, scoring=scoring, http_client=http_client)  # type: ignore[type-abstract]
+    backend_cls = _serving(spec, CompletionBackend, "completions")
+    backend = backend_cls(spec, model=model, scoring=scoring, http_client=http_client)
+    assert isinstance(backend, CompletionBackend)  # _serving checked its class
+    return backend
 
 
 def embedding_backend(
     spec: BackendSpec, *, model: str, http_client: httpx.AsyncClient | None = None
 ) -> EmbeddingBackend:
     """The registered embedding backend for ``spec.provider``."""
-    return _create(EmbeddingBackend, "embeddings", spec, model, http_client=http_client)  # type: ignore[type-abstract]
+    backend = _serving(spec, EmbeddingBackend, "embeddings")(spec, model=model, http_client=http_client)
+    assert isinstance(backend, EmbeddingBackend)  # _serving checked its class
+    return backend

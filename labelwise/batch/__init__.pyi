@@ -1,7 +1,8 @@
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._drift_data import load_drift_data
-from ._rai import RaiData, SmallGroupWarning, calibration_analysis, cohort_metrics, error_analysis, rai_report
+from ._rai import RaiData, SmallGroupWarning, calibration_analysis, cohort_metrics, error_analysis
+from ._rai_report import rai_report
 from ._ray import score_with_ray
 from ._score import (
     OUTPUT_COLUMNS,

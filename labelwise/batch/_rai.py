@@ -13,7 +13,6 @@ import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ import pandas as pd
 from .. import evaluation as m
 from ..core import LabelwiseError
 from ..evaluation import as_labels, evaluate_predictions, most_frequent_baseline
-from ..packaging import ClassifierArtifact, ClassifierRuntime, as_label, load_artifact, probability_matrix
+from ..packaging import ClassifierArtifact, as_label, load_artifact, probability_matrix
 from ._cohorts import as_cohort, text_descriptors
-from ._probes import run_probes
 from ._score import ScoredTable, read_probabilities, read_scored
 
 __all__ = [
@@ -34,7 +32,6 @@ __all__ = [
     "calibration_analysis",
     "cohort_metrics",
     "error_analysis",
-    "rai_report",
 ]
 
 EXAMPLE_CHARS = 300
@@ -403,48 +400,4 @@ def calibration_analysis(data: RaiData, *, n_bins: int = 10) -> dict[str, Any] |
         ),
         "brier_score": m.brier_score(truth, proba, labels=data.labels),
         "bins": table,
-    }
-
-
-def rai_report(
-    data: RaiData,
-    *,
-    probes: int = 100,
-    seed: int = 0,
-    min_group_size: int = 30,
-    n_boot: int = 100,
-    factory: Callable[[ClassifierArtifact], ClassifierRuntime] | None = None,
-) -> dict[str, Any]:
-    """Overall metrics, cohorts, error analysis, calibration and (with the artifact) robustness."""
-    cohorts = [
-        cohort_metrics(data, c, min_group_size=min_group_size, n_boot=n_boot, random_state=seed)
-        for c in data.cohorts.columns
-    ]
-    robustness: dict[str, Any] = {"probes": [], "note": None}
-    if data.artifact is None:
-        robustness["note"] = "robustness probes need the classifier in the model store: pass --model TAG"
-    elif probes > 0:
-        results = run_probes(
-            data.artifact,
-            data.texts,
-            data.truth,
-            sample=probes,
-            seed=seed,
-            classifier_factory=factory,
-        )
-        robustness["probes"] = [r.as_dict() for r in results]
-    return {
-        "data": data.name,
-        "artifact_tag": data.artifact_tag,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "labels": data.labels,
-        "left_out": data.left_out,
-        "overall": data.overall(random_state=seed),
-        "cohort_source": data.cohort_source,
-        "min_group_size": min_group_size,
-        "cohorts": cohorts,
-        "errors": error_analysis(data, cohorts, random_state=seed),
-        "calibration": calibration_analysis(data),
-        "robustness": robustness,
-        "warnings": [c["warning"] for c in cohorts if "warning" in c],
     }

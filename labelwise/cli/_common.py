@@ -17,7 +17,7 @@ from ._progress import ProgressBar, err_console, step
 
 if TYPE_CHECKING:
     from ..backends import BackendSpec
-    from ..evaluation import EvalCard, LabelledData
+    from ..evaluation import EvalCard, Evaluation
 
 __all__ = [
     "Concurrency",
@@ -79,25 +79,26 @@ def run_eval(
     seed: int,
     n_resamples: int,
     concurrency: int = 16,
-) -> tuple[EvalCard, LabelledData, list[Any]]:
-    from ..evaluation import evaluate, load_labelled
-    from ..packaging import Classifier
+) -> Evaluation:
+    """``evaluate_file`` with a progress bar on stderr."""
+    from ..evaluation import evaluate_file
 
-    classifier = Classifier.load(tag, max_concurrency=concurrency)
-    labelled = load_labelled(
-        data,
-        text_col=text_col,
-        label_col=label_col,
-        label_set=classifier.artifact_.spec.task.labels,
-        sample=sample,
-        seed=seed,
-    )
-    step(f"scoring {labelled.dataset.evaluated} rows with {classifier.tag_}")
-    with ProgressBar("scoring", labelled.dataset.evaluated) as bar:
-        card, predictions = evaluate(
-            classifier, labelled, n_resamples=n_resamples, random_state=seed, on_progress=bar.advance
-        )
-    return card, labelled, predictions
+    bar: ProgressBar | None = None
+
+    def started(message: str, rows: int) -> None:
+        nonlocal bar
+        step(message)
+        bar = ProgressBar("scoring", rows).start()
+
+    try:
+        return evaluate_file(
+            tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
+            n_resamples=n_resamples, concurrency=concurrency, on_start=started,
+            on_progress=lambda n: bar.advance(n) if bar is not None else None,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 def print_card(card: EvalCard) -> None:

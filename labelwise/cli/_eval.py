@@ -59,16 +59,19 @@ def eval_run(
     as_json: JsonOption = False,
 ) -> None:
     """Score TAG on DATA and print its metrics with bootstrap intervals."""
-    card, labelled, predictions = run_eval(
+    measured = run_eval(
         tag, data, text_col=text_col, label_col=label_col, sample=sample, seed=seed, n_resamples=n_resamples,
         concurrency=concurrency,
     )  # fmt: skip
+    card = measured.card
     if out is not None:
         out.write_text(card.model_dump_json(indent=2))
     if attach_card:
         from ..evaluation import attach_evaluation
 
-        attach_evaluation(str(card.artifact_tag), card, labelled, predictions, source=data.name, seed=seed)
+        attach_evaluation(
+            str(card.artifact_tag), card, measured.data, measured.predictions, source=data.name, seed=seed
+        )
     if as_json:
         print_json(card.model_dump(mode="json"))
     else:
@@ -107,10 +110,13 @@ def eval_compare(
         raise LabelwiseError(
             f"{a.tag} and {b.tag} are ordinal with the labels in different orders, so their scales differ"
         )
-    options = {"text_col": text_col, "label_col": label_col, "sample": sample, "seed": seed,
-               "concurrency": concurrency}  # fmt: skip
-    card_a, labelled, preds_a = run_eval(str(a.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
-    card_b, _, preds_b = run_eval(str(b.tag), data, n_resamples=n_resamples, **options)  # type: ignore[arg-type]
+    measured_a, measured_b = (
+        run_eval(str(artifact.tag), data, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
+                 n_resamples=n_resamples, concurrency=concurrency)
+        for artifact in (a, b)
+    )  # fmt: skip
+    card_a, labelled, preds_a = measured_a.card, measured_a.data, measured_a.predictions
+    preds_b = measured_b.predictions
     tests = compare_predictions(
         labelled.labels,
         [p.label for p in preds_a],

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from ..core import LabelwiseError, run_sync
+from ..core import LabelwiseError
 from ._common import (
     Concurrency,
     JsonOption,
@@ -23,13 +24,14 @@ from ._common import (
     console,
     print_card,
     print_json,
-    run_eval,
 )
 from ._progress import err_console, step
 
 if TYPE_CHECKING:
     from ..packaging import ClassifierArtifact, ClassifierSpec, Hyperparameters
     from ..training import GapReport, JobProgress
+
+T = TypeVar("T")
 
 finetune_app = typer.Typer(
     help="Fine-tune on a provider (start, import, sweep), fine-tuning data, and reported-versus-"
@@ -260,61 +262,39 @@ def _fine_tuned_template(path: Path) -> tuple[ClassifierSpec, str]:
     return spec, template_base_model(spec, where=str(path))
 
 
-def _follow(spec: ClassifierSpec, job_id: str, poll_interval: float) -> Any:
-    """Follow the job to its end; on Ctrl-C, ask whether to cancel it on the provider."""
-    from ..training import JobFollower, cancel_job, provider_client
+def _following(spec: ClassifierSpec, run: Callable[[_JobDisplay, threading.Event], T]) -> T:
+    """``run(display, interrupted)``, a workflow that follows a job; on Ctrl-C, ask whether to cancel it."""
+    from ..training import JobStopped, cancel_fine_tuning
 
-    provider = spec.backend.provider
     display = _JobDisplay()
-    # Ctrl-C only sets a flag that the loop reads between polls: a KeyboardInterrupt raised
+    # Ctrl-C only sets a flag that the workflow reads between polls: a KeyboardInterrupt raised
     # inside the HTTP client can be lost in its clean-up, and the job must be asked about.
     interrupted = threading.Event()
-
-    async def follow() -> Any:
-        async with provider_client(spec.backend, spec.model_name) as client:
-            follower = JobFollower(client, job_id, provider=provider)
-            return await follower.follow(poll_s=poll_interval, on_update=display, stop=interrupted.is_set)
-
-    async def cancel() -> str:
-        async with provider_client(spec.backend, spec.model_name) as client:
-            return await cancel_job(client, job_id, provider=provider)
-
     previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
     try:
-        job = run_sync(follow())
+        return run(display, interrupted)
+    except JobStopped as stopped:
+        display.stop()
+        try:
+            wanted = typer.confirm(
+                f"\nCancel fine-tuning job {stopped.job_id} on {stopped.provider}?", default=False, err=True
+            )
+        except (typer.Abort, EOFError):
+            wanted = False
+        if wanted:
+            err_console.print(f"job {stopped.job_id}: {cancel_fine_tuning(spec, stopped.job_id)}")
+        else:
+            err_console.print(f"job {stopped.job_id} goes on; run the same command again to follow it")
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGINT, previous)
         display.stop()
-    if job is not None:
-        return job
-    try:
-        wanted = typer.confirm(f"\nCancel fine-tuning job {job_id} on {provider}?", default=False, err=True)
-    except (typer.Abort, EOFError):
-        wanted = False
-    if wanted:
-        err_console.print(f"job {job_id}: {run_sync(cancel())}")
-    else:
-        err_console.print(f"job {job_id} goes on; run the same command again to follow it")
-    raise typer.Exit(130)
-
-
-def _package_job(
-    spec: ClassifierSpec, job_id: str, *, known_files: dict[str, Any] | None, price: float
-) -> tuple[ClassifierArtifact, bool]:
-    from ..packaging import package
-    from ..training import provider_client, spec_from_job
-
-    async def read() -> ClassifierSpec:
-        async with provider_client(spec.backend, spec.model_name) as client:
-            return await spec_from_job(
-                client, job_id, spec, known_files=known_files, usd_per_million_training_tokens=price
-            )
-
-    return package(run_sync(read()))
 
 
 def _describe(artifact: ClassifierArtifact, created: bool) -> None:
-    provenance = artifact.spec.technique.provenance  # type: ignore[union-attr]
+    provenance = artifact.spec.technique.job_provenance
+    if provenance is None:
+        return
     state = "packaged" if created else "already packaged, unchanged"
     console.print(f"{artifact.tag} ({state}): model {artifact.spec.model_name}")
     cost = "" if provenance.estimated_cost_usd is None else f", about ${provenance.estimated_cost_usd:.2f}"
@@ -367,65 +347,27 @@ def finetune_start(
 
     Interrupted, the same command follows the same job again (its id is in OUT/job.json).
     """
-    from ..evaluation import load_labelled
-    from ..packaging import Classifier
-    from ..training import gap_report, prepare, provider_client, request_for, require_success
-    from ..training import launch as launch_job
+    from ..training import finetune_start as start
 
-    template, template_base = _fine_tuned_template(spec)
-    base = base_model or template_base
-    chosen = _hyperparameters(hyperparameters or [])
-    folder = out or Path(f"finetune-{template.name}")
-    labelled = load_labelled(
-        data, text_col=text_col, label_col=label_col, label_set=template.task.labels, sample=sample, seed=seed
-    )
-    prepared = prepare(
-        labelled, template, folder, base_model=base, epochs=chosen.n_epochs or 3, test_share=test_share,
-        seed=seed, usd_per_million_training_tokens=price, validation_share=validation_share,
+    template, base = _fine_tuned_template(spec)
+    result = _following(
+        template,
+        lambda display, interrupted: start(
+            data, template, out=out, base_model=base_model or base,
+            hyperparameters=_hyperparameters(hyperparameters or []), suffix=suffix, test_share=test_share,
+            validation_share=validation_share, text_col=text_col, label_col=label_col, sample=sample,
+            seed=seed, usd_per_million_training_tokens=price, poll_s=poll_interval, restart=restart,
+            concurrency=concurrency, on_step=step, on_job_update=display, stop=interrupted.is_set,
+        ),
     )  # fmt: skip
-    step(
-        f"{prepared.export.train.rows} training, {prepared.export.validation.rows} validation and "
-        f"{len(prepared.test.texts)} held-out test rows in {folder}"
-    )
-    request = request_for(
-        prepared, template, base_model=base, hyperparameters=chosen, seed=seed, suffix=suffix
-    )
-
-    async def start() -> Any:
-        async with provider_client(template.backend, base) as client:
-            return await launch_job(
-                client, prepared, request, provider=template.backend.provider, restart=restart
-            )
-
-    launched = run_sync(start())
-    verb = "resuming" if launched.resumed else "created"
-    step(f"{verb} job {launched.job_id} (recorded in {folder / 'job.json'})")
-    job = _follow(template, launched.job_id, poll_interval)
-    require_success(job, hint="; nothing was packaged. Run the command again with --restart for a new job")
-    artifact, created = _package_job(template, launched.job_id, known_files=launched.known_files, price=price)
-    tag = str(artifact.tag)
-    card, test_data, predictions = run_eval(
-        tag, folder / "test.csv", text_col="text", label_col="label", sample=None, seed=seed,
-        n_resamples=1000, concurrency=concurrency,
-    )  # fmt: skip
-    from ..evaluation import attach_evaluation
-
-    attach_evaluation(tag, card, test_data, predictions, source=str(data), seed=seed)
-    with Classifier.load(tag, max_concurrency=concurrency) as classifier:
-        step("replaying the validation file for the gap report")
-        gap = gap_report(
-            classifier, prepared.validation_file, reported=artifact.spec.technique.reported_metrics,
-            test=test_data,
-        )  # fmt: skip
-    (folder / "gap.json").write_text(gap.model_dump_json(indent=2))
     if as_json:
-        print_json({"tag": tag, "created": created, "job_id": launched.job_id, "resumed": launched.resumed,
-                    "spec": artifact.spec.model_dump(mode="json"), "eval_card": card.model_dump(mode="json"),
-                    "gap": gap.model_dump(mode="json")})  # fmt: skip
+        print_json(result.as_dict())
         return
-    _describe(artifact, created)
-    print_card(card)
-    _print_gap(gap)
+    _describe(result.artifact, result.created)
+    if result.card is not None:
+        print_card(result.card)
+    if result.gap is not None:
+        _print_gap(result.gap)
 
 
 @finetune_app.command("import")
@@ -444,25 +386,20 @@ def finetune_import(
     as_json: JsonOption = False,
 ) -> None:
     """Package the model of a succeeded job run elsewhere, its provenance read from the provider."""
-    template, _ = _fine_tuned_template(spec)
-    artifact, created = _package_job(template, job_id, known_files=None, price=price)
-    tag = str(artifact.tag)
-    card = None
-    if test is not None:
-        card, test_data, predictions = run_eval(
-            tag, test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
-            n_resamples=1000, concurrency=concurrency,
-        )  # fmt: skip
-        from ..evaluation import attach_evaluation
+    from ..training import finetune_import as import_job
 
-        attach_evaluation(tag, card, test_data, predictions, source=str(test), seed=seed)
+    template, _ = _fine_tuned_template(spec)
+    result = import_job(
+        job_id, template, test=test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
+        usd_per_million_training_tokens=price, concurrency=concurrency,
+    )  # fmt: skip
     if as_json:
-        print_json({"tag": tag, "created": created, "spec": artifact.spec.model_dump(mode="json"),
-                    "eval_card": card.model_dump(mode="json") if card else None})  # fmt: skip
+        result_dict = result.as_dict()
+        print_json({key: result_dict[key] for key in ("tag", "created", "spec", "eval_card")})
         return
-    _describe(artifact, created)
-    if card is not None:
-        print_card(card)
+    _describe(result.artifact, result.created)
+    if result.card is not None:
+        print_card(result.card)
 
 
 @finetune_app.command("sweep")

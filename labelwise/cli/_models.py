@@ -62,7 +62,7 @@ def package_command(
     artifact, created = package(spec)
     card = None
     if eval_data is not None:
-        card, labelled, predictions = run_eval(
+        measured = run_eval(
             str(artifact.tag),
             eval_data,
             text_col=text_col,
@@ -74,8 +74,9 @@ def package_command(
         )
         from ..evaluation import attach_evaluation
 
+        card = measured.card
         artifact = attach_evaluation(
-            str(artifact.tag), card, labelled, predictions, source=eval_data.name, seed=seed
+            str(artifact.tag), card, measured.data, measured.predictions, source=eval_data.name, seed=seed
         )
     if as_json:
         print_json({**_summary(artifact), "created": created})

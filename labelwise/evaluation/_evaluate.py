@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,8 +31,10 @@ __all__ = [
     "DatasetRef",
     "EvalCard",
     "LabelledData",
+    "Evaluation",
     "attach_evaluation",
     "evaluate",
+    "evaluate_file",
     "evaluate_predictions",
     "load_labelled",
 ]
@@ -256,6 +259,50 @@ def evaluate(
         warnings=_leakage(classifier.artifact_, data.texts),
     )
     return card, predictions
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An artifact measured on labelled data: the card, the data and each prediction."""
+
+    card: EvalCard
+    data: LabelledData
+    predictions: list[Prediction]
+
+
+def evaluate_file(
+    tag: str,
+    path: Path,
+    *,
+    text_col: str = "text",
+    label_col: str = "label",
+    sample: int | None = None,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    concurrency: int = 16,
+    on_start: Callable[[str, int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Load artifact ``tag``, read the labelled table at ``path`` and measure it (``labelwise eval``).
+
+    ``on_start(message, rows)`` hears once the rows to score are known; ``on_progress(n)`` as
+    texts finish.
+    """
+    with Classifier.load(tag, max_concurrency=concurrency) as classifier:
+        data = load_labelled(
+            path,
+            text_col=text_col,
+            label_col=label_col,
+            label_set=classifier.artifact_.spec.task.labels,
+            sample=sample,
+            seed=seed,
+        )
+        if on_start is not None:
+            on_start(f"scoring {data.dataset.evaluated} rows with {classifier.tag_}", data.dataset.evaluated)
+        card, predictions = evaluate(
+            classifier, data, n_resamples=n_resamples, random_state=seed, on_progress=on_progress
+        )
+    return Evaluation(card=card, data=data, predictions=predictions)
 
 
 def _leakage(artifact: ClassifierArtifact, texts: Sequence[str]) -> list[str]:

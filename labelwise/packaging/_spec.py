@@ -149,6 +149,11 @@ class _TechniqueSpec(StrictModel):
         """Metrics a provider reported for the model (fine-tuning), to compare with measured ones."""
         return {}
 
+    @property
+    def job_provenance(self) -> FineTuneProvenance | None:
+        """The fine-tuning job that made the model; ``None`` for techniques that call no such model."""
+        return None
+
     def check(self, spec: ClassifierSpec) -> None:
         """Raise ``ValueError`` when this technique does not fit the rest of ``spec``."""
         backend = _completing_backend(spec)
@@ -288,6 +293,10 @@ class FineTuned(_TechniqueSpec):
     @property
     def reported_metrics(self) -> dict[str, float]:
         return dict(self.provenance.reported_metrics)
+
+    @property
+    def job_provenance(self) -> FineTuneProvenance:
+        return self.provenance
 
     def check(self, spec: ClassifierSpec) -> None:
         backend = _completing_backend(spec)

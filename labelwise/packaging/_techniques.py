@@ -22,12 +22,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import numpy as np
 
 from ..backends import (
+    Backend,
     BackendError,
     BackendSpec,
     Completion,
@@ -48,7 +49,7 @@ from ._head import HEAD_FILE, load_head
 from ._outcomes import Prediction
 from ._prompts import Template, render_examples
 from ._scoring import Scorer, check_label_tokens
-from ._spec import ClassifierSpec, Embedding, Example, FewShot
+from ._spec import ClassifierSpec, Embedding, Example, FewShot, FineTuned, ZeroShot
 
 __all__ = [
     "MODEL_FILES",
@@ -90,10 +91,21 @@ class RunOptions:
     random_state: int | None = None
     on_retry: Callable[[BackendError, float], None] | None = None
     rate_limiter: RateLimiter | None = None
-    backend: Any = None
+    backend: Backend | None = None
     """An injected backend instead of the one the spec names (tests, custom providers)."""
     use_cache: bool = True
     """Embeddings from the persistent cache where it has them; ``False``: always from the backend."""
+
+
+_Spec = TypeVar("_Spec", ZeroShot, FewShot, FineTuned, Embedding)
+
+
+def _narrow(spec: ClassifierSpec, kind: type[_Spec]) -> _Spec:
+    """The spec's technique as the spec model its behaviour class is registered for."""
+    technique = spec.technique
+    if not isinstance(technique, kind):
+        raise SpecError(f"technique {technique.kind} is not {kind.__name__}")
+    return technique
 
 
 class Technique(ABC):
@@ -223,8 +235,13 @@ class PromptTechnique(Technique):
 
     @functools.cached_property
     def backend(self) -> CompletionBackend:
-        if self.options.backend is not None:
-            return self.options.backend  # type: ignore[no-any-return]
+        injected = self.options.backend
+        if injected is not None:
+            if not isinstance(injected, CompletionBackend):
+                raise SpecError(
+                    f"technique {self.spec.technique.kind} needs a backend that completes prompts"
+                )
+            return injected
         spec = self.spec
         return completion_backend(
             spec.backend, model=spec.model_name, scoring=spec.scoring, http_client=self.options.http_client
@@ -350,16 +367,16 @@ class FewShotTechnique(PromptTechnique):
 
     @classmethod
     def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
-        return {text_key(example.text) for example in spec.technique.examples}  # type: ignore[union-attr]
+        return {text_key(example.text) for example in _narrow(spec, FewShot).examples}
 
     @property
     def technique(self) -> FewShot:
-        return self.spec.technique  # type: ignore[return-value]
+        return _narrow(self.spec, FewShot)
 
     @classmethod
     def split_spec(cls, spec: ClassifierSpec) -> tuple[dict[str, Any], dict[str, bytes]]:
         stored = spec.model_dump(mode="json", exclude={"technique": {"examples"}}, exclude_none=True)
-        examples: list[Example] = spec.technique.examples  # type: ignore[union-attr]
+        examples: list[Example] = _narrow(spec, FewShot).examples
         lines = "".join(
             json.dumps(e.model_dump(), sort_keys=True, ensure_ascii=False) + "\n" for e in examples
         )
@@ -374,7 +391,7 @@ class FewShotTechnique(PromptTechnique):
     @classmethod
     def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
         files = dict(given)
-        technique: FewShot = spec.technique  # type: ignore[assignment]
+        technique = _narrow(spec, FewShot)
         if technique.selection == "nearest" and technique.embedder is not None:
             # The pool's embeddings, computed once at packaging so every load chooses alike.
             embedder = Embedder.with_default_cache(technique.embedder)
@@ -386,12 +403,12 @@ class FewShotTechnique(PromptTechnique):
 
     @classmethod
     def backends(cls, spec: ClassifierSpec) -> list[BackendSpec]:
-        embedder = spec.technique.embedder  # type: ignore[union-attr]
+        embedder = _narrow(spec, FewShot).embedder
         return [spec.backend] + ([embedder] if embedder is not None else [])
 
     @classmethod
     def prompt_variants(cls, spec: ClassifierSpec) -> dict[str, ClassifierSpec]:
-        technique: FewShot = spec.technique  # type: ignore[assignment]
+        technique = _narrow(spec, FewShot)
         # Under nearest selection the chosen examples are ordered by similarity, not by the pool.
         if technique.selection != "fixed" or len({(e.text, e.label) for e in technique.examples}) < 2:
             return {}
@@ -469,7 +486,9 @@ class EmbeddingTechnique(Technique):
 
     @functools.cached_property
     def embedder(self) -> Embedder:
-        backend: EmbeddingBackend | None = self.options.backend
+        backend = self.options.backend
+        if backend is not None and not isinstance(backend, EmbeddingBackend):
+            raise SpecError("technique embedding needs a backend that embeds texts")
         if not self.options.use_cache:
             return Embedder(self.spec.backend, http_client=self.options.http_client, backend=backend)
         return Embedder.with_default_cache(
@@ -505,7 +524,7 @@ class EmbeddingTechnique(Technique):
     async def _predict(self, texts: list[str]) -> list[Prediction]:
         """Embed the non-empty texts in one go and read the head's probabilities."""
         spec = self.spec
-        technique: Embedding = spec.technique  # type: ignore[assignment]
+        technique = _narrow(spec, Embedding)
         started = time.perf_counter()
         predictions = [Prediction.of_empty_text(self.tag) for _ in texts]
         filled = [i for i, t in enumerate(texts) if t.strip()]

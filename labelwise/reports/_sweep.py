@@ -53,19 +53,20 @@ def _loss_curves(board: SweepBoard) -> str:
 
 def _metric_by_hyperparameter(board: SweepBoard) -> str:
     plt = pyplot()
-    measured = [r for r in board.rows if r.card is not None and board.metric in r.card.metrics]
+    measured = [
+        (r, r.card.metrics[board.metric]) for r in board.rows if r.card and board.metric in r.card.metrics
+    ]
     swept = list(board.sweep.space)
     if not measured or not swept:
         return "<p class='note'>no trial finished, so nothing was measured</p>"
     figure, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), squeeze=False)
     for axis, name in zip(axes[0], swept, strict=True):
-        for row in measured:
-            m = row.card.metrics[board.metric]  # type: ignore[union-attr]
+        for row, m in measured:
             value = row.config.get(name)
             x = value if isinstance(value, int | float) else str(value)
             axis.errorbar([x], [m.value], yerr=[[m.value - m.low], [m.high - m.value]], fmt="o",
                           capsize=3, color="#4c72b0")  # fmt: skip
-        numbers = sorted({v for r in measured if isinstance(v := r.config.get(name), int | float)})
+        numbers = sorted({v for r, _ in measured if isinstance(v := r.config.get(name), int | float)})
         if name in ("learning_rate_multiplier", "batch_size"):
             axis.set_xscale("log")
             axis.minorticks_off()

@@ -10,6 +10,15 @@ from ._jobs import (
     spec_from_job,
     template_base_model,
 )
+from ._provider import (
+    FineTuneResult,
+    JobStopped,
+    cancel_fine_tuning,
+    finetune_import,
+    finetune_start,
+    follow_job,
+    package_job,
+)
 from ._start import JobRequest, Launch, PreparedData, launch, prepare, request_for
 from ._sweep import SweepBoard, SweepOutcome, TrialRow, run_sweep
 from ._sweep_spec import SweepSpec
@@ -20,10 +29,12 @@ __all__ = [
     "ExportReport",
     "FAMILIES",
     "FileFacts",
+    "FineTuneResult",
     "GapReport",
     "JobFollower",
     "JobProgress",
     "JobRequest",
+    "JobStopped",
     "Launch",
     "PreparedData",
     "SweepBoard",
@@ -31,11 +42,16 @@ __all__ = [
     "SweepSpec",
     "TrainingReport",
     "TrialRow",
+    "cancel_fine_tuning",
     "cancel_job",
     "export_finetune",
+    "finetune_import",
+    "finetune_start",
     "fit_head",
+    "follow_job",
     "gap_report",
     "launch",
+    "package_job",
     "prepare",
     "provider_client",
     "request_for",

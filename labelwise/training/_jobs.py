@@ -345,13 +345,14 @@ async def _job_provenance(
 
 def template_base_model(spec: ClassifierSpec, *, where: str) -> str:
     """The base model of a fine_tuned spec used as a template; a clear error for other specs."""
-    if spec.technique.kind != "fine_tuned":
+    provenance = spec.technique.job_provenance
+    if provenance is None:
         raise LabelwiseError(
             f"{where} is technique {spec.technique.kind}: give a fine_tuned spec (see "
             "examples/yelp-fine-tuned.yaml), whose system, prompt_format, backend and decoding say "
             "how the model is called; its model_id and provenance are filled in from the job"
         )
-    return spec.technique.provenance.base_model
+    return provenance.base_model
 
 
 def fine_tuned_spec(spec: ClassifierSpec, model_id: str, provenance: FineTuneProvenance) -> ClassifierSpec:

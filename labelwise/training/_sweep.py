@@ -321,7 +321,7 @@ def _measure(
     """Each succeeded trial's model, measured on the held-out rows (fills in the rows)."""
     specs: dict[str, ClassifierSpec] = {}
     predictions: dict[str, list[Prediction]] = {}
-    base_model = spec.technique.provenance.base_model  # type: ignore[union-attr]
+    base_model = template_base_model(spec, where=f"spec {spec.name}")
 
     finished = [row for row in rows if row.status == "succeeded" and row.job_id is not None]
 
@@ -339,7 +339,8 @@ def _measure(
             ]
 
     for row, trial_spec in zip(finished, run_sync(read()), strict=True):
-        provenance = trial_spec.technique.provenance  # type: ignore[union-attr]
+        provenance = trial_spec.technique.job_provenance
+        assert provenance is not None  # spec_from_job makes fine_tuned specs
         with Classifier(artifact=ClassifierArtifact(spec=trial_spec)) as classifier:
             card, predicted = evaluate(
                 classifier, prepared.test, n_resamples=sweep.n_resamples, random_state=sweep.seed
