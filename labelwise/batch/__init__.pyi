@@ -1,6 +1,7 @@
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._drift_data import load_drift_data
+from ._job import BatchResult, CostEstimate, batch_score, estimate_batch_cost
 from ._rai import RaiData, SmallGroupWarning, calibration_analysis, cohort_metrics, error_analysis
 from ._rai_report import rai_report
 from ._ray import score_with_ray
@@ -18,16 +19,20 @@ from ._score import (
 
 __all__ = [
     "BatchAPIRunner",
+    "BatchResult",
+    "CostEstimate",
     "OUTPUT_COLUMNS",
     "RaiData",
     "ResultCache",
     "ScoreSummary",
     "ScoredTable",
     "SmallGroupWarning",
+    "batch_score",
     "calibration_analysis",
     "check_output_names",
     "cohort_metrics",
     "error_analysis",
+    "estimate_batch_cost",
     "load_drift_data",
     "rai_report",
     "read_probabilities",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ..core import LabelwiseError, labelwise_home, read_table, run_sync, text_key, write_frame
+from ..core import LabelwiseError
 from ._common import (
     JsonOption,
     console,
@@ -20,10 +19,7 @@ from ._common import (
 from ._progress import ProgressBar, err_console, step
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from ..batch import BatchAPIRunner, ResultCache, ScoreSummary
-    from ..packaging import ClassifierRuntime
+    pass
 
 batch_app = typer.Typer(help="Score whole datasets.", no_args_is_help=True)
 FAILED_ROWS_EXIT = 3
@@ -76,52 +72,51 @@ def batch_score(
     exit status is 3 when some rows failed after retries (they are in the output with status
     "error"; the same command sends only those again).
     """
-    import pandas as pd
+    from ..batch import batch_score as score
+    from ..batch import estimate_batch_cost
 
-    from ..backends import RateLimiter
-    from ..batch import BatchAPIRunner, ResultCache, check_output_names, score_with_ray, with_outputs
-    from ..packaging import ClassifierRuntime
-
-    if out.resolve() == input_path.resolve():
-        raise LabelwiseError("--out must not be the input file")
-    if via not in ("requests", "batch-api"):
-        raise LabelwiseError(f"--via must be requests or batch-api, not {via!r}")
-    if via == "batch-api" and engine != "local":
-        raise LabelwiseError("--via batch-api sends batches from here; leave out --engine ray")
-    frame = read_table(input_path, required={text_col: "--text-col"})
-    check_output_names(list(frame.columns), prefix=prefix)
-    # Scored under a fixed name, so neither the text column nor any other input column is touched.
-    texts = pd.DataFrame({"text": frame[text_col]})
-    limiter = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
-    classifier = ClassifierRuntime.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
-    checkpoint = out.with_name(f".{out.name}.checkpoint.sqlite")
-    cache = ResultCache(checkpoint if no_cache else labelwise_home() / "batch-cache.sqlite")
-    try:
-        if dry_run:
-            _dry_run(classifier, frame, text_col, cache, as_json=as_json)
+    if dry_run:
+        estimate = estimate_batch_cost(tag, input_path, out=out, text_col=text_col, use_cache=not no_cache)
+        if as_json:
+            print_json(estimate.as_dict())
             return
-        if engine == "ray":
-            scored, summary = score_with_ray(
-                texts, classifier.artifact_, text_col="text", address=address, concurrency=concurrency
-            )
-        elif engine == "local":
-            runner = None
-            if via == "batch-api":
-                state = out.with_name(f".{out.name}.batches.json")
-                runner = BatchAPIRunner(
-                    classifier, state, poll_s=poll_s, max_requests=batch_size, on_status=step
-                )
-            scored, summary = _run(classifier, texts, "text", cache, via=runner)
-        else:
-            raise LabelwiseError(f"--engine must be local or ray, not {engine!r}")
-        write_frame(with_outputs(frame, scored, prefix=prefix), out)
+        table = Table("dry run", "estimate")
+        for key, value in estimate.as_dict().items():
+            shown = "no Batch API for this provider" if value is None else str(value)
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else shown)
+        console.print(table)
+        return
+    bar: ProgressBar | None = None
+
+    def started(message: str, rows: int) -> None:
+        nonlocal bar
+        step(message)
+        bar = ProgressBar("scoring", rows).start()
+
+    def advance(rows: int, *, cached: bool = False) -> None:
+        if bar is not None:
+            bar.advance(rows, cached=cached)
+
+    try:
+        result = score(
+            tag, input_path, out, text_col=text_col, concurrency=concurrency, rpm=rpm, tpm=tpm,
+            use_cache=not no_cache, engine=engine, address=address, prefix=prefix, via=via,
+            poll_s=poll_s, batch_size=batch_size, on_start=started, on_status=step, on_progress=advance,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        if via != "batch-api":
+            raise
+        if bar is not None:
+            bar.stop()
+        err_console.print(
+            "Interrupted. The batches sent keep running at the provider: run the same command "
+            "again to collect them (nothing is sent twice)."
+        )
+        raise typer.Exit(130) from None
     finally:
-        cache.close()
-    if no_cache and not summary.failed_rows:
-        # Done and written. With failed rows the checkpoint stays, so the same command retries only those.
-        for leftover in checkpoint.parent.glob(f"{checkpoint.name}*"):
-            leftover.unlink()
-    report = {**summary.__dict__, "output": str(out)}
+        if bar is not None:
+            bar.stop()
+    report = result.as_dict()
     if as_json:
         print_json(report)
     else:
@@ -129,89 +124,11 @@ def batch_score(
         for key, value in report.items():
             table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
         console.print(table)
-    if summary.failed_rows:
+    if result.summary.failed_rows:
         err_console.print(
-            f"[red]{summary.failed_rows} rows failed[/red]; they are in {out} with status 'error'"
+            f"[red]{result.summary.failed_rows} rows failed[/red]; they are in {out} with status 'error'"
         )
         raise typer.Exit(FAILED_ROWS_EXIT)
-
-
-def _run(
-    classifier: ClassifierRuntime,
-    frame: pd.DataFrame,
-    text_col: str,
-    cache: ResultCache,
-    *,
-    via: BatchAPIRunner | None,
-) -> tuple[pd.DataFrame, ScoreSummary]:
-    from ..batch import score_frame
-
-    how = " through the Batch API" if via is not None else ""
-    step(f"scoring {len(frame)} rows with {classifier.tag_}{how}")
-    with ProgressBar("scoring", len(frame)) as bar:
-
-        async def run() -> tuple[pd.DataFrame, ScoreSummary]:
-            async with classifier:
-                return await score_frame(
-                    frame, classifier, text_col=text_col, cache=cache, on_progress=bar.advance, via=via
-                )
-
-        try:
-            return asyncio.run(run())
-        except KeyboardInterrupt:
-            if via is None:
-                raise
-            bar.stop()
-            err_console.print(
-                "Interrupted. The batches sent keep running at the provider: run the same command "
-                "again to collect them (nothing is sent twice)."
-            )
-            raise typer.Exit(130) from None
-
-
-def _dry_run(
-    classifier: ClassifierRuntime, frame: pd.DataFrame, text_col: str, cache: ResultCache, *, as_json: bool
-) -> None:
-    from ..backends import backend_class, openai_encoding
-    from ..packaging import estimate_tokens
-
-    texts = frame[text_col].fillna("").astype(str).tolist()
-    unique = {text_key(t): t for t in texts if t.strip()}
-    cached = cache.get_many(str(classifier.tag_), unique)
-    todo = [t for k, t in unique.items() if k not in cached]
-    requests = run_sync(classifier.technique_.requests(todo))
-    spec = classifier.artifact_.spec
-    if spec.backend.backend.openai_tokenizer:
-        # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
-        encoding = openai_encoding(spec.model_name)
-        prompt = sum(len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests)
-        counted = "tiktoken"
-    else:
-        prompt = sum(estimate_tokens(r) - r.max_tokens for r in requests)
-        counted = "about 4 characters a token"
-    completion = sum(r.max_tokens for r in requests)
-    batch_price = backend_class(spec.backend.provider).batch_price_factor
-    estimate = {
-        "rows": len(texts),
-        "unique_texts": len(unique),
-        "cached": len(cached),
-        "to_score": len(todo),
-        "estimated_prompt_tokens": prompt,
-        "max_completion_tokens": completion,
-        "estimated_cost_usd": spec.backend.cost_usd(prompt, completion),
-        "estimated_batch_api_cost_usd": None
-        if batch_price is None
-        else spec.backend.cost_usd(prompt, completion) * batch_price,
-        "prompt_tokens_counted_with": counted,
-    }
-    if as_json:
-        print_json(estimate)
-        return
-    table = Table("dry run", "estimate")
-    for key, value in estimate.items():
-        shown = "no Batch API for this provider" if value is None else str(value)
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else shown)
-    console.print(table)
 
 
 @batch_app.command("drift")
