@@ -57,7 +57,7 @@ def main() -> None:
         label_col="stars",
         seed=0,
         families=("logistic_regression",),
-    )[0]
+    ).artifact
     tag = str(artifact.tag)
 
     from labelwise.packaging import Classifier

@@ -76,7 +76,7 @@ def train_embedding_command(
         step(message)
 
     try:
-        artifact, card, predictions, test, report = train_embedding(
+        result = train_embedding(
             data, name=name, embedder=spec, text_col=text_col, label_col=label_col, test_size=test_size,
             seed=seed, sample=sample, families=chosen, folds=folds,
             on_step=on_step, on_embedded=embedded,
@@ -84,9 +84,7 @@ def train_embedding_command(
     finally:
         if bar is not None:
             bar.stop()
-    from ..evaluation import attach_evaluation
-
-    attach_evaluation(str(artifact.tag), card, test, predictions, source=data.name, seed=seed)
+    artifact, card, report = result.artifact, result.card, result.report
     if as_json:
         print_json(report.model_dump(mode="json"))
         return

@@ -22,7 +22,7 @@ from ._provider import (
 from ._start import JobRequest, Launch, PreparedData, launch, prepare, request_for
 from ._sweep import SweepBoard, SweepOutcome, TrialRow, run_sweep
 from ._sweep_spec import SweepSpec
-from ._train_embedding import TrainingReport, train_embedding
+from ._train_embedding import TrainingReport, TrainingResult, train_embedding
 
 __all__ = [
     "DEFAULT_FAMILIES",
@@ -41,6 +41,7 @@ __all__ = [
     "SweepOutcome",
     "SweepSpec",
     "TrainingReport",
+    "TrainingResult",
     "TrialRow",
     "cancel_fine_tuning",
     "cancel_job",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,15 @@ from pydantic import BaseModel
 
 from ..backends import BackendSpec, Embedder
 from ..core import LabelwiseError, read_table, text_key
-from ..evaluation import DatasetRef, EvalCard, LabelledData, evaluate, file_sha256, split_labelled
+from ..evaluation import (
+    DatasetRef,
+    EvalCard,
+    LabelledData,
+    attach_evaluation,
+    evaluate,
+    file_sha256,
+    split_labelled,
+)
 from ..evaluation import _metrics as m
 from ..packaging import (
     HEAD_FILE,
@@ -25,13 +34,14 @@ from ..packaging import (
     Classifier,
     ClassifierArtifact,
     ClassifierSpec,
+    Prediction,
     as_label,
     dump_head,
 )
 from ..packaging import package as package_artifact
 from ._head import DEFAULT_FAMILIES, fit_head
 
-__all__ = ["TrainingReport", "train_embedding"]
+__all__ = ["TrainingReport", "TrainingResult", "train_embedding"]
 
 
 class TrainingReport(BaseModel):
@@ -66,6 +76,18 @@ class TrainingReport(BaseModel):
         if not self.prediction_embedded or not self.prediction_seconds:
             return None
         return self.prediction_embedded / self.prediction_seconds
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A trained embedding classifier: the packaged artifact, measured on the held-out rows."""
+
+    artifact: ClassifierArtifact
+    card: EvalCard
+    predictions: list[Prediction]
+    """The held-out rows' predictions, in the order of ``test``."""
+    test: LabelledData
+    report: TrainingReport
 
 
 def _tfidf_baseline(
@@ -113,10 +135,10 @@ def train_embedding(
     folds: int = 5,
     on_step: Callable[[str], None] | None = None,
     on_embedded: Callable[..., None] | None = None,
-) -> tuple[ClassifierArtifact, EvalCard, list[Any], LabelledData, TrainingReport]:
+) -> TrainingResult:
     """Fit on a seeded stratified split of ``path``, package, and measure on the held-out part.
 
-    Returns the artifact, its eval card, the held-out predictions and data, and the report.
+    The eval card and what monitoring needs (``attach_evaluation``) are attached to the artifact.
     ``on_step(message)`` hears of each stage as it starts; ``on_embedded(count, total, cached=...)``
     of the training texts as they are embedded.
     """
@@ -209,4 +231,5 @@ def train_embedding(
         prediction_embedded=prediction_embedded,
         duplicates_removed=repeated,
     )
-    return artifact, card, predictions, test, report
+    artifact = attach_evaluation(str(artifact.tag), card, test, predictions, source=path.name, seed=seed)
+    return TrainingResult(artifact=artifact, card=card, predictions=predictions, test=test, report=report)

@@ -24,7 +24,7 @@ from labelwise.packaging import (
     package,
 )
 from labelwise.packaging._head import dump_head, load_head
-from labelwise.training._train_embedding import train_embedding
+from labelwise.training import TrainingResult, train_embedding
 from tests.conftest import YELP_CSV, fake_server_spec, yelp_sample
 from tests.fake_openai import FakeOpenAIServer
 
@@ -67,7 +67,7 @@ def test_embeddings_through_an_openai_compatible_endpoint(fake: FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, ...]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainingResult:
     data = tmp_path_factory.mktemp("train") / "yelp.csv"
     yelp_sample(300, seed=4).to_csv(data, index=False)
     return train_embedding(
@@ -76,8 +76,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def test_train_embedding_packages_an_evaluated_classifier(trained: tuple[object, ...]) -> None:
-    artifact, card, _, test, report = trained
+def test_train_embedding_packages_an_evaluated_classifier(trained: TrainingResult) -> None:
+    artifact, card, test, report = trained.artifact, trained.card, trained.test, trained.report
     assert report.train_rows == 240 and report.test_rows == 60  # seeded stratified 80/20
     assert report.head_family in ("logistic_regression", "linear_svm")
     assert {c["family"] for c in report.candidates} == {"logistic_regression", "linear_svm"}
@@ -93,8 +93,8 @@ def test_train_embedding_packages_an_evaluated_classifier(trained: tuple[object,
     assert classifier.classify([" "])[0].reason == "empty_text"
 
 
-def test_embedding_artifacts_score_in_batch(trained: tuple[object, ...]) -> None:
-    artifact = trained[0]
+def test_embedding_artifacts_score_in_batch(trained: TrainingResult) -> None:
+    artifact = trained.artifact
     frame = pd.DataFrame({"review": yelp_sample(20, seed=9)["text"].tolist() + [""]})
     scored = score_dataframe(frame, str(artifact.tag), text_col="review")
     assert (scored["status"] != "error").all()
@@ -102,8 +102,8 @@ def test_embedding_artifacts_score_in_batch(trained: tuple[object, ...]) -> None
     assert scored["probabilities"].notna().sum() == 20
 
 
-def test_a_modified_or_foreign_head_is_refused(trained: tuple[object, ...]) -> None:
-    artifact = trained[0]
+def test_a_modified_or_foreign_head_is_refused(trained: TrainingResult) -> None:
+    artifact = trained.artifact
     head = Path(bentoml.models.get(str(artifact.tag)).path) / "head.skops"
     original = head.read_bytes()
     head.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
@@ -179,9 +179,10 @@ def test_yelp_embedding_classifier_beats_the_most_frequent_label(tmp_path: Path)
     """A larger seeded run on the real data (bench/ measures more rows)."""
     data = tmp_path / "yelp.csv"
     pd.read_csv(YELP_CSV).sample(n=1000, random_state=0).to_csv(data, index=False)
-    _, card, _, _, report = train_embedding(
+    result = train_embedding(
         data, name="yelp-embed-1k", embedder=MINILM, label_col="stars", families=("logistic_regression",)
     )
+    card, report = result.card, result.report
     # The most frequent label (5 stars) scores a weighted F1 near 0.2; the interval clears it.
     assert card.metrics["weighted_f1"].low > card.baseline["weighted_f1"] + 0.05
     assert report.test_rows == 200
@@ -195,9 +196,8 @@ def test_repeated_texts_are_left_out_before_the_split(fake: FakeOpenAIServer, tm
     data = tmp_path / "repeats.csv"
     pd.DataFrame(rows + repeated, columns=["text", "label"]).to_csv(data, index=False)
     spec = BackendSpec(provider="openai_compatible", base_url=fake.base_url, model="fake-embed")
-    artifact, card, _, test, report = train_embedding(
-        data, name="dedupe", embedder=spec, families=("logistic_regression",), folds=2
-    )
+    result = train_embedding(data, name="dedupe", embedder=spec, families=("logistic_regression",), folds=2)
+    artifact, card, test, report = result.artifact, result.card, result.test, result.report
     assert report.duplicates_removed == 11
     assert report.train_rows + report.test_rows == len(rows)
     assert len(set(test.texts)) == len(test.texts)
@@ -212,7 +212,7 @@ def test_repeated_texts_are_left_out_before_the_split(fake: FakeOpenAIServer, tm
     )
     assert report.prediction_embedded == report.test_rows and report.prediction_texts_per_s
     # Trained again, every held-out text comes from the cache: no speed is claimed for lookups.
-    *_, cached = train_embedding(
+    cached = train_embedding(
         data, name="dedupe", embedder=spec, families=("logistic_regression",), folds=2
-    )
+    ).report
     assert (cached.prediction_embedded, cached.prediction_texts_per_s) == (0, None)
