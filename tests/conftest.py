@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections import deque
@@ -21,6 +22,7 @@ import pytest  # noqa: E402
 
 from labelwise.backends import BackendSpec, Completion, CompletionBackend, CompletionRequest  # noqa: E402
 from labelwise.packaging import ClassifierSpec  # noqa: E402
+from labelwise.store import PredictionStore  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -38,6 +40,14 @@ _PROVIDER_ENV = (
     "https_proxy",
     "all_proxy",
 )
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """An unclosed socket or file is reported when it is collected, maybe tests later: collecting
+    after each test makes the ResourceWarning fail the test that leaked it."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +146,29 @@ def fake_server_spec(
             },
         }
     )
+
+
+POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL: a SQLite file, then the PostgreSQL server CI starts (its tables dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
+    yield POSTGRES_URL
+    from labelwise.store._store import _Base
+
+    store = PredictionStore.from_url(POSTGRES_URL)
+    _Base.metadata.drop_all(store.engine)
+    store.close()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[PredictionStore]:
+    store = PredictionStore.from_url(db_url)
+    yield store
+    store.close()

