@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 export BENTOML_DO_NOT_TRACK := True
 
 .DEFAULT_GOAL := help
-.PHONY: help install serve serve-gemma demo test test-slow lint check
+.PHONY: help install example serve serve-gemma demo bentofile test test-slow lint check
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,9 +29,11 @@ install: $(VENV)/.installed ## Create .venv and install labelwise with the local
 # once on 2,500 rows of data/yelp-sample.csv (about 2 minutes on two cores; later runs reuse it).
 EXAMPLE := yelp-embedding
 
-serve: install ## Train the example embedding classifier (once) and serve it at http://127.0.0.1:3000, offline
+example: install ## Train the example embedding classifier, once (later runs reuse it)
 	@$(BIN)/labelwise models show $(EXAMPLE) >/dev/null 2>&1 || $(BIN)/labelwise train-embedding \
 		data/yelp-sample.csv --name $(EXAMPLE) --label-col stars --sample 2500 --families logistic_regression
+
+serve: example ## Train the example embedding classifier (once) and serve it at http://127.0.0.1:3000, offline
 	$(BIN)/labelwise serve $(EXAMPLE):latest --port 3000
 
 serve-gemma: install ## Package the few-shot prompt and serve it on the embedded Gemma model (near chance)
@@ -41,6 +43,9 @@ serve-gemma: install ## Package the few-shot prompt and serve it on the embedded
 demo: install ## Package the few-shot Yelp example and classify one review on the local model, offline
 	$(BIN)/labelwise package examples/yelp-few-shot.yaml
 	$(BIN)/labelwise predict yelp-few-shot:latest "The food was cold and the waiter was rude."
+
+bentofile: example ## Write bentofile.yaml for the example (`bentoml build` then builds its bento)
+	$(BIN)/labelwise build $(EXAMPLE):latest --bentofile bentofile.yaml
 
 # PostgreSQL and Chromium come from .ci/services.sh, which installs them where it can and
 # otherwise warns which tests it leaves out.
