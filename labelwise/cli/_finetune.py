@@ -47,6 +47,9 @@ SpecOption = Annotated[
         "is called; its model_id and provenance are replaced by the job's.",
     ),
 ]
+# OpenAI's price of training gpt-4o-mini (training._jobs.DEFAULT_USD_PER_MILLION_TRAINING_TOKENS);
+# a literal, so the command starts without importing the training room; a test keeps them equal.
+DEFAULT_PRICE = 3.0
 Price = Annotated[float, typer.Option("--price", help="USD per million training tokens, for the cost.")]
 ValidationShare = Annotated[
     float | None,
@@ -71,7 +74,7 @@ def finetune_export(
     label_col: LabelCol = "label",
     model: Annotated[str, typer.Option(help="Base model, for token counts.")] = "gpt-4o-mini-2024-07-18",
     epochs: Annotated[int, typer.Option(min=1)] = 3,
-    price: Annotated[float, typer.Option(help="USD per million training tokens.")] = 3.0,
+    price: Price = DEFAULT_PRICE,
     validation_share: ValidationShare = None,
     sample: Sample = None,
     seed: Seed = 0,
@@ -335,7 +338,7 @@ def finetune_start(
     label_col: LabelCol = "label",
     sample: Sample = None,
     seed: Seed = 0,
-    price: Price = 3.0,
+    price: Price = DEFAULT_PRICE,
     poll_interval: PollInterval = 10.0,
     restart: Annotated[
         bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out.")
@@ -381,7 +384,7 @@ def finetune_import(
     label_col: LabelCol = "label",
     sample: Sample = None,
     seed: Seed = 0,
-    price: Price = 3.0,
+    price: Price = DEFAULT_PRICE,
     concurrency: Concurrency = 16,
     as_json: JsonOption = False,
 ) -> None:

@@ -328,19 +328,6 @@ def most_frequent_baseline(
     return {name: metric(list(y_true), y_pred, labels=labels) for name, (metric, _, _) in chosen.items()}
 
 
-def predictions_frame(data: LabelledData, predictions: Sequence[Prediction]) -> pd.DataFrame:
-    """One row per item: text, true label, prediction and its details."""
-    return pd.DataFrame(
-        {
-            "text": data.texts,
-            "label": data.labels,
-            "predicted": [p.label for p in predictions],
-            "reason": [p.reason.value if p.reason else None for p in predictions],
-            "probabilities": [p.probabilities for p in predictions],
-        }
-    )
-
-
 def attach_evaluation(
     tag: str,
     card: EvalCard,

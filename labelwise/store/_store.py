@@ -252,18 +252,6 @@ class PredictionStore:
             with self._writes.begin() as session:
                 session.execute(insert(PredictionRow), list(rows))
 
-    def log_prediction(
-        self, prediction: Prediction, *, text: str, metadata: Mapping[str, Any], keep_text: bool
-    ) -> str:
-        """Store one prediction now and return its new id."""
-        row = self.prediction_row(prediction, text=text, metadata=metadata, keep_text=keep_text)
-        self.log_predictions([row])
-        return str(row["id"])
-
-    def get_prediction(self, prediction_id: str) -> PredictionRow | None:
-        with self._sessions() as session:
-            return session.get(PredictionRow, prediction_id)
-
     def put_feedback(
         self, prediction_id: str, *, thumbs: str, correct_label: str | None, comment: str | None
     ) -> FeedbackRecord | None:

@@ -23,6 +23,7 @@ from ..backends import openai_encoding
 from ..core import LabelwiseError, write_atomic
 from ..evaluation import Estimate, LabelledData, evaluate_predictions, stratified_split
 from ..packaging import Classifier, ClassifierSpec, Prediction, Scorer, prompt_scorer
+from ._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
 
 __all__ = ["ExportReport", "GapReport", "export_finetune", "gap_report", "validation_size"]
 
@@ -97,7 +98,7 @@ def export_finetune(
     *,
     model: str = "gpt-4o-mini-2024-07-18",
     epochs: int = 3,
-    usd_per_million_training_tokens: float = 3.0,
+    usd_per_million_training_tokens: float = DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
     seed: int = 0,
     validation_share: float | None = None,
 ) -> ExportReport:

@@ -132,12 +132,8 @@ def test_drift_on_the_service_prediction_log(yelp: pd.DataFrame, tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'log.db'}"
     store = PredictionStore.from_url(url)
     for text, star in zip(yelp["text"].head(30), yelp["stars"].head(30), strict=True):
-        store.log_prediction(
-            Prediction(label=star, artifact_tag="m:1", probabilities={star: 0.7}),
-            text=text,
-            metadata={},
-            keep_text=True,
-        )
+        prediction = Prediction(label=star, artifact_tag="m:1", probabilities={star: 0.7})
+        store.log_predictions([store.prediction_row(prediction, text=text, metadata={}, keep_text=True)])
     store.close()
     data = load_drift_data(url)
     assert len(data.labels) == 30 and data.texts is not None and data.confidence[0] == pytest.approx(0.7)

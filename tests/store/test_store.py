@@ -11,7 +11,7 @@ import pytest
 
 from labelwise.monitoring import summarize
 from labelwise.packaging import Prediction
-from labelwise.store import PredictionStore
+from labelwise.store import PredictionRow, PredictionStore
 
 
 def log(
@@ -27,17 +27,23 @@ def log(
         completion_tokens=1,
         model="m",
     )
-    return store.log_prediction(prediction, text="good", metadata={"city": "Phoenix"}, keep_text=keep_text)
+    row = store.prediction_row(prediction, text="good", metadata={"city": "Phoenix"}, keep_text=keep_text)
+    store.log_predictions([row])
+    return str(row["id"])
+
+
+def logged(store: PredictionStore, prediction_id: str) -> PredictionRow:
+    [row] = [row for row in store.predictions() if row.id == prediction_id]
+    return row
 
 
 def test_prediction_round_trip(store: PredictionStore) -> None:
     prediction_id = log(store)
-    row = store.get_prediction(prediction_id)
-    assert row is not None
+    row = logged(store, prediction_id)
     assert row.label == "positive" and row.confidence == pytest.approx(0.8)
     assert row.attributes == {"city": "Phoenix"} and row.text == "good" and row.text_length == 4
-    hashed = store.get_prediction(log(store, keep_text=False))
-    assert hashed is not None and hashed.text is None
+    hashed = logged(store, log(store, keep_text=False))
+    assert hashed.text is None
     assert hashed.text_sha256 == "770e607624d689265ca6c44884d0807d9b054d23c473c106c72be9de08b7376c"
 
 

@@ -118,3 +118,10 @@ def test_gap_report_without_a_mismatch_finds_none(tmp_path: Path) -> None:
     assert report.validation_as_served.metrics["accuracy"]["value"] == pytest.approx(1.0)
     assert not any("mismatch" in f or "parse failures" in f for f in report.findings)
     assert any("small validation split: 30 items" in f for f in report.findings)
+
+
+def test_the_commands_default_training_price_is_the_libraries() -> None:
+    from labelwise.cli._finetune import DEFAULT_PRICE
+    from labelwise.training._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
+
+    assert DEFAULT_PRICE == DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
