@@ -137,36 +137,30 @@ def test_every_technique_kind_has_a_strategy() -> None:
     assert kinds == set(TECHNIQUES)
 
 
-def test_no_module_branches_on_technique_types_outside_the_strategies() -> None:
+def _lines_outside_the_techniques_module(pattern: str) -> list[str]:
     import re
 
     package = Path(__file__).resolve().parents[2] / "labelwise"
-    pattern = re.compile(r"isinstance\([^)]*\b(ZeroShot|FewShot|FineTuned|Embedding)\b\s*[,)]")
-    found = [
-        f"{path.relative_to(package)}:{n}"
-        for path in package.rglob("*.py")
-        if path.name != "_techniques.py"
-        for n, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
-    assert found == []
-
-
-def test_no_module_branches_on_a_technique_kind_or_a_provider_name() -> None:
-    """Kinds map to behaviour in the techniques module only; providers say what they need themselves."""
-    import re
-
-    package = Path(__file__).resolve().parents[2] / "labelwise"
-    providers = "local|openai|azure_openai|openai_compatible|sentence_transformers"
-    kinds = "zero_shot|few_shot|fine_tuned|embedding"
-    pattern = re.compile(
-        rf"""(provider\s*(==|!=|in)\s*[\("']+({providers})\b)|(kind\s*(==|!=|in)\s*[\("']+({kinds})\b)"""
-    )
-    found = [
+    found = re.compile(pattern)
+    return [
         f"{path.relative_to(package)}:{n}: {line.strip()}"
         for path in package.rglob("*.py")
         if path.name != "_techniques.py"
         for n, line in enumerate(path.read_text().splitlines(), 1)
-        if pattern.search(line)
+        if found.search(line)
     ]
-    assert found == []
+
+
+def test_no_module_branches_on_technique_types_outside_the_strategies() -> None:
+    pattern = r"isinstance\([^)]*\b(ZeroShot|FewShot|FineTuned|Embedding)\b\s*[,)]"
+    assert _lines_outside_the_techniques_module(pattern) == []
+
+
+def test_no_module_branches_on_a_technique_kind_or_a_provider_name() -> None:
+    """Kinds map to behaviour in the techniques module only; providers say what they need themselves."""
+    providers = "local|openai|azure_openai|openai_compatible|sentence_transformers"
+    kinds = "zero_shot|few_shot|fine_tuned|embedding"
+    pattern = (
+        rf"""(provider\s*(==|!=|in)\s*[\("']+({providers})\b)|(kind\s*(==|!=|in)\s*[\("']+({kinds})\b)"""
+    )
+    assert _lines_outside_the_techniques_module(pattern) == []
