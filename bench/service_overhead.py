@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.02, help="fake backend latency, seconds")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
     env = {**os.environ, "BENTOML_HOME": str(home / "bentoml"), "LABELWISE_HOME": str(home / "labelwise")}
@@ -89,6 +90,7 @@ def main() -> None:
         texts = [f"review {i}: great food" for i in range(args.requests)]
         for url in servers.values():
             measure("(warm-up)", url, texts[:200], concurrency=args.concurrency)
+        by_round: dict[str, list[dict[str, float]]] = {"bentoml": [], "starlette": []}
         for round_ in range(1, args.rounds + 1):
             print(f"round {round_}")
             got = {n: measure(n, url, texts, concurrency=args.concurrency) for n, url in servers.items()}
@@ -96,10 +98,18 @@ def main() -> None:
             for peer in ("bentoml", "starlette"):
                 theirs = got[peer]
                 ratios = {key: ours[key] / theirs[key] for key in ("rps", "p50_ms", "p99_ms")}
+                by_round[peer].append(ratios)
                 print(
                     f"  labelwise / {peer}: throughput {ratios['rps']:.2f}x, "
                     f"p50 {ratios['p50_ms']:.2f}x, p99 {ratios['p99_ms']:.2f}x"
                 )
+        print(f"median of {args.rounds} rounds")
+        for peer, rounds in by_round.items():
+            median = {key: statistics.median(r[key] for r in rounds) for key in ("rps", "p50_ms", "p99_ms")}
+            print(
+                f"  labelwise / {peer}: throughput {median['rps']:.2f}x, "
+                f"p50 {median['p50_ms']:.2f}x, p99 {median['p99_ms']:.2f}x"
+            )
     finally:
         stop_all(processes)
 
