@@ -21,8 +21,8 @@ from ._errors import (
     ProbabilitiesUnavailable,
 )
 from ._head import HEAD_FILE, dump_head, load_head
-from ._labels import LabelParser, ParsedLabel, as_label
-from ._outcomes import Prediction, probability_matrix
+from ._labels import LabelParser, as_label
+from ._outcomes import Outcome, Prediction, probability_matrix
 from ._prompts import Template
 from ._requirements import SERVICE, bento_options, serving_requirements
 from ._runtime import ClassifierRuntime
@@ -77,7 +77,7 @@ __all__ = [
     "Lineage",
     "MissingVariables",
     "NoLabel",
-    "ParsedLabel",
+    "Outcome",
     "Prediction",
     "ProbabilitiesUnavailable",
     "PromptTechnique",

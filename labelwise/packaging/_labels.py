@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..core import Reason
+from ._outcomes import Outcome
 
-__all__ = ["LabelParser", "ParsedLabel", "as_label", "normalize"]
+__all__ = ["LabelParser", "as_label", "normalize"]
 
 _EDGE_PUNCTUATION = " \t\r\n\"'`*_.,;:!?()[]{}<>«»“”‘’"
 
@@ -23,13 +23,6 @@ def normalize(text: str) -> str:
     """Case-fold, collapse whitespace and strip quotes and punctuation from both ends."""
     text = unicodedata.normalize("NFKC", text).casefold()
     return " ".join(text.split()).strip(_EDGE_PUNCTUATION)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedLabel:
-    label: str | None
-    reason: Reason | None = None
-    message: str | None = None
 
 
 class LabelParser:
@@ -44,25 +37,26 @@ class LabelParser:
         self._keys = sorted(self._by_key, key=len, reverse=True)
         self._word = {key: re.compile(rf"(?<![\w]){re.escape(key)}(?![\w])") for key in self._keys}
 
-    def parse(self, output: str) -> ParsedLabel:
+    def parse(self, output: str) -> Outcome:
+        """The label an output names; none, with the reason, when it names none or several."""
         text = normalize(output)
         if not text:
-            return ParsedLabel(None, Reason.EMPTY_OUTPUT, "empty output")
+            return Outcome(None, None, Reason.EMPTY_OUTPUT, "empty output")
         if text in self._by_key:
-            return ParsedLabel(self._by_key[text])
+            return Outcome(self._by_key[text])
         for key in self._keys:
             if self._word[key].match(text):
-                return ParsedLabel(self._by_key[key])
+                return Outcome(self._by_key[key])
         found = sorted(
             {self._by_key[key] for key in self._keys if self._word[key].search(text)},
             key=self.labels.index,
         )
         if len(found) == 1:
-            return ParsedLabel(found[0])
+            return Outcome(found[0])
         if not found:
-            return ParsedLabel(None, Reason.NO_LABEL, f"no label in output {_preview(output)}")
+            return Outcome(None, None, Reason.NO_LABEL, f"no label in output {_preview(output)}")
         message = f"ambiguous output {_preview(output)} names {', '.join(found)}"
-        return ParsedLabel(None, Reason.AMBIGUOUS, message)
+        return Outcome(None, None, Reason.AMBIGUOUS, message)
 
 
 def _preview(output: str, limit: int = 80) -> str:

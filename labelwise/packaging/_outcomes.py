@@ -8,13 +8,24 @@ too (``BackendError.kind``), so a failed row and an unreadable answer are told a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..core import Reason
 
-__all__ = ["Prediction", "probability_matrix"]
+__all__ = ["Outcome", "Prediction", "probability_matrix"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What reading one answer gives, before it becomes a ``Prediction`` (a label, or why none)."""
+
+    label: str | None
+    probabilities: dict[str, float] | None = None
+    reason: Reason | None = None
+    message: str | None = None
 
 
 class Prediction(BaseModel):

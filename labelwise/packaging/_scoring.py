@@ -14,30 +14,22 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..backends import Completion, CompletionRequest, LabelToken
 from ..core import Reason, SpecError
 from ._labels import LabelParser
+from ._outcomes import Outcome
 from ._prompts import Template, render_label_descriptions, render_labels, truncate
 from ._spec import Calibration, ClassifierSpec
 
-__all__ = ["Outcome", "Scorer", "calibrate", "check_label_tokens", "decide"]
+__all__ = ["Scorer", "calibrate", "check_label_tokens", "decide"]
 
 # Added to every label token's logit in logprobs mode so that all labels appear among the top
 # alternatives; the same shift for each leaves their relative probabilities unchanged.
 _LABEL_BIAS = 100.0
 _MAX_TOKENS = {"generate": 16, "logprobs": 1, "json_schema": 64}
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    label: str | None
-    probabilities: dict[str, float] | None = None
-    reason: Reason | None = None
-    message: str | None = None
 
 
 def decide(probabilities: Mapping[str, float], calibration: Calibration | None) -> Outcome:
@@ -165,8 +157,7 @@ class Scorer:
             return self._from_logprobs(completion)
         if self.spec.scoring == "json_schema":
             return self._from_json(completion.text)
-        parsed = self.parser.parse(completion.text)
-        return Outcome(parsed.label, None, parsed.reason, parsed.message)
+        return self.parser.parse(completion.text)
 
     def _from_logprobs(self, completion: Completion) -> Outcome:
         if not completion.top_logprobs:

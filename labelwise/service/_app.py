@@ -11,14 +11,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from labelwise import __version__
 
 from ..backends import BackendError
 from ..core import Settings
 from ..monitoring import AccuracyEstimate, Classify, FeedbackSummary, summarize
-from ..packaging import ClassifierRuntime, Prediction
+from ..packaging import ClassifierRuntime
 from ..store import Bucket, PredictionStore
 from . import _metrics as metrics
 from ._errors import InvalidInput, UnknownLabel, UnknownPrediction
@@ -66,6 +66,7 @@ class ClassifierApp:
         self._feedback_refreshed_at = float("-inf")
         self._warmup = Warmup()
         self.log = PredictionLog(store)
+        self.counted = metrics.PredictionMetrics(self.tag, classifier.artifact_.spec.backend.cost_usd)
         self.monitor = Monitor(classifier.artifact_, store, settings)
 
     @classmethod
@@ -135,31 +136,20 @@ class ClassifierApp:
             logger.warning("backend failure answered to the client: %s", exc)
             raise
         # Log only once every prediction succeeded: a failed request leaves no rows behind.
-        rows = [self._log(item, p) for item, p in zip(items, predictions, strict=True)]
+        keep_text = self.settings.log_text
+        rows = []
+        for item, prediction in zip(items, predictions, strict=True):
+            self.counted.count(prediction)
+            rows.append(
+                self.store.prediction_row(
+                    prediction, text=item.text, metadata=item.metadata, keep_text=keep_text
+                )
+            )
         await self.log.add(rows)
         return [
             ClassifyResponse(prediction_id=row["id"], **p.model_dump(include=_RESPONSE_FIELDS))
             for row, p in zip(rows, predictions, strict=True)
         ]
-
-    def _log(self, item: ClassifyRequest, prediction: Prediction) -> dict[str, Any]:
-        """Count the prediction in the metrics and make its row for the prediction log."""
-        tag = self.tag
-        metrics.PREDICTIONS.labels(tag, prediction.label if prediction.label is not None else "none").inc()
-        if prediction.reason is not None:
-            metrics.ABSTENTIONS.labels(tag, prediction.reason).inc()
-        if prediction.confidence is not None:
-            metrics.CONFIDENCE.labels(tag).observe(prediction.confidence)
-        metrics.BACKEND_LATENCY.labels(tag).observe(prediction.latency_s)
-        metrics.TOKENS.labels(tag, "prompt").inc(prediction.prompt_tokens)
-        metrics.TOKENS.labels(tag, "completion").inc(prediction.completion_tokens)
-        cost = self.classifier.artifact_.spec.backend.cost_usd(
-            prediction.prompt_tokens, prediction.completion_tokens
-        )
-        metrics.COST.labels(tag).inc(cost)
-        return self.store.prediction_row(
-            prediction, text=item.text, metadata=item.metadata, keep_text=self.settings.log_text
-        )
 
     async def feedback(self, request: FeedbackRequest) -> FeedbackResponse:
         self._check_feedback(request)

@@ -7,7 +7,12 @@ directory and ``/metrics`` sums them across workers. Label values are bounded: t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from ..packaging import Prediction
 
 __all__ = [
     "ABSTENTIONS",
@@ -31,6 +36,7 @@ __all__ = [
     "FEEDBACK_WRITES",
     "ONLINE_ACCURACY",
     "PREDICTIONS",
+    "PredictionMetrics",
     "TOKENS",
 ]
 
@@ -151,3 +157,39 @@ CANARY_LAST_RUN = Gauge(
 CANARY_FAILURES = Counter(
     "labelwise_canary_failures_total", "Canary runs that failed (backend errors).", ["artifact"]
 )
+
+
+class PredictionMetrics:
+    """Counts each answered prediction of one served artifact in the series above.
+
+    A series' labelled child is looked up once and kept: ``labels()`` takes a lock and builds a
+    key on every call, on the request path.
+    """
+
+    def __init__(self, tag: str, cost_usd: Callable[[int, int], float]) -> None:
+        self.tag = tag
+        self._cost_usd = cost_usd
+        self._confidence = CONFIDENCE.labels(tag)
+        self._latency = BACKEND_LATENCY.labels(tag)
+        self._prompt_tokens = TOKENS.labels(tag, "prompt")
+        self._completion_tokens = TOKENS.labels(tag, "completion")
+        self._cost = COST.labels(tag)
+        self._children: dict[tuple[Any, str], Any] = {}
+
+    def _child(self, series: Counter, value: str) -> Any:
+        key = (series, value)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = series.labels(self.tag, value)
+        return child
+
+    def count(self, prediction: Prediction) -> None:
+        self._child(PREDICTIONS, prediction.label if prediction.label is not None else "none").inc()
+        if prediction.reason is not None:
+            self._child(ABSTENTIONS, prediction.reason).inc()
+        if prediction.confidence is not None:
+            self._confidence.observe(prediction.confidence)
+        self._latency.observe(prediction.latency_s)
+        self._prompt_tokens.inc(prediction.prompt_tokens)
+        self._completion_tokens.inc(prediction.completion_tokens)
+        self._cost.inc(self._cost_usd(prediction.prompt_tokens, prediction.completion_tokens))
