@@ -321,6 +321,9 @@ class PromptTechnique(Technique):
                 except BackendError as exc:
                     return index, exc
 
+        if len(requests) == 1:  # one text (a service request): no tasks to schedule and gather
+            yield await one(0, requests[0])
+            return
         # Tasks are created in order, so requests start in input order (as_completed alone
         # would start them in set order).
         tasks = [asyncio.ensure_future(one(i, r)) for i, r in enumerate(requests)]
@@ -336,11 +339,14 @@ class PromptTechnique(Technique):
             await self.options.rate_limiter.acquire(estimate_tokens(request))
         return await self.backend.complete(request)
 
+    @functools.cached_property
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.of(self.spec.backend)
+
     async def _complete(self, request: CompletionRequest, rng: random.Random) -> Prediction:
-        policy = RetryPolicy.of(self.spec.backend)
         started = time.perf_counter()
         completion = await call_with_retries(
-            lambda: self._send(request), policy, rng=rng, on_retry=self.options.on_retry
+            lambda: self._send(request), self._retry_policy, rng=rng, on_retry=self.options.on_retry
         )
         return self.prediction(completion, latency_s=time.perf_counter() - started)
 

@@ -37,7 +37,6 @@ __all__ = ["ClassifierApp"]
 
 # BentoML sets the root logger to WARNING; its own "bentoml" tree is shown.
 logger = logging.getLogger("bentoml.labelwise")
-_RESPONSE_FIELDS = {"label", "probabilities", "reason", "message", "artifact_tag", "model", "latency_s"}
 # A worker writes a prediction's row within milliseconds of answering, or one write later under load.
 _UNKNOWN_GRACE_S = 1.0
 R = TypeVar("R")
@@ -147,7 +146,16 @@ class ClassifierApp:
             )
         await self.log.add(rows)
         return [
-            ClassifyResponse(prediction_id=row["id"], **p.model_dump(include=_RESPONSE_FIELDS))
+            ClassifyResponse(
+                prediction_id=row["id"],
+                label=p.label,
+                probabilities=p.probabilities,
+                reason=p.reason,
+                message=p.message,
+                artifact_tag=p.artifact_tag,
+                model=p.model,
+                latency_s=p.latency_s,
+            )  # fmt: skip
             for row, p in zip(rows, predictions, strict=True)
         ]
 
