@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     create_engine,
     event,
@@ -75,6 +76,9 @@ class PredictionRow(_Base):
     text: Mapped[str | None] = mapped_column(Text)
     text_sha256: Mapped[str] = mapped_column(String(64))
     text_length: Mapped[int] = mapped_column(Integer)
+
+
+_PREDICTIONS = cast(Table, PredictionRow.__table__)
 
 
 class FeedbackRow(_Base):
@@ -202,7 +206,8 @@ class PredictionStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self._writes = sessionmaker(engine.execution_options(labelwise_writes=True), expire_on_commit=False)
+        self._write_engine = engine.execution_options(labelwise_writes=True)
+        self._writes = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @classmethod
     def from_url(cls, url: str) -> PredictionStore:
@@ -226,7 +231,8 @@ class PredictionStore:
     def prediction_row(
         prediction: Prediction, *, text: str, metadata: Mapping[str, Any], keep_text: bool
     ) -> dict[str, Any]:
-        """The column values of a prediction's row, with its new id (``keep_text=False``: the hash only)."""
+        """The column values of a prediction's row, by column name, with its new id (``keep_text=False``:
+        the hash only)."""
         probabilities = prediction.probabilities
         return {
             "id": uuid.uuid4().hex,
@@ -240,7 +246,7 @@ class PredictionStore:
             "prompt_tokens": prediction.prompt_tokens,
             "completion_tokens": prediction.completion_tokens,
             "model": prediction.model,
-            "attributes": dict(metadata),
+            "metadata": dict(metadata),
             "text": text if keep_text else None,
             "text_sha256": text_key(text),
             "text_length": len(text),
@@ -249,8 +255,10 @@ class PredictionStore:
     def log_predictions(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Store rows made by ``prediction_row``, all in one transaction (one multi-row INSERT)."""
         if rows:
-            with self._writes.begin() as session:
-                session.execute(insert(PredictionRow), list(rows))
+            # SQLAlchemy Core, not the ORM: the rows are plain column values, and the ORM's bulk
+            # insert only adds cost on the service's request path.
+            with self._write_engine.begin() as connection:
+                connection.execute(insert(_PREDICTIONS), list(rows))
 
     def put_feedback(
         self, prediction_id: str, *, thumbs: str, correct_label: str | None, comment: str | None
