@@ -8,9 +8,10 @@ after its first row, so that under load a transaction (a connection, BEGIN, comm
 rows rather than one or two.
 
 What is durable when: a row is committed shortly after its response (``gather_s`` and one
-write), and before the service stops when it is stopped (SIGTERM, SIGINT). A worker killed outright (SIGKILL, OOM) loses the rows not yet written. ``/feedback`` for a
-prediction whose row is still pending waits for it, so an id a client was given is always
-accepted; feedback itself is committed before its response.
+write), and before the service stops when it is stopped (SIGTERM, SIGINT). A worker killed
+outright (SIGKILL, OOM) loses the rows not yet written. ``/feedback`` for a prediction whose row
+is still pending waits for it, so an id a client was given is always accepted; feedback itself
+is committed before its response.
 """
 
 from __future__ import annotations
