@@ -34,8 +34,12 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture
-def client(fake: FakeOpenAIServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.base_url, api_key="sk-test-not-a-real-key", max_retries=0)
+def client(fake: FakeOpenAIServer) -> Iterator[openai.OpenAI]:
+    # Closed here, not left to the garbage collector: the SDK's client and its resources refer
+    # to each other, so its sockets would otherwise close at some later collection, with a
+    # ResourceWarning charged to whichever test runs then.
+    with openai.OpenAI(base_url=fake.base_url, api_key="sk-test-not-a-real-key", max_retries=0) as client:
+        yield client
 
 
 def _upload(client: openai.OpenAI, n: int) -> str:

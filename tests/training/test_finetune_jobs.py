@@ -255,16 +255,22 @@ def test_import_reads_a_job_run_on_azure_openai(fake: FakeOpenAIServer, spec: Pa
     import openai
 
     endpoint, version = fake.base_url.removesuffix("/v1"), "2025-04-01-preview"
-    azure = openai.AzureOpenAI(azure_endpoint=endpoint, api_key="sk-test-not-a-real-key", api_version=version)
-    lines = [{"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": "5"}]}
-             for i in range(12)]  # fmt: skip
-    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
-    training = azure.files.create(file=("train.jsonl", content), purpose="fine-tune")
-    job = azure.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=training.id, seed=3)
-    deadline = time.monotonic() + 30
-    while azure.fine_tuning.jobs.retrieve(job.id).status != "succeeded":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    # Closed at once: the SDK client and its resources form a cycle that only a later garbage
+    # collection would free, with the sockets still open.
+    with openai.AzureOpenAI(
+        azure_endpoint=endpoint, api_key="sk-test-not-a-real-key", api_version=version
+    ) as azure:
+        lines = [
+            {"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": "5"}]}
+            for i in range(12)
+        ]
+        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        training = azure.files.create(file=("train.jsonl", content), purpose="fine-tune")
+        job = azure.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=training.id, seed=3)
+        deadline = time.monotonic() + 30
+        while azure.fine_tuning.jobs.retrieve(job.id).status != "succeeded":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     document = yaml.safe_load(spec.read_text())
     document["backend"] = {"provider": "azure_openai", "base_url": endpoint, "api_version": version,
                            "api_key_env": KEY_ENV}  # fmt: skip
