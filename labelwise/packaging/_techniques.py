@@ -221,6 +221,11 @@ class Technique(ABC):
         """How prompts are rendered and answers read; ``None`` for techniques without a prompt."""
         return None
 
+    @property
+    def texts_embedded(self) -> int:
+        """Texts this technique sent to its embedding backend (not found in the cache) so far."""
+        return 0
+
     async def requests(self, texts: Sequence[str]) -> list[CompletionRequest]:
         """The completion requests the texts would send (cost estimates); none by default."""
         return []
@@ -513,6 +518,10 @@ class EmbeddingTechnique(Technique):
     async def aclose(self) -> None:
         if "embedder" in self.__dict__:
             await self.embedder.aclose()
+
+    @property
+    def texts_embedded(self) -> int:
+        return self.embedder.embedded
 
     async def each(self, texts: list[str]) -> AsyncIterator[Result]:
         # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.

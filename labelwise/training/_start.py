@@ -104,13 +104,24 @@ class Launch:
     known_files: dict[str, FileFacts]
 
 
-def request_for(prepared: PreparedData, spec: ClassifierSpec, **fields: object) -> JobRequest:
+def request_for(
+    prepared: PreparedData,
+    spec: ClassifierSpec,
+    *,
+    base_model: str,
+    hyperparameters: Hyperparameters,
+    seed: int,
+    suffix: str | None = None,
+) -> JobRequest:
     export = prepared.export
     return JobRequest(
         spec=spec.name,
+        base_model=base_model,
+        hyperparameters=hyperparameters,
+        seed=seed,
+        suffix=suffix,
         training_sha256=export.train.sha256[TRAINING_FILE],
         validation_sha256=export.validation.sha256[VALIDATION_FILE],
-        **fields,  # type: ignore[arg-type]
     )
 
 

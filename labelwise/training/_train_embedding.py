@@ -39,7 +39,7 @@ from ..packaging import (
     dump_head,
 )
 from ..packaging import package as package_artifact
-from ._head import DEFAULT_FAMILIES, fit_head
+from ._head import DEFAULT_FAMILIES, HeadChoice, fit_head
 
 __all__ = ["TrainingReport", "TrainingResult", "train_embedding"]
 
@@ -121,28 +121,27 @@ def _with_total(on_embedded: Callable[..., None], total: int, count: int, *, cac
     on_embedded(count, total, cached=cached)
 
 
-def train_embedding(
-    path: Path,
-    *,
-    name: str,
-    embedder: BackendSpec,
-    text_col: str = "text",
-    label_col: str = "label",
-    test_size: float = 0.2,
-    seed: int = 0,
-    sample: int | None = None,
-    families: tuple[str, ...] = DEFAULT_FAMILIES,
-    folds: int = 5,
-    on_step: Callable[[str], None] | None = None,
-    on_embedded: Callable[..., None] | None = None,
-) -> TrainingResult:
-    """Fit on a seeded stratified split of ``path``, package, and measure on the held-out part.
+@dataclass(frozen=True)
+class _Split:
+    train: LabelledData
+    test: LabelledData
+    labels: list[str]
+    ordinal: bool
+    repeated: int
 
-    The eval card and what monitoring needs (``attach_evaluation``) are attached to the artifact.
-    ``on_step(message)`` hears of each stage as it starts; ``on_embedded(count, total, cached=...)``
-    of the training texts as they are embedded.
-    """
-    say = on_step or (lambda _message: None)
+
+@dataclass(frozen=True)
+class _Fitted:
+    choice: HeadChoice
+    embedder_id: str
+    embedded_texts: int
+    embedding_seconds: float
+
+
+def _read_and_split(
+    path: Path, *, text_col: str, label_col: str, test_size: float, seed: int, sample: int | None
+) -> _Split:
+    """The labelled rows (a seeded sample), held-out rows first, one row per text."""
     frame = read_table(path, required={text_col: "--text-col", label_col: "--label-col"})
     total = len(frame)
     frame = frame.dropna(subset=[text_col, label_col])
@@ -160,10 +159,20 @@ def train_embedding(
     train, test = split_labelled(
         LabelledData(texts=texts, labels=truth, dataset=dataset), test_size=test_size, seed=seed
     )
-    repeated = len(texts) - len(train.texts) - len(test.texts)
-    if repeated:
-        say(f"left out {repeated} repeated texts")
+    return _Split(train, test, labels, ordinal, len(texts) - len(train.texts) - len(test.texts))
 
+
+def _embed_and_fit(
+    train: LabelledData,
+    embedder: BackendSpec,
+    *,
+    families: tuple[str, ...],
+    folds: int,
+    seed: int,
+    say: Callable[[str], None],
+    on_embedded: Callable[..., None] | None,
+) -> _Fitted:
+    """Embed the training texts (through the shared cache) and choose a head by cross-validation."""
     encoder = Embedder.with_default_cache(embedder)
     say(f"embedding {len(train.texts)} training texts with {encoder.id}")
     started = time.perf_counter()
@@ -182,17 +191,23 @@ def train_embedding(
         f"chose {choice.family} {choice.params} (cross-validated weighted F1 {choice.cv_weighted_f1:.3f}; "
         f"search took {time.perf_counter() - started:.1f} s)"
     )
+    return _Fitted(choice, encoder.id, encoder.embedded, embedding_seconds)
+
+
+def _package(name: str, embedder: BackendSpec, split: _Split, fitted: _Fitted) -> ClassifierArtifact:
+    """The chosen head packaged with its spec and the keys of the texts it was fitted to."""
+    choice = fitted.choice
     spec = ClassifierSpec.from_dict(
         {
             "name": name,
-            "task": {"labels": labels, "ordinal": ordinal},
+            "task": {"labels": split.labels, "ordinal": split.ordinal},
             "technique": {
                 "kind": "embedding",
                 "head": {
                     "family": choice.family,
                     "params": choice.params,
                     "cv_weighted_f1": choice.cv_weighted_f1,
-                    "training_rows": len(train.texts),
+                    "training_rows": len(split.train.texts),
                 },
             },  # fmt: skip
             "backend": embedder.model_dump(mode="json", exclude_none=True),
@@ -201,20 +216,57 @@ def train_embedding(
     )
     # The training texts' keys travel with the artifact, so `eval` can tell when it is measured
     # on texts its head was fitted to.
-    seen = "\n".join(sorted({text_key(t) for t in train.texts})).encode()
+    seen = "\n".join(sorted({text_key(t) for t in split.train.texts})).encode()
     artifact, _ = package_artifact(
         spec, model_files={HEAD_FILE: dump_head(choice.estimator), TRAINING_TEXTS: seen}
     )
-    classifier = Classifier(artifact=artifact)
+    return artifact
+
+
+def train_embedding(
+    path: Path,
+    *,
+    name: str,
+    embedder: BackendSpec,
+    text_col: str = "text",
+    label_col: str = "label",
+    test_size: float = 0.2,
+    seed: int = 0,
+    sample: int | None = None,
+    families: tuple[str, ...] = DEFAULT_FAMILIES,
+    folds: int = 5,
+    on_step: Callable[[str], None] | None = None,
+    on_embedded: Callable[..., None] | None = None,
+) -> TrainingResult:
+    """Fit on a seeded stratified split of ``path``, package, and measure on the held-out part.
+
+    The steps: read and split; embed and choose a head; package; measure through the artifact;
+    attach the eval card and what monitoring needs (``attach_evaluation``). ``on_step(message)``
+    hears of each stage as it starts; ``on_embedded(count, total, cached=...)`` of the training
+    texts as they are embedded.
+    """
+    say = on_step or (lambda _message: None)
+    split = _read_and_split(
+        path, text_col=text_col, label_col=label_col, test_size=test_size, seed=seed, sample=sample
+    )
+    if split.repeated:
+        say(f"left out {split.repeated} repeated texts")
+    train, test = split.train, split.test
+    fitted = _embed_and_fit(
+        train, embedder, families=families, folds=folds, seed=seed, say=say, on_embedded=on_embedded
+    )
+    artifact = _package(name, embedder, split, fitted)
     say(f"measuring {artifact.tag} on {len(test.texts)} held-out texts")
-    started = time.perf_counter()
-    held_out = classifier.classify(test.texts)
-    prediction_seconds = time.perf_counter() - started
-    prediction_embedded = classifier.technique_.embedder.embedded  # type: ignore[attr-defined]
-    card, predictions = evaluate(classifier, test, random_state=seed, predictions=held_out)
+    with Classifier(artifact=artifact) as classifier:
+        started = time.perf_counter()
+        held_out = classifier.classify(test.texts)
+        prediction_seconds = time.perf_counter() - started
+        prediction_embedded = classifier.technique_.texts_embedded
+        card, predictions = evaluate(classifier, test, random_state=seed, predictions=held_out)
+    choice = fitted.choice
     report = TrainingReport(
         artifact_tag=str(artifact.tag),
-        embedder=encoder.id,
+        embedder=fitted.embedder_id,
         train_rows=len(train.texts),
         test_rows=len(test.texts),
         seed=seed,
@@ -224,12 +276,12 @@ def train_embedding(
         candidates=choice.candidates,
         test_accuracy=card.metrics["accuracy"].value,
         test_weighted_f1=card.metrics["weighted_f1"].value,
-        tfidf_baseline=_tfidf_baseline(train, test, labels, seed),
-        embedded_texts=encoder.embedded,
-        embedding_seconds=embedding_seconds,
+        tfidf_baseline=_tfidf_baseline(train, test, split.labels, seed),
+        embedded_texts=fitted.embedded_texts,
+        embedding_seconds=fitted.embedding_seconds,
         prediction_seconds=prediction_seconds,
         prediction_embedded=prediction_embedded,
-        duplicates_removed=repeated,
+        duplicates_removed=split.repeated,
     )
     artifact = attach_evaluation(str(artifact.tag), card, test, predictions, source=path.name, seed=seed)
     return TrainingResult(artifact=artifact, card=card, predictions=predictions, test=test, report=report)
