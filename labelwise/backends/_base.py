@@ -115,9 +115,7 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
         if missing:
             raise ValueError(f"provider {cls.backend_id} needs {' and '.join(missing)}")
         foreign = [
-            name
-            for name, backend in _OWN_FIELDS.items()
-            if name not in cls.own_fields and getattr(spec, name) is not None
+            name for name in _OWN_FIELDS if name not in cls.own_fields and getattr(spec, name) is not None
         ]
         if foreign:
             owners = sorted({_OWN_FIELDS[name] for name in foreign})
