@@ -10,6 +10,7 @@ asked for.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -181,12 +182,16 @@ def register_backend(cls: type[B]) -> type[B]:
     return cls
 
 
-def backend_class(provider: str) -> type[Backend]:
-    """The backend registered for ``provider``, the built-in ones included."""
-    # The local and sentence-transformers backends register when their modules load, and
-    # nothing else may have loaded them yet (the package imports its modules on first use).
+@functools.cache
+def _register_builtins() -> None:
+    # The built-in backends register when their modules load, and nothing else may have loaded
+    # them yet (the package imports its modules on first use). Once per process.
     from . import _embeddings, _local, _openai  # noqa: F401
 
+
+def backend_class(provider: str) -> type[Backend]:
+    """The backend registered for ``provider``, the built-in ones included."""
+    _register_builtins()
     try:
         return BACKENDS[provider]
     except KeyError:
@@ -202,7 +207,7 @@ def speaks(backend: type[Backend], protocol: type[Backend]) -> bool:
 
 def providers_speaking(protocol: type[Backend]) -> list[str]:
     """The registered providers that serve ``protocol``, sorted."""
-    backend_class("local")  # registers the built-ins
+    _register_builtins()
     return sorted(name for name, cls in BACKENDS.items() if speaks(cls, protocol))
 
 
