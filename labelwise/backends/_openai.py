@@ -24,7 +24,10 @@ from ._base import (
     register_backend,
 )
 from ._errors import BackendAuthError, MalformedResponse, translate_provider_errors
+from ._models import ModelCapabilities
 from ._tokenizers import openai_encoding
+
+_MAX_CHAT_LOGPROBS = 20  # the chat schema's maximum of top_logprobs
 
 __all__ = [
     "AzureOpenAIBackend",
@@ -49,6 +52,8 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     # How the provider takes a JSON schema: OpenAI's json_schema response format, or
     # llama.cpp's {"type": "json_object", "schema": ...} and GBNF grammars.
     json_schema_style: ClassVar[str] = "openai"
+    max_completion_logprobs: ClassVar[int | None] = 5
+    """The most top logprobs the legacy completions endpoint returns (the schema's maximum)."""
     # Made on first use, per event loop (see _get_client).
     _client: openai.AsyncOpenAI | None = None
     _client_loop: asyncio.AbstractEventLoop | None = None
@@ -101,9 +106,9 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
             if request.system:
                 messages.append({"role": "system", "content": request.system})
             messages.append({"role": "user", "content": request.prompt})
-            return {"model": self.model, "messages": messages, **self._chat_params(request)}
+            return {"model": self.wire_model, "messages": messages, **self._chat_params(request)}
         prompt = f"{request.system}\n\n{request.prompt}" if request.system else request.prompt
-        return {"model": self.model, "prompt": prompt, **self._completion_params(request)}
+        return {"model": self.wire_model, "prompt": prompt, **self._completion_params(request)}
 
     def read_completion(self, body: dict[str, Any]) -> Completion:
         """A ``Completion`` from a JSON answer to ``request_body`` (a Batch API output line)."""
@@ -130,7 +135,7 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         client = await self._get_client()
         with translate_provider_errors(self.spec.provider):
-            response = await client.embeddings.create(model=self.model, input=list(texts))
+            response = await client.embeddings.create(model=self.wire_model, input=list(texts))
         vectors = sorted(response.data, key=lambda item: item.index)
         if len(vectors) != len(texts):
             raise MalformedResponse(
@@ -138,25 +143,42 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
             )
         return [list(item.embedding) for item in vectors]
 
+    @property
+    def wire_model(self) -> str:
+        """What the request names as its model (on Azure, the deployment that serves it)."""
+        return self.model
+
+    @property
+    def capabilities(self) -> ModelCapabilities:
+        """What requests to this model may carry (see ``_models``)."""
+        return self.spec.capabilities_of(self.model)
+
     def _common_params(self, request: CompletionRequest) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-        }
-        if request.top_p is not None:
-            params["top_p"] = request.top_p
+        capabilities = self.capabilities
+        params: dict[str, Any] = {}
         if request.seed is not None:
             params["seed"] = request.seed
+        if capabilities.reasoning:
+            # Reasoning models refuse max_tokens, sampling settings, stop and logit_bias; their
+            # token budget covers the hidden reasoning too, so room is added for it.
+            params["max_completion_tokens"] = request.max_tokens + capabilities.reasoning_tokens
+            if capabilities.reasoning_effort is not None:
+                params["reasoning_effort"] = capabilities.reasoning_effort
+            return params
+        params.update(max_tokens=request.max_tokens, temperature=request.temperature)
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
         if request.stop:
             params["stop"] = list(request.stop)
-        if request.logit_bias:
-            params["logit_bias"] = {str(k): v for k, v in request.logit_bias.items()}
+        if request.logit_bias and capabilities.logprobs:
+            # The schema takes integers from -100 to 100.
+            params["logit_bias"] = {str(k): max(-100, min(100, round(v))) for k, v in request.logit_bias.items()}
         return params
 
     def _chat_params(self, request: CompletionRequest) -> dict[str, Any]:
         params = self._common_params(request)
-        if request.top_logprobs:
-            params.update(logprobs=True, top_logprobs=request.top_logprobs)
+        if request.top_logprobs and self.capabilities.logprobs:
+            params.update(logprobs=True, top_logprobs=min(request.top_logprobs, _MAX_CHAT_LOGPROBS))
         if request.label_enum is not None:
             schema = label_json_schema(request.label_enum)
             if self.json_schema_style == "openai":
@@ -170,8 +192,9 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
 
     def _completion_params(self, request: CompletionRequest) -> dict[str, Any]:
         params = self._common_params(request)
-        if request.top_logprobs:
-            params["logprobs"] = request.top_logprobs
+        if request.top_logprobs and self.capabilities.logprobs:
+            limit = self.max_completion_logprobs
+            params["logprobs"] = request.top_logprobs if limit is None else min(request.top_logprobs, limit)
         if request.label_enum is not None:
             if self.json_schema_style != "llama_cpp":
                 raise SpecError(f"scoring: json_schema needs api: chat for provider {self.spec.provider}")
@@ -199,12 +222,19 @@ register_backend(OpenAIBackend)
 
 @register_backend
 class AzureOpenAIBackend(OpenAIBackend):
-    """Azure OpenAI: ``model`` is the deployment name, ``base_url`` the resource endpoint."""
+    """Azure OpenAI: ``base_url`` is the resource endpoint; a model is called through its
+    deployment (``backend.deployment``, else ``model`` is taken as the deployment's name)."""
 
     backend_id = "azure_openai"
     default_key_env = "AZURE_OPENAI_API_KEY"
     required_fields = ("base_url", "api_version")
+    own_fields = ("deployment", "batch_deployment")
     batch_url_prefix = ""  # global batch deployments take "/chat/completions"
+
+    @property
+    def wire_model(self) -> str:
+        # The SDK puts the request's model in the path: /openai/deployments/{model}/...
+        return self.spec.deployment or self.model
 
     async def _make_client(self) -> openai.AsyncOpenAI:
         return openai.AsyncAzureOpenAI(
@@ -226,6 +256,7 @@ class OpenAICompatibleBackend(OpenAIBackend):
     openai_tokenizer = False
     required_fields = ("base_url",)
     batch_price_factor = None
+    max_completion_logprobs = None  # servers such as vLLM and llama.cpp return more
 
     async def label_tokens(self, labels: Sequence[str]) -> dict[str, list[LabelToken]] | None:
         return None  # the server's tokenizer is unknown

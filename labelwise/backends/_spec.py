@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from ..core import SpecError, StrictModel
+from ._models import CapabilityOverride, ModelCapabilities, capabilities_of
 
 if TYPE_CHECKING:
     from ._base import Backend
@@ -43,6 +44,23 @@ class BackendSpec(StrictModel):
         description="openai_compatible: the server's /v1 URL; azure_openai: the endpoint.",
     )
     api_version: str | None = Field(default=None, description="azure_openai only.")
+    deployment: str | None = Field(
+        default=None,
+        min_length=1,
+        description="azure_openai only: the deployment that serves the model (Azure calls a model "
+        "only through a deployment); default: model, taken as the deployment's name.",
+    )
+    batch_deployment: str | None = Field(
+        default=None,
+        min_length=1,
+        description="azure_openai only: the Global-Batch deployment that runs Batch API jobs "
+        "(a standard deployment takes no batches).",
+    )
+    capabilities: CapabilityOverride | None = Field(
+        default=None,
+        description="What the model accepts, where the built-in table by model family is wrong "
+        "or does not know the model yet (reasoning, logprobs, json_schema, reasoning_effort).",
+    )
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable that holds the API key."
     )
@@ -116,6 +134,10 @@ class BackendSpec(StrictModel):
             prompt_tokens * self.usd_per_million_prompt_tokens
             + completion_tokens * self.usd_per_million_completion_tokens
         ) / 1e6
+
+    def capabilities_of(self, model: str) -> ModelCapabilities:
+        """What requests to ``model`` through this backend may carry (the table, then the override)."""
+        return capabilities_of(model, self.capabilities)
 
     @property
     def api_kind(self) -> Literal["chat", "completions"]:

@@ -109,6 +109,9 @@ class Scorer:
         }
         # Logprobs are read by token text; the model may write a label with a leading space.
         self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
+        self._space_led_labels = spec.backend.api_kind == "completions" and bool(self.label_tokens) and all(
+            t.piece[:1].isspace() for t in self.label_tokens.values()
+        )
 
     def prompt(self, text: str, values: Mapping[str, str] | None = None) -> str:
         """The prompt for ``text``; ``values`` fill per-input variables (nearest-selected examples)."""
@@ -139,6 +142,10 @@ class Scorer:
         logprobs = spec.scoring == "logprobs"
         if logprobs and not self.label_tokens:
             raise SpecError("scoring: logprobs needs the label tokens recorded at packaging")
+        if logprobs and self._space_led_labels:
+            # The labels were measured with their leading space (see _label_forms): a trailing
+            # space of the prompt belongs to the label's token ("token healing").
+            prompt = prompt.rstrip(" \t")
         return CompletionRequest(
             prompt=prompt,
             system=system,
@@ -160,16 +167,32 @@ class Scorer:
         return self.parser.parse(completion.text)
 
     def _from_logprobs(self, completion: Completion) -> Outcome:
-        if not completion.top_logprobs:
+        alternatives = completion.top_logprobs
+        if not alternatives:
             return Outcome(None, None, Reason.NO_LOGPROBS, "the backend returned no logprobs")
         mass = dict.fromkeys(self.spec.task.labels, 0.0)
-        for token, logprob in completion.top_logprobs:
+        for token, logprob in alternatives:
             label = self._label_by_piece.get(token.strip())
             if label is not None:
                 mass[label] += math.exp(logprob)
-        total = sum(mass.values())
-        if total <= 0.0:
+        missing = [label for label, found in mass.items() if found <= 0.0]
+        if len(missing) == len(mass):
             return Outcome(None, None, Reason.NO_LABEL_TOKEN, "no label token among the top logprobs")
+        if missing:
+            # A label below the alternatives returned has at most the smallest probability
+            # among them: count it at that bound rather than at zero, which would claim a
+            # certainty the model never gave. Label tokens are left out of the bound: a server
+            # adds the sampled token to the list wherever it ranks.
+            others = [lp for token, lp in alternatives if token.strip() not in self._label_by_piece]
+            bound = math.exp(min(others or [lp for _, lp in alternatives]))
+            if max(mass.values()) < bound:
+                message = (
+                    f"labels {', '.join(missing)} are not among the {len(alternatives)} top logprobs "
+                    "and may be likelier than those that are"
+                )
+                return Outcome(None, None, Reason.NO_LABEL_TOKEN, message)
+            mass.update(dict.fromkeys(missing, bound))
+        total = sum(mass.values())
         return decide({label: p / total for label, p in mass.items()}, self.spec.calibration)
 
     def _from_json(self, text: str) -> Outcome:

@@ -277,7 +277,7 @@ class PromptTechnique(Technique):
             return None
         backend = completion_backend(spec.backend, model=spec.model_name, scoring=spec.scoring)
         try:
-            tokens = await backend.label_tokens(spec.task.labels)
+            tokens = await _label_forms(backend, spec)
         finally:
             await backend.aclose()
         if tokens is None:
@@ -590,3 +590,22 @@ def texts_of(texts: Iterable[str]) -> list[str]:
     if isinstance(texts, str):
         raise TypeError("pass a list of texts, not a single string: classify(['some text'])")
     return [str(t) for t in texts]
+
+
+async def _label_forms(backend: CompletionBackend, spec: ClassifierSpec) -> dict[str, list[LabelToken]] | None:
+    """Each label's tokens in the form the model writes it.
+
+    A completion continues the prompt, and BPE and SentencePiece models write the space before a
+    word inside the word's token (" positive"), so after "Sentiment: " the bare labels are
+    improbable and the model ranks digits first. Where every label's space-led form starts with
+    a word token, those tokens are recorded and the scorer moves a prompt's trailing spaces into
+    the label (``Scorer.request_for``). Labels such as digits, whose space is a token of its own,
+    keep their bare form and the prompt its space. Chat answers start a new message: bare form.
+    """
+    labels = spec.task.labels
+    if spec.backend.api_kind == "completions":
+        spaced = await backend.label_tokens([" " + label for label in labels])
+        if spaced is not None and all(spaced[" " + label] and spaced[" " + label][0].piece.strip()
+                                      for label in labels):  # fmt: skip
+            return {label: spaced[" " + label] for label in labels}
+    return await backend.label_tokens(labels)

@@ -148,3 +148,38 @@ def test_logprobs_with_word_labels_are_the_models_distribution() -> None:
     ).report
     assert not [w for w in report.warnings if "all their probability on one label" in w]
     assert report.after["log_loss"] < report.before["log_loss"]
+
+
+TEMPLATE_CASES = [
+    (["negative", "neutral", "positive"], "Review: {text}\nSentiment: "),
+    (["negative", "neutral", "positive"], "Review: {text}\nSentiment:"),
+    (["strongly negative", "mixed", "clearly positive"], "Review: {text}\nVerdict: "),
+    (["world", "sports", "business", "science"], "Text: {text}\nTopic: "),
+    (STARS, "Review: {text}\nStars (1-5): "),
+    (STARS, "Review: {text}\nStars (1-5):\n"),
+]
+
+
+@pytest.mark.slow
+def test_logprobs_never_claim_a_certainty_the_model_did_not_give(reviews: list[str]) -> None:
+    """Over templates ending with and without whitespace and single- and multi-token labels, a
+    label is either abstained on with a reason or given a distribution whose every label the
+    model was asked about; after "Sentiment: " exactly as after "Sentiment:" (token healing)."""
+    seen: dict[str, list[dict[str, float]]] = {}
+    for number, (labels, template) in enumerate(TEMPLATE_CASES):
+        spec = ClassifierSpec.from_dict(
+            {"name": f"ending-{number}", "task": {"labels": labels},
+             "technique": {"kind": "zero_shot", "template": template},
+             "backend": {"provider": "local"}, "scoring": "logprobs"}
+        )  # fmt: skip
+        with Classifier(artifact=package(spec)[0], max_concurrency=1) as classifier:
+            predictions = classifier.classify(reviews[:3])
+        for p in predictions:
+            if p.probabilities is None:
+                assert p.reason == "no_label_token" and p.message
+                continue
+            assert set(p.probabilities) == set(labels)
+            assert all(0.0 < value < 1.0 for value in p.probabilities.values()), (template, p.probabilities)
+        seen[template] = [p.probabilities or {} for p in predictions]
+    spaced, bare = seen["Review: {text}\nSentiment: "], seen["Review: {text}\nSentiment:"]
+    assert all(s and s == pytest.approx(b, abs=0.05) for s, b in zip(spaced, bare, strict=True))
