@@ -180,11 +180,12 @@ class Scorer:
             return Outcome(None, None, Reason.NO_LABEL_TOKEN, "no label token among the top logprobs")
         if missing:
             # A label below the alternatives returned has at most the smallest probability
-            # among them: count it at that bound rather than at zero, which would claim a
-            # certainty the model never gave. Label tokens are left out of the bound: a server
-            # adds the sampled token to the list wherever it ranks.
+            # among them, and at most the mass they leave: count it at that bound rather than
+            # at zero, which would claim a certainty the model never gave. Label tokens are left
+            # out of the smallest: a server adds the sampled token wherever it ranks.
             others = [lp for token, lp in alternatives if token.strip() not in self._label_by_piece]
-            bound = math.exp(min(others or [lp for _, lp in alternatives]))
+            left = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in alternatives))
+            bound = min(math.exp(min(others or [lp for _, lp in alternatives])), left)
             if max(mass.values()) < bound:
                 message = (
                     f"labels {', '.join(missing)} are not among the {len(alternatives)} top logprobs "

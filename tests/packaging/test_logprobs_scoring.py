@@ -39,10 +39,13 @@ def _outcome(scorer: Scorer, alternatives: list[tuple[str, float]]):
 
 
 def test_a_missing_label_counts_at_the_smallest_probability_returned() -> None:
-    outcome = _outcome(_scorer(), [(" negative", math.log(0.6)), ("!", math.log(0.3)), (" positive", math.log(0.05))])
+    outcome = _outcome(_scorer(), [(" negative", math.log(0.5)), ("!", math.log(0.2)), (" positive", math.log(0.05))])
     assert outcome.probabilities is not None
-    # neutral was not returned: it has at most the smallest non-label probability (0.3).
-    assert outcome.probabilities["neutral"] == pytest.approx(0.3 / 0.95)
+    # neutral was not returned: it has at most the mass left (0.25) and the smallest other (0.2).
+    assert outcome.probabilities["neutral"] == pytest.approx(0.2 / 0.75)
+    # All the mass returned: a missing label then has none, as the model said.
+    full = _outcome(_scorer(), [(" negative", math.log(0.5)), (" positive", math.log(0.5))])
+    assert full.probabilities is not None and full.probabilities["neutral"] == 0.0
     assert outcome.label == "negative"
 
 
@@ -56,10 +59,11 @@ def test_a_sampled_label_below_the_list_abstains_instead_of_claiming_certainty()
 
 
 @given(
-    found=st.dictionaries(st.sampled_from(LABELS), st.floats(-30, 0), min_size=1),
-    others=st.lists(st.floats(-30, 0), max_size=5),
+    found=st.dictionaries(st.sampled_from(LABELS), st.floats(-30, -0.8), min_size=1),
+    others=st.lists(st.floats(-30, -1.5), max_size=3),
 )
 def test_probabilities_are_never_certain_when_a_label_is_missing(found, others) -> None:
+    # Alternatives that leave some probability mass unreturned, as a top-k list does.
     alternatives = [(f" {label}", lp) for label, lp in found.items()] + [(f"w{i}", lp) for i, lp in enumerate(others)]
     outcome = _outcome(_scorer(), alternatives)
     if outcome.probabilities is None:
