@@ -196,5 +196,9 @@ class FakeBatchAPI:
         batch[f"{status}_at"] = int(time.time())
 
 
+_OPTIONAL = frozenset({"errors", "output_file_id", "error_file_id", "metadata"})
+
+
 def _public(batch: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in batch.items() if not k.startswith("_")}
+    # The description makes these optional, not nullable: absent until they exist.
+    return {k: v for k, v in batch.items() if not k.startswith("_") and not (k in _OPTIONAL and v is None)}

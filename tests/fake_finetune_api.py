@@ -256,13 +256,14 @@ class FakeFineTuningAPI:
         if job["status"] in ("succeeded", "failed", "cancelled"):
             detail = job["error"]["message"] if job["error"] else job["fine_tuned_model"]
             messages.append(("message", f"The job has {job['status']}: {detail}", None))
-        return [
+        events = [
             {"object": "fine_tuning.job.event", "id": f"ftevent-{job['id']}-{n}",
-             "created_at": job["created_at"],
+             "created_at": job["created_at"] + n,
              "level": "error" if job["status"] == "failed" and n == len(messages) - 1 else "info",
-             "message": text, "type": kind, "data": data}
+             "message": text, "type": kind, **({"data": data} if data is not None else {})}
             for n, (kind, text, data) in enumerate(messages)
         ]  # fmt: skip
+        return events
 
 
 def _invalid_training_file(lines: list[str]) -> str | None:

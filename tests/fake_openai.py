@@ -13,15 +13,80 @@ import socket
 import threading
 import time
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
+from .contracts import contract_for
 from .fake_batch_api import FakeBatchAPI
 from .fake_files import FakeFiles
 from .fake_finetune_api import FakeFineTuningAPI
 
 __all__ = ["FakeOpenAIServer", "bag_of_words"]
+
+SCRIPTED = "x-fake-scripted"
+"""Header of an answer scripted with ``fail_next``: broken on purpose, so not validated."""
+
+
+class _ContractCheck:
+    """ASGI middleware: validate each exchange on a path a contract covers (see ``tests.contracts``)."""
+
+    def __init__(self, app: Any, contracts: list[Any]) -> None:
+        self.app, self.contracts = app, contracts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        contract = next(
+            (c for c in self.contracts if scope["type"] == "http" and c.covers(scope["path"])), None
+        )
+        if contract is None:
+            await self.app(scope, receive, send)
+            return
+        from openapi_core.testing import MockRequest, MockResponse
+
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        query = scope.get("query_string", b"").decode()
+        from urllib.parse import parse_qsl
+
+        request = MockRequest(
+            "http://127.0.0.1", scope["method"].lower(), scope["path"], args=dict(parse_qsl(query)),
+            headers=headers, data=body, content_type=headers.get("content-type", "application/json"),
+        )  # fmt: skip
+        contract.check_request(request)
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        started: dict[str, Any] = {}
+        sent: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                started.update(message)
+            elif message["type"] == "http.response.body":
+                sent.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, replay, capture)
+        status = int(started.get("status", 500))
+        answer_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in started.get("headers", [])}
+        if status < 400 and SCRIPTED not in answer_headers:
+            response = MockResponse(
+                b"".join(sent), status_code=status,
+                content_type=answer_headers.get("content-type", "application/json").split(";")[0],
+            )  # fmt: skip
+            contract.check_response(request, response)
 
 
 def _always_positive(prompt: str) -> str:
@@ -51,8 +116,13 @@ class FakeOpenAIServer:
     max_concurrency : int, default=None
         Requests beyond this many in flight get HTTP 429, as a provider's limit would.
 
+    contract : bool, default=True
+        Validate every request and every successful answer against the provider's published
+        API description (``tests/contracts``); ``stop()`` fails on the first that breaks it.
+        Benches turn it off: validation costs a few milliseconds per exchange.
+
     Use ``fail_next(status, ...)`` to script failures, then read ``requests`` (count) and
-    ``max_in_flight``.
+    ``max_in_flight``. Scripted failures are not validated: they break the contract on purpose.
     """
 
     def __init__(
@@ -62,7 +132,9 @@ class FakeOpenAIServer:
         embed: Callable[[str], list[float]] = bag_of_words,
         latency_s: float = 0.0,
         max_concurrency: int | None = None,
+        contract: bool = True,
     ) -> None:
+        self.contracts = [contract_for("openai")] if contract else []
         self.answer = answer
         self.embed = embed
         self.latency_s = latency_s
@@ -98,6 +170,7 @@ class FakeOpenAIServer:
 
     def _app(self) -> Any:
         from starlette.applications import Starlette
+        from starlette.middleware import Middleware
         from starlette.requests import Request
         from starlette.responses import JSONResponse, Response
         from starlette.routing import Route
@@ -117,7 +190,10 @@ class FakeOpenAIServer:
                     status, headers, raw = self._faults.popleft()
                     content = raw if raw is not None else '{"error": {"message": "scripted failure"}}'
                     return Response(
-                        content, status_code=status, headers=headers, media_type="application/json"
+                        content,
+                        status_code=status,
+                        headers={**headers, SCRIPTED: "1"},
+                        media_type="application/json",
                     )
                 return JSONResponse(self._completion(request.url.path, body))
             finally:
@@ -137,6 +213,7 @@ class FakeOpenAIServer:
             return JSONResponse(counters)
 
         return Starlette(
+            middleware=[Middleware(_ContractCheck, contracts=self.contracts)],
             routes=[
                 Route("/stats", stats, methods=["GET", "DELETE"]),
                 Route("/v1/chat/completions", complete, methods=["POST"]),
@@ -145,7 +222,7 @@ class FakeOpenAIServer:
                 Route("/v1/models", models),
                 *self._provider_routes("/v1"),
                 *self._provider_routes("/openai"),  # Azure OpenAI's paths
-            ]
+            ],
         )
 
     def _provider_routes(self, root: str) -> list[Any]:
@@ -169,7 +246,8 @@ class FakeOpenAIServer:
         if path.endswith("/chat/completions"):
             prompt = str(body["messages"][-1]["content"])
             answer = self.fine_tuning.answer(str(body.get("model")), prompt)
-            message = {"role": "assistant", "content": answer if answer is not None else self.answer(prompt)}
+            content = answer if answer is not None else self.answer(prompt)
+            message = {"role": "assistant", "content": content, "refusal": None}
             choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
             return {**common, "object": "chat.completion", "choices": [choice]}
         text = self.answer(str(body["prompt"]))
@@ -206,6 +284,15 @@ class FakeOpenAIServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        broken = [v for contract in self.contracts for v in contract.violations]
+        if broken:
+            for contract in self.contracts:
+                contract.violations.clear()
+            kinds = Counter(broken)
+            raise AssertionError(
+                f"{len(broken)} exchanges with the fake broke the provider's API description:\n"
+                + "\n".join(f"{n} x {violation}" for violation, n in kinds.most_common(10))
+            )
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()

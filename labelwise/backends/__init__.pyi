@@ -22,6 +22,7 @@ from ._errors import (
     BackendUnavailable,
     BackendUnreachable,
     MalformedResponse,
+    QuotaExhausted,
     RateLimited,
     error_for_status,
     translate_provider_errors,
@@ -35,6 +36,7 @@ from ._local import (
     start_detached,
     stop_detached,
 )
+from ._models import MODEL_FAMILIES, CapabilityOverride, ModelCapabilities, capabilities_of
 from ._openai import AzureOpenAIBackend, OpenAIBackend, OpenAICompatibleBackend
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
@@ -52,6 +54,7 @@ __all__ = [
     "BackendTimeout",
     "BackendUnavailable",
     "BackendUnreachable",
+    "CapabilityOverride",
     "Completion",
     "CompletionBackend",
     "CompletionRequest",
@@ -62,9 +65,12 @@ __all__ = [
     "LocalBackend",
     "LocalServer",
     "LocalServerConfig",
+    "MODEL_FAMILIES",
     "MalformedResponse",
+    "ModelCapabilities",
     "OpenAIBackend",
     "OpenAICompatibleBackend",
+    "QuotaExhausted",
     "RateLimited",
     "RateLimiter",
     "RetryPolicy",
@@ -72,6 +78,7 @@ __all__ = [
     "SentenceTransformersBackend",
     "backend_class",
     "call_with_retries",
+    "capabilities_of",
     "completion_backend",
     "detached_server",
     "embedding_backend",

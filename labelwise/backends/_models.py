@@ -60,7 +60,9 @@ class CapabilityOverride(StrictModel):
 _REASONING_GPT5 = ModelCapabilities(
     reasoning=True, logprobs=False, reasoning_effort="minimal", reasoning_tokens=1024
 )
-_REASONING_O = ModelCapabilities(reasoning=True, logprobs=False, reasoning_effort="low", reasoning_tokens=2048)
+_REASONING_O = ModelCapabilities(
+    reasoning=True, logprobs=False, reasoning_effort="low", reasoning_tokens=2048
+)
 _CHAT = ModelCapabilities()
 _CHAT_NO_SCHEMA = ModelCapabilities(json_schema=False)
 

@@ -172,7 +172,9 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
             params["stop"] = list(request.stop)
         if request.logit_bias and capabilities.logprobs:
             # The schema takes integers from -100 to 100.
-            params["logit_bias"] = {str(k): max(-100, min(100, round(v))) for k, v in request.logit_bias.items()}
+            params["logit_bias"] = {
+                str(k): max(-100, min(100, round(v))) for k, v in request.logit_bias.items()
+            }
         return params
 
     def _chat_params(self, request: CompletionRequest) -> dict[str, Any]:

@@ -314,7 +314,8 @@ class BatchAPIRunner:
         if status != 200:
             error = body.get("error") if isinstance(body, dict) else None
             message = str((error or {}).get("message", body))
-            return key, error_for_status(self.backend.spec.provider, status, message)
+            code = (error or {}).get("code")
+            return key, error_for_status(self.backend.spec.provider, status, message, code=code)
         try:
             completion = self.backend.read_completion(body)
             return key, self.technique.prediction(completion, latency_s=turnaround_s)

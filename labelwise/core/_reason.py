@@ -32,6 +32,8 @@ class Reason(StrEnum):
     BELOW_THRESHOLD = "below_threshold"
     """The top probability is below the calibration's abstain threshold."""
     RATE_LIMITED = "rate_limited"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    """The account's quota or credit is spent (a billing matter): retrying cannot help."""
     BACKEND_TIMEOUT = "backend_timeout"
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BACKEND_UNREACHABLE = "backend_unreachable"
@@ -49,6 +51,7 @@ class Reason(StrEnum):
 _FAILURES = frozenset(
     {
         Reason.RATE_LIMITED,
+        Reason.QUOTA_EXHAUSTED,
         Reason.BACKEND_TIMEOUT,
         Reason.BACKEND_UNAVAILABLE,
         Reason.BACKEND_UNREACHABLE,

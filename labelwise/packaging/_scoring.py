@@ -109,8 +109,10 @@ class Scorer:
         }
         # Logprobs are read by token text; the model may write a label with a leading space.
         self._label_by_piece = {t.piece.strip(): label for label, t in self.label_tokens.items()}
-        self._space_led_labels = spec.backend.api_kind == "completions" and bool(self.label_tokens) and all(
-            t.piece[:1].isspace() for t in self.label_tokens.values()
+        self._space_led_labels = (
+            spec.backend.api_kind == "completions"
+            and bool(self.label_tokens)
+            and all(t.piece[:1].isspace() for t in self.label_tokens.values())
         )
 
     def prompt(self, text: str, values: Mapping[str, str] | None = None) -> str:

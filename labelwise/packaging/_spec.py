@@ -421,6 +421,7 @@ class ClassifierSpec(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> ClassifierSpec:
         self.technique.check(self)
+        self._model_serves_scoring()
         if self.calibration is not None:
             if self.scoring != "logprobs":
                 raise ValueError("calibration needs scoring: logprobs (the only mode with probabilities)")
@@ -428,6 +429,25 @@ class ClassifierSpec(StrictModel):
             if curves and set(curves) != set(self.task.labels):
                 raise ValueError("calibration.isotonic needs one curve per label of task.labels")
         return self
+
+    def _model_serves_scoring(self) -> None:
+        if self.technique.own_scoring is not None:
+            return  # the technique scores by itself (an embedding classifier's head)
+        model = self.model_name
+        capabilities = self.backend.capabilities_of(model)
+        override = "; if the model does, say so with backend.capabilities"
+        if self.scoring == "logprobs" and not capabilities.logprobs:
+            family = "a reasoning model" if capabilities.reasoning else "this model"
+            raise ValueError(
+                f"{model} is {family} and returns no logprobs, so scoring: logprobs cannot read it; "
+                f"use scoring: json_schema{'' if capabilities.json_schema else ' (not for this model)'} "
+                f"or generate{override}"
+            )
+        if self.scoring == "json_schema" and not capabilities.json_schema:
+            raise ValueError(
+                f"{model} takes no json_schema response format (structured outputs); use scoring: "
+                f"generate{override}"
+            )
 
     @property
     def scored_by(self) -> str:

@@ -592,7 +592,9 @@ def texts_of(texts: Iterable[str]) -> list[str]:
     return [str(t) for t in texts]
 
 
-async def _label_forms(backend: CompletionBackend, spec: ClassifierSpec) -> dict[str, list[LabelToken]] | None:
+async def _label_forms(
+    backend: CompletionBackend, spec: ClassifierSpec
+) -> dict[str, list[LabelToken]] | None:
     """Each label's tokens in the form the model writes it.
 
     A completion continues the prompt, and BPE and SentencePiece models write the space before a

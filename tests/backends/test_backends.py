@@ -122,12 +122,15 @@ def test_logprobs_are_renormalised_over_labels(monkeypatch: pytest.MonkeyPatch) 
     classifier = _classifier(script, monkeypatch, scoring="logprobs")
     [prediction] = classifier.classify(["fine"])
     assert prediction.label == "positive"
-    assert prediction.probabilities == pytest.approx({"negative": 0.0, "neutral": 0.25, "positive": 0.75})
+    # "negative" is not among the alternatives: it has at most the smallest one returned (0.1).
+    expected = {"negative": 0.1 / 0.9, "neutral": 0.2 / 0.9, "positive": 0.6 / 0.9}
+    assert prediction.probabilities == pytest.approx(expected)
     sent = json.loads(script.requests[0].content)
     assert sent["max_tokens"] == 1 and sent["logprobs"] is True and sent["top_logprobs"] == 3
-    assert sent["logit_bias"] == {"0": 100.0, "1": 100.0, "2": 100.0}
+    assert sent["logit_bias"] == {"0": 100, "1": 100, "2": 100}  # integers, as the schema says
+    assert all(isinstance(v, int) for v in sent["logit_bias"].values())
     proba = classifier.predict_proba(["fine"])
-    assert proba.shape == (1, 3) and proba[0].tolist() == pytest.approx([0.0, 0.25, 0.75])
+    assert proba.shape == (1, 3) and proba[0].tolist() == pytest.approx(list(expected.values()))
 
 
 def test_json_schema_mode_sends_the_label_enum(monkeypatch: pytest.MonkeyPatch) -> None:

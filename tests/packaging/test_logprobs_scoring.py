@@ -20,13 +20,20 @@ from labelwise.packaging._scoring import Scorer
 LABELS = ["negative", "neutral", "positive"]
 
 
-def _scorer(*, api: str = "completions", lead: str = " ", template: str = "Review: {text}\nSentiment: ") -> Scorer:
+def _scorer(
+    *, api: str = "completions", lead: str = " ", template: str = "Review: {text}\nSentiment: "
+) -> Scorer:
     spec = ClassifierSpec.from_dict(
         {
             "name": "words",
             "task": {"labels": LABELS},
             "technique": {"kind": "zero_shot", "template": template},
-            "backend": {"provider": "openai_compatible", "model": "m", "base_url": "http://127.0.0.1:1/v1", "api": api},
+            "backend": {
+                "provider": "openai_compatible",
+                "model": "m",
+                "base_url": "http://127.0.0.1:1/v1",
+                "api": api,
+            },
             "scoring": "logprobs",
         }
     )
@@ -39,7 +46,9 @@ def _outcome(scorer: Scorer, alternatives: list[tuple[str, float]]):
 
 
 def test_a_missing_label_counts_at_the_smallest_probability_returned() -> None:
-    outcome = _outcome(_scorer(), [(" negative", math.log(0.5)), ("!", math.log(0.2)), (" positive", math.log(0.05))])
+    outcome = _outcome(
+        _scorer(), [(" negative", math.log(0.5)), ("!", math.log(0.2)), (" positive", math.log(0.05))]
+    )
     assert outcome.probabilities is not None
     # neutral was not returned: it has at most the mass left (0.25) and the smallest other (0.2).
     assert outcome.probabilities["neutral"] == pytest.approx(0.2 / 0.75)
@@ -64,7 +73,9 @@ def test_a_sampled_label_below_the_list_abstains_instead_of_claiming_certainty()
 )
 def test_probabilities_are_never_certain_when_a_label_is_missing(found, others) -> None:
     # Alternatives that leave some probability mass unreturned, as a top-k list does.
-    alternatives = [(f" {label}", lp) for label, lp in found.items()] + [(f"w{i}", lp) for i, lp in enumerate(others)]
+    alternatives = [(f" {label}", lp) for label, lp in found.items()] + [
+        (f"w{i}", lp) for i, lp in enumerate(others)
+    ]
     outcome = _outcome(_scorer(), alternatives)
     if outcome.probabilities is None:
         assert outcome.reason is Reason.NO_LABEL_TOKEN

@@ -1,0 +1,108 @@
+"""The providers' published API descriptions, and a check of every exchange against them.
+
+``openai.json`` is cut from OpenAI's OpenAPI description and ``azure_openai.json`` from Azure
+OpenAI's authoring specification (each records its source and commit; see ``vendor.py``). The
+fake server validates every request labelwise sends and every successful answer it gives
+against the description of its mode, with openapi-core, and fails the test that used it on the
+first exchange that does not validate.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Contract", "contract_for"]
+
+HERE = Path(__file__).parent
+
+
+class Contract:
+    """One provider's description, and the exchanges seen that break it."""
+
+    def __init__(self, name: str) -> None:
+        from openapi_core import Config, OpenAPI
+
+        self.name = name
+        document = json.loads((HERE / f"{name}.json").read_text())
+        self.prefix = document["servers"][0]["url"]
+        # The published descriptions do not themselves pass the OpenAPI validator (defaults of
+        # null on objects that are not nullable): instances are checked, the description is not.
+        config = Config(
+            spec_validator_cls=None,
+            extra_media_type_deserializers={
+                "multipart/form-data": _form_with_text_files,
+                "application/octet-stream": _bytes_as_text,
+            },
+        )
+        self.api = OpenAPI.from_dict(document, config=config)
+        self.violations: list[str] = []
+
+    def covers(self, path: str) -> bool:
+        return path.startswith(self.prefix + "/")
+
+    def check_request(self, request: Any) -> None:
+        """Record why ``request`` (an openapi-core request) breaks the description, if it does."""
+        self._check(request, None)
+
+    def check_response(self, request: Any, response: Any) -> None:
+        self._check(request, response)
+
+    def _check(self, request: Any, response: Any | None) -> None:
+        from openapi_core.exceptions import OpenAPIError
+
+        try:
+            if response is None:
+                self.api.validate_request(request)
+            else:
+                self.api.validate_response(request, response)
+        except (OpenAPIError, ValueError, TypeError, AttributeError) as exc:
+            what = "request" if response is None else f"answer {response.status_code}"
+            self.violations.append(f"{request.method.upper()} {request.path} {what}: {_reasons(exc)}")
+
+
+def _bytes_as_text(body: bytes | str, **parameters: Any) -> str:
+    """File content as text: the descriptions type it as a string."""
+    return body if isinstance(body, str) else body.decode("utf-8", errors="replace")
+
+
+def _form_with_text_files(body: bytes, **parameters: Any) -> dict[str, Any]:
+    """A multipart body as its fields, each uploaded file as text: the descriptions type an upload
+    as a string (``format: binary``), which a JSON Schema validator checks as text."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    boundary = parameters.get("boundary", "")
+    head = f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        fields[str(name)] = payload.decode("utf-8", errors="replace")
+    return fields
+
+
+def _reasons(exc: BaseException) -> str:
+    details = []
+    cause: BaseException | None = exc
+    while cause is not None:
+        for error in getattr(cause, "schema_errors", None) or []:
+            details.append(f"{error.message} at {'/'.join(str(p) for p in error.absolute_path)}")
+        cause = cause.__cause__
+    return "; ".join(details) or str(exc)[:500]
+
+
+@functools.cache
+def _shared(name: str) -> Contract:
+    return Contract(name)
+
+
+def contract_for(name: str) -> Contract:
+    """A fresh record of violations over the (cached, parsed once) description ``name``."""
+    shared = _shared(name)
+    contract = Contract.__new__(Contract)
+    contract.name, contract.prefix, contract.api, contract.violations = name, shared.prefix, shared.api, []
+    return contract
