@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .fake_files import FakeFiles, error_response, jsonl
+from .fake_models import Refusal
 
 __all__ = ["FakeBatchAPI"]
 
@@ -178,7 +179,18 @@ class FakeBatchAPI:
                     {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
                 )
                 continue
-            body = self.complete(request["url"], request["body"])
+            try:
+                body = self.complete(request["url"], request["body"])
+            except Refusal as refusal:  # the model does not take the request: a line error
+                response = {
+                    "status_code": refusal.status,
+                    "request_id": f"req_{number}",
+                    "body": refusal.body,
+                }
+                failed.append(
+                    {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
+                )
+                continue
             response = {"status_code": 200, "request_id": f"req_{number}", "body": body}
             output.append(
                 {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}

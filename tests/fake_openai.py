@@ -21,6 +21,7 @@ from .contracts import contract_for
 from .fake_batch_api import FakeBatchAPI
 from .fake_files import FakeFiles
 from .fake_finetune_api import FakeFineTuningAPI
+from .fake_models import Refusal, answer_shape, chat_logprobs, check_parameters, completion_logprobs
 
 __all__ = ["FakeOpenAIServer", "bag_of_words"]
 
@@ -195,7 +196,10 @@ class FakeOpenAIServer:
                         headers={**headers, SCRIPTED: "1"},
                         media_type="application/json",
                     )
-                return JSONResponse(self._completion(request.url.path, body))
+                try:
+                    return JSONResponse(self._completion(request.url.path, body))
+                except Refusal as refusal:
+                    return JSONResponse(refusal.body, status_code=refusal.status)
             finally:
                 self.in_flight -= 1
 
@@ -229,7 +233,8 @@ class FakeOpenAIServer:
         return [*self.files.routes(root), *self.batch_api.routes(root), *self.fine_tuning.routes(root)]
 
     def _completion(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        usage = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
+        """The answer to ``body`` at ``path``; raises ``Refusal`` for what the model does not take."""
+        usage: dict[str, Any] = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
         common = {
             "id": "fake-1",
             "created": int(time.time()),
@@ -243,16 +248,30 @@ class FakeOpenAIServer:
                 {"object": "embedding", "index": i, "embedding": self.embed(t)} for i, t in enumerate(texts)
             ]
             return {"object": "list", "data": data, "model": common["model"], "usage": usage}
+        check_parameters(path, body)
         if path.endswith("/chat/completions"):
             prompt = str(body["messages"][-1]["content"])
-            answer = self.fine_tuning.answer(str(body.get("model")), prompt)
-            content = answer if answer is not None else self.answer(prompt)
+            served = self.fine_tuning.answer(str(body.get("model")), prompt)
+            content, finish, reasoning = answer_shape(
+                body, served if served is not None else self.answer(prompt)
+            )
+            if reasoning:
+                usage.update(completion_tokens=reasoning + 1, total_tokens=10 + reasoning + 1,
+                             completion_tokens_details={"reasoning_tokens": reasoning})  # fmt: skip
             message = {"role": "assistant", "content": content, "refusal": None}
-            choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+            logprobs = chat_logprobs(content, body, self._decode)
+            choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": logprobs}
             return {**common, "object": "chat.completion", "choices": [choice]}
         text = self.answer(str(body["prompt"]))
-        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        logprobs = completion_logprobs(text, body, self._decode)
+        choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": logprobs}
         return {**common, "object": "text_completion", "choices": [choice]}
+
+    @staticmethod
+    def _decode(token_id: int) -> str:
+        from labelwise.backends import openai_encoding
+
+        return openai_encoding("gpt-4o-mini").decode([token_id])
 
     def start(self) -> FakeOpenAIServer:
         """Serve on a free port, in a background thread."""
