@@ -198,8 +198,9 @@ def test_a_quota_error_is_not_a_rate_limit() -> None:
 def test_a_null_system_fingerprint_is_read_as_unknown() -> None:
     from openai.types.chat import ChatCompletion
 
-    body = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-5-mini", "system_fingerprint": None,
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                         "message": {"role": "assistant", "content": "positive", "refusal": None}}]}  # fmt: skip
+    message = {"role": "assistant", "content": "positive", "refusal": None}
+    body = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-5-mini",
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}]}  # fmt: skip
     completion = _read_response(ChatCompletion.model_validate(body), "openai", chat=True)
     assert completion.system_fingerprint is None and completion.text == "positive"
