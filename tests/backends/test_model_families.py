@@ -199,8 +199,8 @@ def test_a_null_system_fingerprint_is_read_as_unknown() -> None:
     from openai.types.chat import ChatCompletion
 
     message = {"role": "assistant", "content": "positive", "refusal": None}
+    choice = {"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}
     body = {"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-5-mini",
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None, "message": message}]}  # fmt: skip
+            "system_fingerprint": None, "choices": [choice]}  # fmt: skip
     completion = _read_response(ChatCompletion.model_validate(body), "openai", chat=True)
     assert completion.system_fingerprint is None and completion.text == "positive"
