@@ -14,11 +14,24 @@ multiplier 1.0, batch size 8) and falls off with the distance in epochs, log lea
 log batch size, plus a per-base-model offset. Validation loss falls with the
 epochs done towards ``0.3 + 1.2 (1 - quality)`` and the served model answers the true label (``truth``) with
 probability ``0.4 + 0.5 quality``, deterministically per prompt. Scripted faults: a job that
-fails while running (``fail_next_job``). ``calls`` counts each API call by name.
+fails while running (``fail_next_job``) or is paused (``pause_next_job``), a lost create reply,
+the provider's job limit (``max_active_jobs``: HTTP 429 beyond it) and an organisation no longer
+allowed to fine-tune (``refuse_creation``). ``calls`` counts each API call by name.
+
+The result file is written as the providers write it: base64 of a CSV whose validation cells are
+blank between evaluations, with ``full_valid_*`` columns filled once per epoch.
+
+Jobs created under Azure's root (``/openai``) take Azure's shapes, from its authoring
+specification and fine-tuning articles: states ``pending``/``running``/``paused``; no
+``metadata`` (refused) and, in the GA api-version 2024-10-21, no ``method`` (hyperparameters at
+the top level); hyperparameters the provider chose read back as ``-1``; events listed oldest
+first, without metrics; ``validation_mean_token_accuracy`` for OpenAI's ``valid_mean_token_accuracy``;
+fine-tuned model ids such as ``gpt-4o-mini-2024-07-18.ft-<hex>``, callable only once deployed.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -36,7 +49,11 @@ __all__ = ["OPTIMUM", "FakeFineTuningAPI"]
 OPTIMUM = {"n_epochs": 3, "learning_rate_multiplier": 1.0, "batch_size": 8}
 BASE_MODEL_OFFSET = {"gpt-4o-mini-2024-07-18": 0.0, "gpt-4.1-nano-2025-04-14": -0.15}
 DEFAULTS = {"n_epochs": 3, "learning_rate_multiplier": 1.8, "batch_size": 4}
-RUNNING_STATES = ("validating_files", "queued", "running")
+RUNNING_STATES = ("validating_files", "queued", "running", "pending")
+AZURE_GA_VERSIONS = ("2024-10-21",)
+"""Azure api-versions whose job schema has no ``method``."""
+EVALUATE_EVERY = 3
+"""Steps between validation measurements: the cells between are blank, as in the providers' files."""
 
 
 class FakeFineTuningAPI:
@@ -51,12 +68,21 @@ class FakeFineTuningAPI:
         self.models: dict[str, tuple[float, list[str]]] = {}  # served model id -> accuracy, labels
         self.truth: Callable[[str], str | None] = lambda prompt: None
         self._fail_next: str | None = None
+        self._pause_next = False
         self._lose_next_create_reply = False
+        self.max_active_jobs: int | None = None
+        """The provider's limit of jobs alive at once; creating one more answers HTTP 429."""
+        self.refuse_creation: str | None = None
+        """Refuse every new job with HTTP 403 and this message (an organisation no longer allowed)."""
         self.peak_running = 0  # the most jobs alive at once: a provider's quota counts these
 
     def lose_next_create_reply(self) -> None:
         """The next job is created, but its creator is told the server failed (HTTP 500)."""
         self._lose_next_create_reply = True
+
+    def pause_next_job(self) -> None:
+        """The next job created is paused half-way, as Azure pauses a job on request."""
+        self._pause_next = True
 
     def fail_next_job(self, message: str) -> None:
         """The next job created fails half-way through training with ``message``."""
@@ -88,8 +114,13 @@ class FakeFineTuningAPI:
 
     def routes(self, root: str) -> list[Any]:
         jobs = f"{root}/fine_tuning/jobs"
+        azure = root == "/openai"
+
+        async def create(request: Any) -> Any:
+            return await self._create(request, azure=azure)
+
         return [
-            Route(jobs, self._create, methods=["POST"]),
+            Route(jobs, create, methods=["POST"]),
             Route(jobs, self._list, methods=["GET"]),
             Route(f"{jobs}/{{job_id}}", self._retrieve),
             Route(f"{jobs}/{{job_id}}/cancel", self._cancel, methods=["POST"]),
@@ -97,10 +128,24 @@ class FakeFineTuningAPI:
             Route(f"{jobs}/{{job_id}}/checkpoints", self._checkpoints),
         ]
 
-    async def _create(self, request: Any) -> Any:
+    async def _create(self, request: Any, *, azure: bool) -> Any:
 
         self.calls["fine_tuning.jobs.create"] += 1
         body = await request.json()
+        if self.refuse_creation:
+            return error_response(403, self.refuse_creation)
+        if azure:
+            version = request.query_params.get("api-version", "")
+            if "metadata" in body:
+                return error_response(400, "Unknown parameter: 'metadata'.", code="invalid_request_error")
+            if "method" in body and version in AZURE_GA_VERSIONS:
+                return error_response(400, f"Unknown parameter: 'method' in api-version {version}; "
+                                      "give hyperparameters at the top level.")  # fmt: skip
+        alive = sum(self._advance(job)["status"] in RUNNING_STATES for job in self.jobs.values())
+        if self.max_active_jobs is not None and alive >= self.max_active_jobs:
+            message = (f"This fine-tune request has been rate-limited. Your organization has reached the "
+                       f"maximum of {self.max_active_jobs} active fine-tuning jobs.")  # fmt: skip
+            return error_response(429, message, code="rate_limit_exceeded")
         method = body.get("method") or {"type": "supervised", "supervised": {}}
         if method.get("type") != "supervised":
             return error_response(400, f"method type {method.get('type')!r} is not offered here")
@@ -114,8 +159,11 @@ class FakeFineTuningAPI:
         if training is None or training["purpose"] != "fine-tune":
             return error_response(400, f"no fine-tune file {body.get('training_file')}", code="invalid_file")
         job_id = f"ftjob-{len(self.jobs) + 1}"
-        alive = sum(self._advance(job)["status"] in RUNNING_STATES for job in self.jobs.values())
         self.peak_running = max(self.peak_running, alive + 1)
+        asked = {
+            **(body.get("hyperparameters") or {}),
+            **(method.get("supervised", {}).get("hyperparameters") or {}),
+        }
         lines = self.files.contents[training["id"]].decode().splitlines()
         batches = math.ceil(max(len(lines), 1) / hyperparameters["batch_size"])
         self.jobs[job_id] = {
@@ -129,10 +177,10 @@ class FakeFineTuningAPI:
             "user_provided_suffix": body.get("suffix"),
             "_created": time.monotonic(), "_lines": lines,
             "_total_steps": hyperparameters["n_epochs"] * batches, "_fail": self._fail_next,
-            "_labels": _labels(lines),
+            "_pause": self._pause_next, "_azure": azure, "_asked": asked, "_labels": _labels(lines),
             "_quality": self.quality(body["model"], hyperparameters),
         }  # fmt: skip
-        self._fail_next = None
+        self._fail_next, self._pause_next = None, False
         if self._lose_next_create_reply:
             self._lose_next_create_reply = False
             return error_response(500, "The server had an error while processing your request.")
@@ -142,6 +190,11 @@ class FakeFineTuningAPI:
 
         self.calls["fine_tuning.jobs.list"] += 1
         jobs = [_public(self._advance(j)) for j in reversed(self.jobs.values())]  # newest first
+        wanted = {
+            k[len("metadata[") : -1]: v for k, v in request.query_params.items() if k.startswith("metadata[")
+        }
+        if wanted:  # OpenAI's server-side filter on metadata
+            jobs = [j for j in jobs if all((j.get("metadata") or {}).get(k) == v for k, v in wanted.items())]
         return JSONResponse({"object": "list", "data": jobs, "has_more": False})
 
     def _job(self, request: Any, call: str) -> dict[str, Any] | None:
@@ -166,7 +219,9 @@ class FakeFineTuningAPI:
     async def _events(self, request: Any) -> Any:
         if (job := self._job(request, "fine_tuning.jobs.list_events")) is None:
             return _no_job(request)
-        events = self._event_list(job)[::-1]  # newest first
+        events = self._event_list(job)
+        if not job["_azure"]:
+            events = events[::-1]  # OpenAI lists newest first, Azure oldest first
         after = request.query_params.get("after")
         if after:
             ids = [e["id"] for e in events]
@@ -208,6 +263,8 @@ class FakeFineTuningAPI:
             job["status"] = "validating_files"
         elif age < 2 * self.step_s:
             job["status"] = "queued"
+        elif job["_pause"] and self._steps_done(job) >= job["_total_steps"] // 2:
+            job.update(status="paused", _done_steps=job["_total_steps"] // 2)
         elif job["_fail"] and self._steps_done(job) >= job["_total_steps"] // 2:
             error = {"code": "server_error", "message": job["_fail"], "param": None}
             job.update(status="failed", error=error, finished_at=int(time.time()),
@@ -219,12 +276,28 @@ class FakeFineTuningAPI:
         return job
 
     def _succeed(self, job: dict[str, Any]) -> None:
-        rows = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"]
+        accuracy = "validation_mean_token_accuracy" if job["_azure"] else "valid_mean_token_accuracy"
+        rows = [f"step,train_loss,train_mean_token_accuracy,valid_loss,{accuracy},full_valid_loss,"
+                "full_valid_mean_token_accuracy"]  # fmt: skip
+        per_epoch = job["_total_steps"] // job["hyperparameters"]["n_epochs"]
         for step in range(1, job["_total_steps"] + 1):
             losses = self._losses(job, step)
-            rows.append(f"{step},{losses['train_loss']:.4f},{losses['train_mean_token_accuracy']:.4f},"
-                        f"{losses['valid_loss']:.4f},{losses['valid_mean_token_accuracy']:.4f}")  # fmt: skip
-        result = self.files.add("step_metrics.csv", "\n".join(rows).encode(), purpose="fine-tune-results")
+            row = [f"{step}", f"{losses['train_loss']:.4f}", f"{losses['train_mean_token_accuracy']:.4f}"]
+            measured = step % EVALUATE_EVERY == 0 or step == job["_total_steps"]
+            row += (
+                [f"{losses['valid_loss']:.4f}", f"{losses['valid_mean_token_accuracy']:.4f}"]
+                if measured
+                else ["", ""]
+            )
+            full = step % per_epoch == 0 or step == job["_total_steps"]
+            row += (
+                [f"{losses['valid_loss']:.4f}", f"{losses['valid_mean_token_accuracy']:.4f}"]
+                if full
+                else ["", ""]
+            )
+            rows.append(",".join(row))
+        content = base64.b64encode("\n".join(rows).encode())
+        result = self.files.add("step_metrics.csv", content, purpose="fine-tune-results")
         model = _model_id(job)
         self.models[model] = (0.4 + 0.5 * job["_quality"], job["_labels"])
         tokens = sum(len(line) // 4 for line in job["_lines"]) * job["hyperparameters"]["n_epochs"]
@@ -252,7 +325,8 @@ class FakeFineTuningAPI:
             losses = self._losses(job, step)
             data = {"step": step, "total_steps": job["_total_steps"], **losses}
             text = f"Step {step}/{job['_total_steps']}: training loss={losses['train_loss']:.4f}"
-            messages.append(("metrics", text, data))
+            # Azure's events say what happens, without the numbers (those are in the result file).
+            messages.append(("message", text, None) if job["_azure"] else ("metrics", text, data))
         if job["status"] in ("succeeded", "failed", "cancelled"):
             detail = job["error"]["message"] if job["error"] else job["fine_tuned_model"]
             messages.append(("message", f"The job has {job['status']}: {detail}", None))
@@ -294,6 +368,8 @@ def _no_job(request: Any) -> Any:
 
 
 def _model_id(job: dict[str, Any]) -> str:
+    if job["_azure"]:
+        return f"{job['model']}.ft-{hashlib.sha256(job['id'].encode()).hexdigest()[:32]}"
     suffix = job["user_provided_suffix"] or "labelwise"
     return f"ft:{job['model']}:org-fake:{suffix}:{job['id']}"
 
@@ -303,5 +379,17 @@ def _unit(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
 
+_AZURE_STATES = {"validating_files": "pending", "queued": "pending"}
+_AZURE_ABSENT = ("metadata", "method", "user_provided_suffix", "integrations", "estimated_finish")
+
+
 def _public(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in job.items() if not k.startswith("_")}
+    public = {k: v for k, v in job.items() if not k.startswith("_")}
+    if not job.get("_azure"):
+        return public
+    # What the provider chose and did not ask for reads back as -1.
+    chosen = {k: (v if k in job["_asked"] and job["_asked"][k] not in (None, "auto") else -1)
+              for k, v in job["hyperparameters"].items()}  # fmt: skip
+    public = {k: v for k, v in public.items() if k not in _AZURE_ABSENT}
+    return {**public, "status": _AZURE_STATES.get(job["status"], job["status"]), "hyperparameters": chosen,
+            "suffix": job["user_provided_suffix"]}  # fmt: skip

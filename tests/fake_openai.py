@@ -19,6 +19,7 @@ from typing import Any
 
 from .contracts import contract_for
 from .fake_batch_api import FakeBatchAPI
+from .fake_deployments import FakeDeployments
 from .fake_files import FakeFiles
 from .fake_finetune_api import FakeFineTuningAPI
 from .fake_models import Refusal, answer_shape, chat_logprobs, check_parameters, completion_logprobs
@@ -149,6 +150,11 @@ class FakeOpenAIServer:
         self.files = FakeFiles()
         self.batch_api = FakeBatchAPI(self._completion, self.files)
         self.fine_tuning = FakeFineTuningAPI(self.files)
+        self.deployments = FakeDeployments(
+            lambda model: (
+                model in self.fine_tuning.models or not model.startswith("ft:") and ".ft-" not in model
+            )
+        )
         self._faults: deque[tuple[int, dict[str, str], str | None]] = deque()
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -185,6 +191,17 @@ class FakeOpenAIServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
                 body = await request.json()
+                if "deployment" in request.path_params:  # Azure: the deployment names the model
+                    model = self.deployments.model_of(request.path_params["deployment"])
+                    if model is None:
+                        message = (
+                            "The API deployment for this resource does not exist. If you created the "
+                            "deployment within the last 5 minutes, please wait a moment and try again."
+                        )
+                        return JSONResponse(
+                            {"error": {"code": "DeploymentNotFound", "message": message}}, 404
+                        )
+                    body["model"] = model
                 if self.latency_s:
                     await asyncio.sleep(self.latency_s)
                 if self._faults:
@@ -224,6 +241,10 @@ class FakeOpenAIServer:
                 Route("/v1/completions", complete, methods=["POST"]),
                 Route("/v1/embeddings", complete, methods=["POST"]),
                 Route("/v1/models", models),
+                Route("/openai/deployments/{deployment}/chat/completions", complete, methods=["POST"]),
+                Route("/openai/deployments/{deployment}/completions", complete, methods=["POST"]),
+                Route("/openai/deployments/{deployment}/embeddings", complete, methods=["POST"]),
+                *self.deployments.routes(),
                 *self._provider_routes("/v1"),
                 *self._provider_routes("/openai"),  # Azure OpenAI's paths
             ],

@@ -106,6 +106,8 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
     """The provider runs fine-tuning jobs through the openai SDK's ``fine_tuning`` API."""
     openai_tokenizer: ClassVar[bool] = False
     """Prompts are counted with OpenAI's tokenizer (tiktoken); others are estimated."""
+    serves_through_deployments: ClassVar[bool] = False
+    """The provider calls a model only through a deployment made for it (Azure OpenAI)."""
     refuses: ClassVar[tuple[type[Backend], ...]] = ()
     """Protocols a subclass inherits but its provider does not serve (llama.cpp's embeddings)."""
 

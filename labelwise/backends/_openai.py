@@ -231,6 +231,7 @@ class AzureOpenAIBackend(OpenAIBackend):
     default_key_env = "AZURE_OPENAI_API_KEY"
     required_fields = ("base_url", "api_version")
     own_fields = ("deployment", "batch_deployment")
+    serves_through_deployments = True
     batch_url_prefix = ""  # global batch deployments take "/chat/completions"
 
     @property

@@ -29,7 +29,7 @@ from ._progress import err_console, step
 
 if TYPE_CHECKING:
     from ..packaging import ClassifierArtifact, ClassifierSpec, Hyperparameters
-    from ..training import GapReport, JobProgress
+    from ..training import Deployment, GapReport, JobProgress
 
 T = TypeVar("T")
 
@@ -310,6 +310,33 @@ def _describe(artifact: ClassifierArtifact, created: bool) -> None:
         console.print(f"reported: {reported} ({provenance.reported_metrics_source})")
 
 
+DeployOption = Annotated[
+    str | None,
+    typer.Option(
+        "--deploy",
+        help="Azure OpenAI: make a deployment of this name for the fine-tuned model and call it through "
+        "it (needs AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP, AZURE_MANAGEMENT_TOKEN; without them, "
+        "prints what to run).",
+    ),
+]
+DeploymentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--deployment", help="Azure OpenAI: an existing deployment that serves the fine-tuned model."
+    ),
+]
+
+
+def _deployment(deploy: str | None, deployment: str | None, poll_s: float = 10.0) -> Deployment | None:
+    from ..training import Deployment
+
+    if deploy and deployment:
+        raise typer.BadParameter("give --deploy (make one) or --deployment (an existing one), not both")
+    if deploy or deployment:
+        return Deployment(str(deploy or deployment), create=bool(deploy), poll_s=poll_s)
+    return None
+
+
 @finetune_app.command("start")
 def finetune_start(
     data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
@@ -344,6 +371,8 @@ def finetune_start(
         bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out.")
     ] = False,
     concurrency: Concurrency = 16,
+    deploy: DeployOption = None,
+    deployment: DeploymentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fine-tune on the provider, follow the job, package the model, evaluate it, report the gap.
@@ -360,7 +389,8 @@ def finetune_start(
             hyperparameters=_hyperparameters(hyperparameters or []), suffix=suffix, test_share=test_share,
             validation_share=validation_share, text_col=text_col, label_col=label_col, sample=sample,
             seed=seed, usd_per_million_training_tokens=price, poll_s=poll_interval, restart=restart,
-            concurrency=concurrency, on_step=step, on_job_update=display, stop=interrupted.is_set,
+            concurrency=concurrency, deployment=_deployment(deploy, deployment, poll_interval),
+            on_step=step, on_job_update=display, stop=interrupted.is_set,
         ),
     )  # fmt: skip
     if as_json:
@@ -386,6 +416,8 @@ def finetune_import(
     seed: Seed = 0,
     price: Price = DEFAULT_PRICE,
     concurrency: Concurrency = 16,
+    deploy: DeployOption = None,
+    deployment: DeploymentOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Package the model of a succeeded job run elsewhere, its provenance read from the provider."""
@@ -395,6 +427,7 @@ def finetune_import(
     result = import_job(
         job_id, template, test=test, text_col=text_col, label_col=label_col, sample=sample, seed=seed,
         usd_per_million_training_tokens=price, concurrency=concurrency,
+        deployment=_deployment(deploy, deployment), on_step=step,
     )  # fmt: skip
     if as_json:
         result_dict = result.as_dict()

@@ -10,7 +10,14 @@ from ._errors import LabelwiseError, SpecError
 from ._keyed_sqlite import open_keyed_db, rows_for_keys, text_key
 from ._ports import free_port
 from ._reason import Reason
-from ._settings import DEFAULT_MIN_AGREEMENT, Settings, api_key, default_db_url, labelwise_home
+from ._settings import (
+    DEFAULT_MIN_AGREEMENT,
+    Settings,
+    api_key,
+    azure_management_url,
+    default_db_url,
+    labelwise_home,
+)
 from ._strict import StrictModel
 from ._tables import read_table, write_atomic, write_frame, write_table
 from ._wilson import wilson_interval
@@ -23,6 +30,7 @@ __all__ = [
     "SpecError",
     "StrictModel",
     "api_key",
+    "azure_management_url",
     "default_db_url",
     "free_port",
     "labelwise_home",

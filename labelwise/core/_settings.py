@@ -18,6 +18,7 @@
 | LABELWISE_CANARY_INTERVAL_S | 0 | how often the service replays its golden set (0: never) |
 | LABELWISE_CANARY_MIN_AGREEMENT | 0.95 | the canary alarms when agreement is clearly below this |
 | LABELWISE_API_KEY | unset | bearer token of the service; read per request by ``api_key()``, never stored |
+| LABELWISE_AZURE_MANAGEMENT_URL | https://management.azure.com | Azure Resource Manager (deployments) |
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from ._errors import LabelwiseError
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "Settings", "api_key", "labelwise_home"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "Settings", "api_key", "azure_management_url", "labelwise_home"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -54,6 +55,12 @@ def api_key(environ: Mapping[str, str] | None = None) -> str:
     """The service's bearer token, or "" for no auth. Read per request so no object holds it."""
     environ = os.environ if environ is None else environ
     return environ.get("LABELWISE_API_KEY", "")
+
+
+def azure_management_url(environ: Mapping[str, str] | None = None) -> str:
+    """Azure Resource Manager's endpoint (another cloud's, or a test's, when set)."""
+    environ = os.environ if environ is None else environ
+    return (environ.get("LABELWISE_AZURE_MANAGEMENT_URL") or "https://management.azure.com").rstrip("/")
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:

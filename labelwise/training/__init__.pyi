@@ -1,7 +1,9 @@
+from ._deploy import DeploymentNeeded
 from ._finetune import ExportReport, GapReport, export_finetune, gap_report
 from ._head import DEFAULT_FAMILIES, FAMILIES, fit_head
 from ._jobs import (
     FileFacts,
+    FineTuningClosed,
     JobFollower,
     JobProgress,
     cancel_job,
@@ -11,6 +13,7 @@ from ._jobs import (
     template_base_model,
 )
 from ._provider import (
+    Deployment,
     FineTuneResult,
     JobStopped,
     cancel_fine_tuning,
@@ -26,10 +29,13 @@ from ._train_embedding import TrainingReport, TrainingResult, train_embedding
 
 __all__ = [
     "DEFAULT_FAMILIES",
+    "Deployment",
+    "DeploymentNeeded",
     "ExportReport",
     "FAMILIES",
     "FileFacts",
     "FineTuneResult",
+    "FineTuningClosed",
     "GapReport",
     "JobFollower",
     "JobProgress",

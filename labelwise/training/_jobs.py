@@ -9,9 +9,12 @@ file, never typed in.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import csv
 import hashlib
 import io
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,9 +26,12 @@ import openai
 
 from ..backends import (
     BACKENDS,
+    BackendAuthError,
+    BackendBadRequest,
     BackendError,
     BackendSpec,
     OpenAIBackend,
+    RateLimited,
     completion_backend,
     translate_provider_errors,
 )
@@ -33,8 +39,11 @@ from ..core import LabelwiseError
 from ..packaging import ClassifierSpec, FineTuneProvenance, Hyperparameters
 
 __all__ = [
+    "STOPPED",
     "TERMINAL",
     "FileFacts",
+    "FineTuningClosed",
+    "JobDialect",
     "JobFollower",
     "JobProgress",
     "cancel_job",
@@ -42,7 +51,10 @@ __all__ = [
     "file_facts",
     "find_job",
     "fine_tuned_spec",
+    "job_dialect",
     "provider_client",
+    "read_result_file",
+    "reported_metrics",
     "require_success",
     "spec_from_job",
     "template_base_model",
@@ -50,9 +62,47 @@ __all__ = [
 ]
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+STOPPED = ("paused",)
+"""States a job stays in until someone acts (Azure pauses a job on request; it resumes on request)."""
 LAUNCH_KEY = "labelwise_launch"
 """The job metadata key that names the launch, so that a job whose id was lost is found again."""
 _CREATE_ATTEMPTS = 3
+QUEUE_PATIENCE_S = 6 * 3600.0
+"""How long a job waits its turn when the provider's job limits refuse it (active jobs, jobs per day)."""
+OPENAI_FINE_TUNING_CLOSED = (
+    "OpenAI is winding down self-serve fine-tuning: since 2026-05-07 organisations that never "
+    "fine-tuned cannot create jobs, since 2026-07-02 neither can those without fine-tuned "
+    "inference in the last 60 days, and from 2027-01-06 no one can (inference on existing "
+    "fine-tuned models goes on until their base model retires). Two ways on: fine-tune on Azure "
+    "OpenAI (backend.provider: azure_openai), or fine-tune without a provider"
+)
+
+
+class FineTuningClosed(LabelwiseError):
+    """Raised when the provider no longer lets this account create fine-tuning jobs."""
+
+
+@dataclass(frozen=True)
+class JobDialect:
+    """How a provider's fine-tuning API takes a job, as its API version describes it."""
+
+    metadata: bool = True
+    """Jobs carry ``metadata`` (and can be listed by it): OpenAI; Azure's API has none."""
+    method: bool = True
+    """Hyperparameters go inside ``method`` (OpenAI, Azure previews since 2024-12-01); else at
+    the top level, as Azure's GA 2024-10-21 takes them."""
+
+
+def job_dialect(backend: BackendSpec) -> JobDialect:
+    """The dialect of the spec's provider and API version."""
+    if backend.provider != "azure_openai":
+        return JobDialect()
+    version = backend.api_version or ""
+    return JobDialect(
+        metadata=False, method=version >= "2025-" or (version >= "2024-12-01" and "preview" in version)
+    )
+
+
 # OpenAI's price of training gpt-4o-mini, per million training tokens, for cost estimates.
 DEFAULT_USD_PER_MILLION_TRAINING_TOKENS = 3.0
 
@@ -108,48 +158,110 @@ async def create_job(
     hyperparameters: Hyperparameters,
     seed: int,
     suffix: str | None,
+    dialect: JobDialect | None = None,
+    exclude: frozenset[str] = frozenset(),
+    patience_s: float = QUEUE_PATIENCE_S,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> str:
     """Create a supervised job tagged with ``launch_key``, once; unset hyperparameters are left
     to the provider ("auto").
 
     A retry after a lost reply would make a second job (the first exists, its answer did not
-    arrive), so the SDK does not retry here: each failed attempt first looks for the job by its
-    key, and tries again only when the provider has none.
+    arrive), so the SDK does not retry here: each failed attempt first looks for the job
+    (``find_job``), and tries again only when the provider has none. A refusal by the provider's
+    job limits (HTTP 429: too many active jobs, too many jobs today) is not a failure: the job
+    waits its turn, up to ``patience_s``, telling ``on_wait`` why and for how long.
     """
+    dialect = dialect or JobDialect()
     chosen = {k: v for k, v in hyperparameters.model_dump().items() if v is not None}
-    method: Any = {"type": "supervised", "supervised": {"hyperparameters": chosen}}
+    settings: dict[str, Any] = {}
+    if dialect.method:
+        settings["method"] = {"type": "supervised", "supervised": {"hyperparameters": chosen}}
+    elif chosen:
+        settings["hyperparameters"] = chosen
+    if dialect.metadata:
+        settings["metadata"] = {LAUNCH_KEY: launch_key}
     once = client.with_options(max_retries=0)
-    for attempt in range(_CREATE_ATTEMPTS):
+    deadline = time.monotonic() + patience_s
+    attempt = waits = 0
+    while True:
         try:
             with translate_provider_errors(provider):
                 job = await once.fine_tuning.jobs.create(
                     model=base_model,
                     training_file=training_file,
                     validation_file=validation_file or openai.omit,
-                    method=method,
                     seed=seed,
                     suffix=suffix or openai.omit,
-                    metadata={LAUNCH_KEY: launch_key},
+                    **settings,
                 )
             return job.id
         except BackendError as exc:
-            found = await find_job(client, launch_key, provider=provider)
+            _refuse_closed(exc, provider)
+            found = await find_job(
+                client, launch_key, provider=provider, dialect=dialect, training_file=training_file,
+                base_model=base_model, exclude=exclude,
+            )  # fmt: skip
             if found is not None:
                 return found
-            if not exc.retryable or attempt == _CREATE_ATTEMPTS - 1:
+            if isinstance(exc, RateLimited) and time.monotonic() < deadline:
+                wait = min(
+                    exc.retry_after or min(60.0, 5.0 * 2**waits), max(0.0, deadline - time.monotonic())
+                )
+                waits += 1
+                if on_wait is not None:
+                    on_wait(str(exc), wait)
+                await asyncio.sleep(wait)
+                continue
+            attempt += 1
+            if not exc.retryable or attempt >= _CREATE_ATTEMPTS:
                 raise
             await asyncio.sleep(exc.retry_after or 2**attempt)
-    raise AssertionError("unreachable")
 
 
-async def find_job(client: openai.AsyncOpenAI, launch_key: str, *, provider: str) -> str | None:
+def _refuse_closed(exc: BackendError, provider: str) -> None:
+    """OpenAI's refusal to let the organisation fine-tune, as one clear message."""
+    if provider != "openai" or not isinstance(exc, BackendAuthError | BackendBadRequest):
+        return
+    text = str(exc).lower()
+    if isinstance(exc, BackendAuthError) or (
+        "fine-tun" in text and ("not available" in text or "access" in text)
+    ):
+        raise FineTuningClosed(f"{provider} refused to create the fine-tuning job ({exc}). "
+                               f"{OPENAI_FINE_TUNING_CLOSED}") from exc  # fmt: skip
+
+
+async def find_job(
+    client: openai.AsyncOpenAI,
+    launch_key: str,
+    *,
+    provider: str,
+    dialect: JobDialect | None = None,
+    training_file: str | None = None,
+    base_model: str | None = None,
+    exclude: frozenset[str] = frozenset(),
+) -> str | None:
     """The job created with ``launch_key``, among the provider's newest 100 (a job whose id was
-    lost is minutes old at most)."""
+    lost is minutes old at most).
+
+    Where jobs carry metadata the provider is asked for the key itself; where they do not
+    (Azure), the job is the one on this launch's own training file (uploaded by this launch, so
+    no other launch's job uses it) and base model, less the jobs a ``--restart`` replaced.
+    """
+    dialect = dialect or JobDialect()
     with translate_provider_errors(provider):
-        page = await client.fine_tuning.jobs.list(limit=100)
+        if dialect.metadata:
+            page = await client.fine_tuning.jobs.list(limit=100, metadata={LAUNCH_KEY: launch_key})
+        else:
+            page = await client.fine_tuning.jobs.list(limit=100)
     for job in page.data:
-        if (job.metadata or {}).get(LAUNCH_KEY) == launch_key:
+        if job.id in exclude:
+            continue
+        if dialect.metadata and (job.metadata or {}).get(LAUNCH_KEY) == launch_key:
             return job.id
+        if not dialect.metadata and training_file and job.training_file == training_file:
+            if base_model is None or job.model == base_model:
+                return job.id
     return None
 
 
@@ -184,7 +296,9 @@ class JobFollower:
     def __init__(self, client: openai.AsyncOpenAI, job_id: str, *, provider: str) -> None:
         self.client, self.provider = client, provider
         self.progress = JobProgress(job_id)
-        self._last_event: str | None = None
+        self._seen: set[str] = set()
+        self._oldest_first: bool | None = None
+        self._cursor: Any = openai.NOT_GIVEN
 
     async def poll(self) -> tuple[Any, list[dict[str, float]]]:
         """The job now, and the loss points that arrived since the last poll."""
@@ -207,24 +321,30 @@ class JobFollower:
         return job, points
 
     async def _new_events(self, job_id: str) -> list[Any]:
-        # Events come newest first and `after` pages towards older ones: read until the last
-        # event already seen.
+        """Events not seen before, oldest first, whatever order the provider lists them in.
+
+        OpenAI lists newest first and ``after`` pages towards older ones: read until an event
+        already seen. Azure lists oldest first and ``after`` pages towards newer ones: read on
+        from the last event seen.
+        """
         new: list[Any] = []
-        after: Any = openai.NOT_GIVEN
+        after: Any = self._cursor if self._oldest_first else openai.NOT_GIVEN
         while True:
             page = await self.client.fine_tuning.jobs.list_events(job_id, limit=100, after=after)
-            for event in page.data:
-                if event.id == self._last_event:
-                    break
-                new.append(event)
-            else:
-                if page.has_more and page.data:
-                    after = page.data[-1].id
-                    continue
-            break
-        if new:
-            self._last_event = new[0].id
-        return new[::-1]
+            if self._oldest_first is None and len({e.created_at for e in page.data}) > 1:
+                self._oldest_first = page.data[0].created_at < page.data[-1].created_at
+            fresh = [event for event in page.data if event.id not in self._seen]
+            new += fresh
+            if not page.has_more or not page.data:
+                break
+            if not self._oldest_first and len(fresh) < len(page.data):
+                break  # reached the events seen before
+            after = page.data[-1].id
+        self._seen.update(event.id for event in new)
+        new.sort(key=_event_order)
+        if new and self._oldest_first:
+            self._cursor = new[-1].id
+        return new
 
     async def follow(
         self,
@@ -233,7 +353,7 @@ class JobFollower:
         on_update: Callable[[JobProgress, list[dict[str, float]]], None] | None = None,
         stop: Callable[[], bool] = lambda: False,
     ) -> Any:
-        """Poll until the job ends (returns it) or ``stop()`` is true (returns ``None``).
+        """Poll until the job ends or is paused (returns it) or ``stop()`` is true (returns ``None``).
 
         ``on_update`` sees the progress and the new loss points after each poll.
         """
@@ -241,7 +361,7 @@ class JobFollower:
             job, points = await self.poll()
             if on_update is not None:
                 on_update(self.progress, points)
-            if job.status in TERMINAL:
+            if job.status in TERMINAL or job.status in STOPPED:
                 return job
             waited = 0.0
             while waited < poll_s:
@@ -251,26 +371,56 @@ class JobFollower:
                 waited += 0.1
 
 
+def _event_order(event: Any) -> tuple[int, float]:
+    data = event.data if isinstance(getattr(event, "data", None), dict) else {}
+    step = data.get("step")
+    return int(event.created_at or 0), float(step) if isinstance(step, int | float) else -1.0
+
+
+_ACCURACY_COLUMNS = (
+    "full_valid_mean_token_accuracy",  # the whole validation file, once per epoch (OpenAI)
+    "valid_mean_token_accuracy",  # a validation batch (OpenAI)
+    "validation_mean_token_accuracy",  # Azure OpenAI's name for it
+)
+
+
+def read_result_file(content: bytes) -> list[dict[str, str]]:
+    """The rows of a fine-tuning result file: CSV, or CSV in base64 as providers commonly send it."""
+    text = content.decode("utf-8", errors="replace").strip()
+    if text and "," not in text.splitlines()[0]:
+        try:
+            text = base64.b64decode(text, validate=True).decode("utf-8").strip()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return []
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def reported_metrics(rows: list[dict[str, str]]) -> tuple[dict[str, float], str | None]:
+    """The last value of each column (validation cells are blank between evaluations), and the
+    step of the last row; ``accuracy`` is the validation token accuracy, the fullest measured."""
+    reported: dict[str, float] = {}
+    step = None
+    for row in rows:
+        for key, value in row.items():
+            if key and key != "step" and value not in (None, ""):
+                try:
+                    reported[key.strip()] = float(value)
+                except ValueError:
+                    continue
+        step = row.get("step", step)
+    accuracy = next((reported[c] for c in _ACCURACY_COLUMNS if c in reported), None)
+    if accuracy is not None:
+        # Labelled as ours so the gap report compares it with the accuracy measured on served predictions.
+        reported["accuracy"] = accuracy
+    return reported, step
+
+
 async def _result_metrics(client: openai.AsyncOpenAI, job: Any) -> tuple[dict[str, float], str | None]:
-    """The metrics the service reports for a finished job: the last row of its result file."""
+    """The metrics the service reports for a finished job: the last values of its result file."""
     if not job.result_files:
         return {}, None
     result_id = job.result_files[0]
-    content = (await client.files.content(result_id)).read().decode("utf-8")
-    rows = list(csv.DictReader(io.StringIO(content)))
-    reported: dict[str, float] = {}
-    step = None
-    # The last row that has each column (validation is not measured on every step).
-    for row in rows:
-        for key, value in row.items():
-            if key != "step" and value not in (None, ""):
-                reported[key] = float(value)
-        step = row.get("step", step)
-    # A service's validation token accuracy is what it calls accuracy; label it as ours so the
-    # gap report compares it with the accuracy measured on served predictions.
-    token_accuracy = reported.get("full_valid_mean_token_accuracy", reported.get("valid_mean_token_accuracy"))
-    if token_accuracy is not None:
-        reported["accuracy"] = token_accuracy
+    reported, step = reported_metrics(read_result_file((await client.files.content(result_id)).read()))
     return reported, f"result file {result_id}, step {step}; accuracy is the validation token accuracy"
 
 
@@ -298,8 +448,10 @@ def _hyperparameters(job: Any) -> Hyperparameters:
     if method is not None and method.supervised is not None and method.supervised.hyperparameters:
         chosen = method.supervised.hyperparameters
     values = chosen.model_dump() if chosen is not None else {}
-    # "auto" means the service chose; a finished job reports the value it chose.
-    return Hyperparameters.model_validate({k: v for k, v in values.items() if isinstance(v, int | float)})
+    # "auto" (OpenAI) or -1 (Azure) means the provider chose and did not say what: left unset.
+    return Hyperparameters.model_validate(
+        {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool) and v > 0}
+    )
 
 
 async def _job_provenance(
@@ -355,13 +507,18 @@ def template_base_model(spec: ClassifierSpec, *, where: str) -> str:
     return provenance.base_model
 
 
-def fine_tuned_spec(spec: ClassifierSpec, model_id: str, provenance: FineTuneProvenance) -> ClassifierSpec:
-    """``spec`` (a fine_tuned spec: how the model is called) serving ``model_id`` from a job."""
+def fine_tuned_spec(
+    spec: ClassifierSpec, model_id: str, provenance: FineTuneProvenance, *, deployment: str | None = None
+) -> ClassifierSpec:
+    """``spec`` (a fine_tuned spec: how the model is called) serving ``model_id`` from a job,
+    through ``deployment`` where the provider calls models through deployments."""
     template_base_model(spec, where=f"spec {spec.name}")
     document = spec.model_dump(mode="json", exclude_none=True)
     document["technique"].update(
         model_id=model_id, provenance=provenance.model_dump(mode="json", exclude_none=True)
     )
+    if deployment is not None:
+        document["backend"]["deployment"] = deployment
     return ClassifierSpec.from_dict(document, source=f"fine-tuning job {provenance.job_id}")
 
 
@@ -380,6 +537,7 @@ async def spec_from_job(
     *,
     known_files: Mapping[str, FileFacts] | None = None,
     usd_per_million_training_tokens: float = DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
+    deployment: str | None = None,
 ) -> ClassifierSpec:
     """The fine_tuned spec of a succeeded job's model, its provenance read from the provider."""
     with translate_provider_errors(spec.backend.provider):
@@ -389,4 +547,4 @@ async def spec_from_job(
         client, job, provider=spec.backend.provider, known_files=known_files,
         usd_per_million_training_tokens=usd_per_million_training_tokens,
     )  # fmt: skip
-    return fine_tuned_spec(spec, model_id, provenance)
+    return fine_tuned_spec(spec, model_id, provenance, deployment=deployment)

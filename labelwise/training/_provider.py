@@ -17,13 +17,16 @@ from typing import Any
 from ..core import LabelwiseError, run_sync
 from ..evaluation import EvalCard, attach_evaluation, evaluate_file, load_labelled
 from ..packaging import Classifier, ClassifierArtifact, ClassifierSpec, Hyperparameters, package
+from ._deploy import DeploymentNeeded, deploy_model, deployment_plan
 from ._finetune import GapReport, gap_report
 from ._jobs import (
     DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
+    STOPPED,
     FileFacts,
     JobFollower,
     JobProgress,
     cancel_job,
+    job_dialect,
     provider_client,
     require_success,
     spec_from_job,
@@ -32,6 +35,7 @@ from ._jobs import (
 from ._start import TEST_FILE, launch, prepare, request_for
 
 __all__ = [
+    "Deployment",
     "FineTuneResult",
     "JobStopped",
     "cancel_fine_tuning",
@@ -115,17 +119,43 @@ def package_job(
     *,
     known_files: dict[str, FileFacts] | None = None,
     usd_per_million_training_tokens: float = DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
+    deployment: Deployment | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> tuple[ClassifierArtifact, bool]:
-    """Package the model of a succeeded job, its provenance read from the provider."""
+    """Package the model of a succeeded job, its provenance read from the provider; where the
+    provider calls models through deployments, through ``deployment`` (made first if asked)."""
 
     async def read() -> ClassifierSpec:
         async with provider_client(spec.backend, spec.model_name) as client:
-            return await spec_from_job(
+            found = await spec_from_job(
                 client, job_id, spec, known_files=known_files,
                 usd_per_million_training_tokens=usd_per_million_training_tokens,
+                deployment=deployment.name if deployment else None,
             )  # fmt: skip
+        if deployment is not None and deployment.create:
+            plan = deployment_plan(spec.backend, deployment.name, found.model_name)
+            await deploy_model(plan, poll_s=deployment.poll_s, on_step=on_step)
+        return found
 
     return package(run_sync(read()))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The deployment a model is called through: an existing one, or one to make (``create``)."""
+
+    name: str
+    create: bool = False
+    poll_s: float = 10.0
+
+
+def require_deployment(spec: ClassifierSpec, deployment: Deployment | None) -> None:
+    """Refuse, before anything is spent, a provider that needs a deployment when none is named."""
+    if deployment is None and spec.backend.backend.serves_through_deployments:
+        raise DeploymentNeeded(
+            f"{spec.backend.provider} calls a fine-tuned model only through a deployment: give --deploy NAME "
+            "(labelwise makes it) or --deployment NAME (one made already)"
+        )
 
 
 def finetune_start(
@@ -146,6 +176,7 @@ def finetune_start(
     poll_s: float = 10.0,
     restart: bool = False,
     concurrency: int = 16,
+    deployment: Deployment | None = None,
     on_step: Callable[[str], None] | None = None,
     on_job_update: Callable[[JobProgress, list[dict[str, float]]], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -159,6 +190,7 @@ def finetune_start(
     """
     say = on_step or (lambda _message: None)
     base = base_model or template_base_model(spec, where=f"spec {spec.name}")
+    require_deployment(spec, deployment)
     chosen = hyperparameters or Hyperparameters()
     folder = out or Path(f"finetune-{spec.name}")
     labelled = load_labelled(
@@ -177,16 +209,26 @@ def finetune_start(
 
     async def start() -> Any:
         async with provider_client(spec.backend, base) as client:
-            return await launch(client, prepared, request, provider=spec.backend.provider, restart=restart)
+            return await launch(
+                client, prepared, request, provider=spec.backend.provider,
+                dialect=job_dialect(spec.backend), restart=restart,
+                on_wait=lambda why, wait_s: say(f"the provider's job limits hold the job back ({why}); "
+                                                 f"trying again in {wait_s:.0f} s"),
+            )  # fmt: skip
 
     launched = run_sync(start())
     verb = "resuming" if launched.resumed else "created"
     say(f"{verb} job {launched.job_id} (recorded in {folder / 'job.json'})")
     job = follow_job(spec, launched.job_id, poll_s=poll_s, on_update=on_job_update, stop=stop)
+    if job.status in STOPPED:
+        raise LabelwiseError(
+            f"fine-tuning job {job.id} is {job.status} at {spec.backend.provider}: resume it there, then "
+            "run the same command again to follow it to its end (nothing was packaged)"
+        )
     require_success(job, hint="; nothing was packaged. Run the command again with --restart for a new job")
     artifact, created = package_job(
         spec, launched.job_id, known_files=launched.known_files,
-        usd_per_million_training_tokens=usd_per_million_training_tokens,
+        usd_per_million_training_tokens=usd_per_million_training_tokens, deployment=deployment, on_step=say,
     )  # fmt: skip
     tag = str(artifact.tag)
     say(f"measuring {tag} on the {len(prepared.test.texts)} held-out test rows")
@@ -218,13 +260,17 @@ def finetune_import(
     seed: int = 0,
     usd_per_million_training_tokens: float = DEFAULT_USD_PER_MILLION_TRAINING_TOKENS,
     concurrency: int = 16,
+    deployment: Deployment | None = None,
+    on_step: Callable[[str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> FineTuneResult:
     """Package the model of a succeeded job run elsewhere; with ``test``, measure and attach it."""
     template_base_model(spec, where=f"spec {spec.name}")
+    require_deployment(spec, deployment)
     artifact, created = package_job(
-        spec, job_id, usd_per_million_training_tokens=usd_per_million_training_tokens
-    )
+        spec, job_id, usd_per_million_training_tokens=usd_per_million_training_tokens,
+        deployment=deployment, on_step=on_step,
+    )  # fmt: skip
     if test is None:
         return FineTuneResult(artifact=artifact, created=created, job_id=job_id)
     tag = str(artifact.tag)

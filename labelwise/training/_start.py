@@ -10,6 +10,7 @@ second upload, no second job, no second bill.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..core import LabelwiseError, write_atomic, write_frame
 from ..evaluation import LabelledData, split_labelled
 from ..packaging import ClassifierSpec, Hyperparameters
 from ._finetune import ExportReport, export_finetune
-from ._jobs import FileFacts, create_job, find_job, upload_file
+from ._jobs import FileFacts, JobDialect, create_job, find_job, upload_file
 
 __all__ = ["JobRequest", "Launch", "PreparedData", "launch", "prepare", "request_for"]
 
@@ -144,7 +145,9 @@ async def launch(
     request: JobRequest,
     *,
     provider: str,
+    dialect: JobDialect | None = None,
     restart: bool = False,
+    on_wait: Callable[[str, float], None] | None = None,
 ) -> Launch:
     """Upload the files and create the job, or find the job an earlier run of this request made.
 
@@ -185,8 +188,12 @@ async def launch(
     # Each launch of this request (a --restart is another) has its own key.
     digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
     key = f"start {digest}/{len(state.replaced_jobs)}"
+    replaced = frozenset(state.replaced_jobs)
     if resumed_files:
-        found = await find_job(client, key, provider=provider)
+        found = await find_job(
+            client, key, provider=provider, dialect=dialect, training_file=state.training_file_id,
+            base_model=request.base_model, exclude=replaced,
+        )  # fmt: skip
         if found is not None:
             state.job_id = found
             _write_state(path, state)
@@ -201,6 +208,9 @@ async def launch(
         hyperparameters=request.hyperparameters,
         seed=request.seed,
         suffix=request.suffix,
+        dialect=dialect,
+        exclude=replaced,
+        on_wait=on_wait,
     )
     _write_state(path, state)
     return Launch(state.job_id, resumed=False, known_files=known)

@@ -251,44 +251,78 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     print(pd.DataFrame(board).drop(columns=["model_id", "trial"]).to_string())
 
 
-def test_import_reads_a_job_run_on_azure_openai(fake: FakeOpenAIServer, spec: Path, tmp_path: Path) -> None:
+def _azure_job(fake: FakeOpenAIServer, yelp: Path, version: str) -> tuple[str, bytes]:
+    """A job run on the fake's Azure mode, as a person runs it there, and its training file."""
     import openai
 
-    endpoint, version = fake.base_url.removesuffix("/v1"), "2025-04-01-preview"
+    rows = pd.read_csv(yelp).head(40)
+    lines = [
+        {"messages": [{"role": "system", "content": "You rate Yelp reviews. Answer with the number of stars "
+                       "only: 1, 2, 3, 4 or 5."}, {"role": "user", "content": text},
+                      {"role": "assistant", "content": str(stars)}]}
+        for text, stars in rows[["text", "stars"]].itertuples(index=False)
+    ]  # fmt: skip
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
     # Closed at once: the SDK client and its resources form a cycle that only a later garbage
     # collection would free, with the sockets still open.
     with openai.AzureOpenAI(
-        azure_endpoint=endpoint, api_key="sk-test-not-a-real-key", api_version=version
+        azure_endpoint=fake.base_url.removesuffix("/v1"),
+        api_key="sk-test-not-a-real-key",
+        api_version=version,
     ) as azure:
-        lines = [
-            {"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": "5"}]}
-            for i in range(12)
-        ]
-        content = "".join(json.dumps(line) + "\n" for line in lines).encode()
         training = azure.files.create(file=("train.jsonl", content), purpose="fine-tune")
         job = azure.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=training.id, seed=3)
         deadline = time.monotonic() + 30
         while azure.fine_tuning.jobs.retrieve(job.id).status != "succeeded":
             assert time.monotonic() < deadline
             time.sleep(0.05)
+    return job.id, content
+
+
+def test_an_azure_fine_tuned_model_is_imported_deployed_and_classifies(
+    fake: FakeOpenAIServer, spec: Path, yelp: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, version = fake.base_url.removesuffix("/v1"), "2024-10-21"
+    job_id, content = _azure_job(fake, yelp, version)
     document = yaml.safe_load(spec.read_text())
     document["backend"] = {"provider": "azure_openai", "base_url": endpoint, "api_version": version,
                            "api_key_env": KEY_ENV}  # fmt: skip
     azure_spec = tmp_path / "azure.yaml"
     azure_spec.write_text(yaml.safe_dump(document))
+    args = ["finetune", "import", job_id, "--spec", str(azure_spec), "--test", str(yelp), "--label-col", "stars",
+            "--sample", "20", "--json"]  # fmt: skip
 
-    imported = json.loads(labelwise("finetune", "import", job.id, "--spec", str(azure_spec), "--json").stdout)
+    # Azure calls a model only through a deployment: refused before anything is packaged.
+    refused = labelwise(*args, check=False)
+    assert refused.returncode == 2 and "--deploy NAME" in refused.stderr and "Traceback" not in refused.stderr
+    # Asked to deploy without the resource's coordinates: exactly what to run.
+    refused = labelwise(*args, "--deploy", "yelp-ft", check=False)
+    assert refused.returncode == 2 and "az cognitiveservices account deployment create" in refused.stderr
+    assert "--deployment-name yelp-ft" in refused.stderr and fake.deployments.calls["put"] == 0
 
-    provenance = imported["spec"]["technique"]["provenance"]
-    assert (
-        imported["spec"]["technique"]["model_id"] == f"ft:gpt-4o-mini-2024-07-18:org-fake:labelwise:{job.id}"
-    )
-    assert provenance["job_id"] == job.id and provenance["seed"] == 3 and provenance["training_rows"] == 12
-    assert provenance["hyperparameters"] == {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 1.8}
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "0000-sub")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "labelwise-rg")
+    monkeypatch.setenv("AZURE_MANAGEMENT_TOKEN", "eyJ-test-token")
+    monkeypatch.setenv("LABELWISE_AZURE_MANAGEMENT_URL", endpoint)
+    imported = json.loads(labelwise(*args, "--deploy", "yelp-ft").stdout)
+
+    technique, backend = imported["spec"]["technique"], imported["spec"]["backend"]
+    model_id = fake.fine_tuning.jobs[job_id]["fine_tuned_model"]
+    assert technique["model_id"] == model_id and ".ft-" in model_id  # Azure's form
+    assert backend["provider"] == "azure_openai" and backend["deployment"] == "yelp-ft"
+    assert fake.deployments.deployments["yelp-ft"]["model"] == model_id
+    provenance = technique["provenance"]
+    assert provenance["job_id"] == job_id and provenance["seed"] == 3 and provenance["training_rows"] == 40
+    # Azure reads back -1: chosen by the provider, and not said.
+    assert not any(provenance["hyperparameters"].values())
     assert provenance["training_file_sha256"] == hashlib.sha256(content).hexdigest()
-    assert provenance["validation_file_sha256"] is None  # the job had no validation file
-    assert imported["spec"]["backend"]["provider"] == "azure_openai"
-    assert "sk-test" not in json.dumps(imported)
+    assert provenance["reported_metrics"]["accuracy"] > 0  # validation_mean_token_accuracy, from base64
+    # Classified through the deployment: every test row got a label from the fine-tuned model.
+    card = imported["eval_card"]
+    assert card["dataset"]["evaluated"] == 20 and card["metrics"]["accuracy"]["value"] > 0.5
+    assert not [w for w in card["warnings"] if "fail" in w.lower()]
+    for secret in ("sk-test", "eyJ-test-token"):
+        assert secret not in json.dumps(imported)
 
 
 def test_a_sweep_file_with_mistakes_is_refused_with_what_to_fix(
