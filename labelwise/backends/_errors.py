@@ -182,7 +182,10 @@ def error_for_status(
         )
     if status == 429:
         hint = f"; retry after {retry_after:.1f} s" if retry_after is not None else ""
-        return RateLimited(f"{provider} rate limited the request (HTTP 429){hint}", retry_after=retry_after)
+        said = f": {message}" if message else ""
+        return RateLimited(
+            f"{provider} rate limited the request (HTTP 429){hint}{said}", retry_after=retry_after
+        )
     if status in (401, 403):
         return BackendAuthError(
             f"{provider} refused the credentials (HTTP {status}): check the API key "

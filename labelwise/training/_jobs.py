@@ -161,6 +161,7 @@ async def create_job(
     dialect: JobDialect | None = None,
     exclude: frozenset[str] = frozenset(),
     patience_s: float = QUEUE_PATIENCE_S,
+    queue_poll_s: float = 15.0,
     on_wait: Callable[[str, float], None] | None = None,
 ) -> str:
     """Create a supervised job tagged with ``launch_key``, once; unset hyperparameters are left
@@ -170,7 +171,8 @@ async def create_job(
     arrive), so the SDK does not retry here: each failed attempt first looks for the job
     (``find_job``), and tries again only when the provider has none. A refusal by the provider's
     job limits (HTTP 429: too many active jobs, too many jobs today) is not a failure: the job
-    waits its turn, up to ``patience_s``, telling ``on_wait`` why and for how long.
+    waits its turn, asking again every ``queue_poll_s`` (or when the provider says) up to
+    ``patience_s``, and tells ``on_wait`` why and for how long.
     """
     dialect = dialect or JobDialect()
     chosen = {k: v for k, v in hyperparameters.model_dump().items() if v is not None}
@@ -183,7 +185,7 @@ async def create_job(
         settings["metadata"] = {LAUNCH_KEY: launch_key}
     once = client.with_options(max_retries=0)
     deadline = time.monotonic() + patience_s
-    attempt = waits = 0
+    attempt = 0
     while True:
         try:
             with translate_provider_errors(provider):
@@ -205,10 +207,7 @@ async def create_job(
             if found is not None:
                 return found
             if isinstance(exc, RateLimited) and time.monotonic() < deadline:
-                wait = min(
-                    exc.retry_after or min(60.0, 5.0 * 2**waits), max(0.0, deadline - time.monotonic())
-                )
-                waits += 1
+                wait = min(exc.retry_after or queue_poll_s, max(0.0, deadline - time.monotonic()))
                 if on_wait is not None:
                     on_wait(str(exc), wait)
                 await asyncio.sleep(wait)
@@ -293,6 +292,9 @@ class JobProgress:
 class JobFollower:
     """Polls one job and its events, handing each event over once, oldest first."""
 
+    page_size = 100
+    """Events asked for per page (the most the providers return)."""
+
     def __init__(self, client: openai.AsyncOpenAI, job_id: str, *, provider: str) -> None:
         self.client, self.provider = client, provider
         self.progress = JobProgress(job_id)
@@ -330,7 +332,7 @@ class JobFollower:
         new: list[Any] = []
         after: Any = self._cursor if self._oldest_first else openai.NOT_GIVEN
         while True:
-            page = await self.client.fine_tuning.jobs.list_events(job_id, limit=100, after=after)
+            page = await self.client.fine_tuning.jobs.list_events(job_id, limit=self.page_size, after=after)
             if self._oldest_first is None and len({e.created_at for e in page.data}) > 1:
                 self._oldest_first = page.data[0].created_at < page.data[-1].created_at
             fresh = [event for event in page.data if event.id not in self._seen]

@@ -211,7 +211,7 @@ def finetune_start(
         async with provider_client(spec.backend, base) as client:
             return await launch(
                 client, prepared, request, provider=spec.backend.provider,
-                dialect=job_dialect(spec.backend), restart=restart,
+                dialect=job_dialect(spec.backend), restart=restart, queue_poll_s=max(poll_s, 1.0),
                 on_wait=lambda why, wait_s: say(f"the provider's job limits hold the job back ({why}); "
                                                  f"trying again in {wait_s:.0f} s"),
             )  # fmt: skip

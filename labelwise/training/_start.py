@@ -147,6 +147,7 @@ async def launch(
     provider: str,
     dialect: JobDialect | None = None,
     restart: bool = False,
+    queue_poll_s: float = 15.0,
     on_wait: Callable[[str, float], None] | None = None,
 ) -> Launch:
     """Upload the files and create the job, or find the job an earlier run of this request made.
@@ -210,6 +211,7 @@ async def launch(
         suffix=request.suffix,
         dialect=dialect,
         exclude=replaced,
+        queue_poll_s=queue_poll_s,
         on_wait=on_wait,
     )
     _write_state(path, state)

@@ -77,7 +77,7 @@ async def _run_job(
             base_model=config.get("base_model", context.base_model),
             training_file=context.training_file, validation_file=context.validation_file,
             hyperparameters=hyperparameters, seed=context.seed, suffix=context.suffix,
-            dialect=job_dialect(spec.backend),
+            dialect=job_dialect(spec.backend), queue_poll_s=context.poll_interval_s,
         )  # fmt: skip
         # Recorded before waiting: whatever ends the trial, the driver's _JobEnder ends the job.
         (Path(context.jobs_dir) / f"{trial_id}.json").write_text(json.dumps({"job_id": job_id}))

@@ -215,8 +215,13 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
 ) -> None:
     # An epoch of 120 examples takes 0.75 s: a stopped trial's job is cancelled long before its end.
     fake.fine_tuning.seconds_per_example = 0.006
+    # The provider allows 2 active jobs and the sweep runs 4 trials at once: the others wait their
+    # turn (HTTP 429 on creation), none fails.
+    fake.fine_tuning.max_active_jobs = 2
     out = tmp_path / "sweep"
-    sweep = str(_sweep_file(tmp_path, spec, yelp))
+    path = _sweep_file(tmp_path, spec, yelp)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "max_concurrent_jobs": 4}))
+    sweep = str(path)
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     options = ["--out", str(out), "--package-best", "--mlflow", tracking, "--json"]
     result = json.loads(labelwise("finetune", "sweep", sweep, *options).stdout)
@@ -231,7 +236,8 @@ def test_sweep_stops_poor_jobs_early_finds_the_optimum_and_packages_it(
     best = board[0]
     assert {k: best[k] for k in OPTIMUM} == OPTIMUM and best["status"] == "succeeded"
     assert fake.fine_tuning.calls["files.create"] == 2  # the files were uploaded once for all trials
-    assert fake.fine_tuning.peak_running <= 2  # max_concurrent_jobs, the provider's quota
+    assert fake.fine_tuning.peak_running <= 2  # the provider's quota
+    assert {row["status"] for row in board} <= {"succeeded", "stopped early"}  # no trial failed
     shown = json.loads(labelwise("models", "show", result["packaged"], "--json").stdout)
     assert shown["spec"]["technique"]["model_id"] == best["model_id"] and shown["eval_card"] is not None
     report = (out / "report.html").read_text()
@@ -289,8 +295,8 @@ def test_an_azure_fine_tuned_model_is_imported_deployed_and_classifies(
                            "api_key_env": KEY_ENV}  # fmt: skip
     azure_spec = tmp_path / "azure.yaml"
     azure_spec.write_text(yaml.safe_dump(document))
-    args = ["finetune", "import", job_id, "--spec", str(azure_spec), "--test", str(yelp), "--label-col", "stars",
-            "--sample", "20", "--json"]  # fmt: skip
+    args = ["finetune", "import", job_id, "--spec", str(azure_spec), "--test", str(yelp),
+            "--label-col", "stars", "--sample", "20", "--json"]  # fmt: skip
 
     # Azure calls a model only through a deployment: refused before anything is packaged.
     refused = labelwise(*args, check=False)
