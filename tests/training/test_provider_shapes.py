@@ -32,8 +32,8 @@ def fake() -> Iterator[FakeOpenAIServer]:
 
 @pytest.fixture
 def lines() -> bytes:
-    records = [{"messages": [{"role": "user", "content": f"review {i}"}, {"role": "assistant", "content": "5"}]}
-               for i in range(40)]  # fmt: skip
+    answer = {"role": "assistant", "content": "5"}
+    records = [{"messages": [{"role": "user", "content": f"review {i}"}, answer]} for i in range(40)]
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
@@ -51,7 +51,8 @@ async def _create(client: openai.AsyncOpenAI, lines: bytes, dialect: JobDialect,
         client, provider="azure_openai" if not dialect.metadata else "openai",
         launch_key=options.pop("launch_key", "k1"),
         base_model="gpt-4o-mini-2024-07-18", training_file=uploaded.id, validation_file=None,
-        hyperparameters=options.pop("hyperparameters", Hyperparameters()), seed=0, suffix=None, dialect=dialect,
+        hyperparameters=options.pop("hyperparameters", Hyperparameters()), seed=0, suffix=None,
+        dialect=dialect,
         **options,
     )  # fmt: skip
 
@@ -61,8 +62,8 @@ def _run(coroutine: Any) -> Any:
 
 
 def test_result_files_in_either_encoding_with_blank_cells_and_both_namings() -> None:
-    csv = ("step,train_loss,valid_loss,validation_mean_token_accuracy,full_valid_loss,full_valid_mean_token_accuracy\n"
-           "1,1.2,1.3,0.40,,\n2,1.0,,,,\n3,0.8,0.9,0.61,0.95,0.58\n4,0.7,,,,\n")  # fmt: skip
+    csv = ("step,train_loss,valid_loss,validation_mean_token_accuracy,full_valid_loss,"
+           "full_valid_mean_token_accuracy\n1,1.2,1.3,0.40,,\n2,1.0,,,,\n3,0.8,0.9,0.61,0.95,0.58\n4,0.7,,,,\n")  # fmt: skip
     for content in (csv.encode(), base64.b64encode(csv.encode())):
         reported, step = reported_metrics(read_result_file(content))
         assert step == "4"
