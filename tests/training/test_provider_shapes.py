@@ -63,7 +63,8 @@ def _run(coroutine: Any) -> Any:
 
 def test_result_files_in_either_encoding_with_blank_cells_and_both_namings() -> None:
     csv = ("step,train_loss,valid_loss,validation_mean_token_accuracy,full_valid_loss,"
-           "full_valid_mean_token_accuracy\n1,1.2,1.3,0.40,,\n2,1.0,,,,\n3,0.8,0.9,0.61,0.95,0.58\n4,0.7,,,,\n")  # fmt: skip
+           "full_valid_mean_token_accuracy\n"
+           "1,1.2,1.3,0.40,,\n2,1.0,,,,\n3,0.8,0.9,0.61,0.95,0.58\n4,0.7,,,,\n")  # fmt: skip
     for content in (csv.encode(), base64.b64encode(csv.encode())):
         reported, step = reported_metrics(read_result_file(content))
         assert step == "4"
