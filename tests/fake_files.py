@@ -50,7 +50,9 @@ class FakeFiles:
             content, name = await upload.read(), upload.filename
         if purpose not in UPLOAD_PURPOSES:
             return error_response(400, f"purpose must be one of {sorted(UPLOAD_PURPOSES)}, not {purpose!r}")
-        return JSONResponse(self.add(name, content, purpose=str(purpose)))
+        # Azure answers a created file with 201, OpenAI with 200.
+        status = 201 if request.url.path.startswith("/openai/") else 200
+        return JSONResponse(self.add(name, content, purpose=str(purpose)), status_code=status)
 
     async def _retrieve(self, request: Any) -> Any:
 

@@ -184,7 +184,7 @@ class FakeFineTuningAPI:
         if self._lose_next_create_reply:
             self._lose_next_create_reply = False
             return error_response(500, "The server had an error while processing your request.")
-        return JSONResponse(_public(self.jobs[job_id]))
+        return JSONResponse(_public(self.jobs[job_id]), status_code=201 if azure else 200)
 
     async def _list(self, request: Any) -> Any:
 

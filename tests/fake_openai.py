@@ -37,8 +37,11 @@ class _ContractCheck:
         self.app, self.contracts = app, contracts
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from urllib.parse import parse_qsl
+
+        query = dict(parse_qsl(scope.get("query_string", b"").decode())) if scope["type"] == "http" else {}
         contract = next(
-            (c for c in self.contracts if scope["type"] == "http" and c.covers(scope["path"])), None
+            (c for c in self.contracts if scope["type"] == "http" and c.covers(scope["path"], query)), None
         )
         if contract is None:
             await self.app(scope, receive, send)
@@ -53,11 +56,8 @@ class _ContractCheck:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        query = scope.get("query_string", b"").decode()
-        from urllib.parse import parse_qsl
-
         request = MockRequest(
-            "http://127.0.0.1", scope["method"].lower(), scope["path"], args=dict(parse_qsl(query)),
+            "http://127.0.0.1", scope["method"].lower(), scope["path"], args=query,
             headers=headers, data=body, content_type=headers.get("content-type", "application/json"),
         )  # fmt: skip
         contract.check_request(request)
@@ -136,7 +136,7 @@ class FakeOpenAIServer:
         max_concurrency: int | None = None,
         contract: bool = True,
     ) -> None:
-        self.contracts = [contract_for("openai")] if contract else []
+        self.contracts = [contract_for("openai"), contract_for("azure_openai")] if contract else []
         self.answer = answer
         self.embed = embed
         self.latency_s = latency_s

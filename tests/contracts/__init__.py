@@ -28,6 +28,11 @@ class Contract:
         self.name = name
         document = json.loads((HERE / f"{name}.json").read_text())
         self.prefix = document["servers"][0]["url"]
+        # The first segment of each path described ("/files", "/fine_tuning"): others are not checked.
+        self.roots = sorted({self.prefix + "/" + path.split("/")[1] for path in document["paths"]})
+        self.api_version = (
+            document["info"]["version"] if "api-version" in json.dumps(document["paths"]) else None
+        )
         # The published descriptions do not themselves pass the OpenAPI validator (defaults of
         # null on objects that are not nullable): instances are checked, the description is not.
         config = Config(
@@ -40,8 +45,11 @@ class Contract:
         self.api = OpenAPI.from_dict(document, config=config)
         self.violations: list[str] = []
 
-    def covers(self, path: str) -> bool:
-        return path.startswith(self.prefix + "/")
+    def covers(self, path: str, query: dict[str, str]) -> bool:
+        """Whether an exchange at ``path`` is described (Azure's: for its own api-version only)."""
+        if self.api_version is not None and query.get("api-version") != self.api_version:
+            return False
+        return any(path == root or path.startswith(root + "/") for root in self.roots)
 
     def check_request(self, request: Any) -> None:
         """Record why ``request`` (an openapi-core request) breaks the description, if it does."""
@@ -105,4 +113,5 @@ def contract_for(name: str) -> Contract:
     shared = _shared(name)
     contract = Contract.__new__(Contract)
     contract.name, contract.prefix, contract.api, contract.violations = name, shared.prefix, shared.api, []
+    contract.roots, contract.api_version = shared.roots, shared.api_version
     return contract
