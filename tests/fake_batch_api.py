@@ -1,11 +1,17 @@
 """OpenAI's Batch API as the fake OpenAI server serves it: files, batches and their life cycle.
 
 A batch is validated when created (as the provider validates the input file), then goes
-``validating`` -> ``in_progress`` -> ``completed`` over ``step_s`` seconds each, answering every
-line with the server's own completion function. Scripted faults: lines that fail (HTTP 500 in
-the error file), a batch that expires part-way (the rest ``batch_expired`` in the error file), a
-batch refused at validation, a batch created whose creator is told the server failed, a batch
-cancelled on request. ``calls`` counts each API call by name.
+``validating`` -> ``in_progress`` -> ``finalizing`` -> ``completed`` over ``step_s`` seconds each,
+answering every line with the server's own completion function; a cancelled batch is
+``cancelling`` for ``step_s`` before it is ``cancelled``. Scripted faults: lines that fail (HTTP
+500 in the error file), a batch that expires part-way (the rest ``batch_expired`` in the error
+file), a batch refused at validation, batches refused for the organisation's enqueued-token limit
+(``token_limit_next``: ``token_limit_exceeded``, which clears when earlier batches finish), a
+batch created whose creator is told the server failed, a batch cancelled on request. ``calls``
+counts each API call by name.
+
+Under Azure's root (``/openai``) every line's ``model`` must name a Global-Batch deployment
+(``deployments``), as Azure runs batches only there.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ Complete = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 class FakeBatchAPI:
-    def __init__(self, complete: Complete, files: FakeFiles, *, step_s: float = 0.2) -> None:
+    def __init__(
+        self, complete: Complete, files: FakeFiles, *, step_s: float = 0.2, batch_deployments: Any = None
+    ) -> None:
         self.complete = complete
         self.files = files
         self.calls = files.calls
@@ -37,6 +45,13 @@ class FakeBatchAPI:
         self._expire_next_after: int | None = None
         self._lose_next_create_reply = False
         self._refuse_next: str | None = None
+        self._token_limited = 0
+        self.batch_deployments = batch_deployments
+        """Azure: ``name -> model`` of the Global-Batch deployments lines may name."""
+
+    def token_limit_next(self, times: int = 1) -> None:
+        """The next ``times`` batches fail validation with ``token_limit_exceeded``."""
+        self._token_limited = times
 
     def refuse_next_batch(self, reason: str) -> None:
         """The next batch fails validation with ``reason``, as a file the provider will not run."""
@@ -57,14 +72,19 @@ class FakeBatchAPI:
     # -- routes -----------------------------------------------------------------------------
 
     def routes(self, root: str) -> list[Any]:
+        azure = root == "/openai"
+
+        async def create(request: Any) -> Any:
+            return await self._create_batch(request, azure=azure)
+
         return [
-            Route(f"{root}/batches", self._create_batch, methods=["POST"]),
+            Route(f"{root}/batches", create, methods=["POST"]),
             Route(f"{root}/batches", self._list_batches, methods=["GET"]),
             Route(f"{root}/batches/{{batch_id}}", self._retrieve_batch),
             Route(f"{root}/batches/{{batch_id}}/cancel", self._cancel_batch, methods=["POST"]),
         ]
 
-    async def _create_batch(self, request: Any) -> Any:
+    async def _create_batch(self, request: Any, *, azure: bool) -> Any:
 
         self.calls["batches.create"] += 1
         body = await request.json()
@@ -82,9 +102,11 @@ class FakeBatchAPI:
             "output_file_id": None, "error_file_id": None, "created_at": int(now),
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
             "metadata": body.get("metadata"), "_created": now, "_lines": lines,
-            "_expire_after": self._expire_next_after, "_refuse": self._refuse_next,
+            "_expire_after": self._expire_next_after, "_refuse": self._refuse_next, "_azure": azure,
+            "_token_limited": self._token_limited > 0,
         }  # fmt: skip
         self._expire_next_after = self._refuse_next = None
+        self._token_limited = max(0, self._token_limited - 1)
         if self._lose_next_create_reply:
             self._lose_next_create_reply = False
             return error_response(500, "The server had an error while processing your request.")
@@ -111,7 +133,7 @@ class FakeBatchAPI:
         if batch is None:
             return error_response(404, f"no batch {request.path_params['batch_id']}")
         if batch["status"] in ("validating", "in_progress"):
-            batch["status"] = "cancelling"
+            batch.update(status="cancelling", cancelling_at=int(time.time()), _cancelling=time.time())
         return JSONResponse(_public(batch))
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -119,7 +141,8 @@ class FakeBatchAPI:
     def _advance(self, batch: dict[str, Any]) -> dict[str, Any]:
         age = time.time() - batch["_created"]
         if batch["status"] == "cancelling":
-            self._finish(batch, "cancelled", done=0)
+            if time.time() - batch["_cancelling"] >= self.step_s:  # cancelling takes a while
+                self._finish(batch, "cancelled", done=0)
         elif batch["status"] == "validating" and age >= self.step_s:
             errors = self._validate(batch)
             if errors:
@@ -127,14 +150,16 @@ class FakeBatchAPI:
             else:
                 batch.update(status="in_progress", in_progress_at=int(time.time()))
         elif batch["status"] == "in_progress":
-            if age >= 2 * self.step_s:
-                expire_after = batch["_expire_after"]
-                if expire_after is None:
-                    self._finish(batch, "completed", done=len(batch["_lines"]))
-                else:
-                    self._finish(batch, "expired", done=expire_after)
+            if age >= 2 * self.step_s:  # every line answered; the output file is being written
+                batch.update(status="finalizing", finalizing_at=int(time.time()))
             else:
                 batch["request_counts"]["completed"] = len(batch["_lines"]) // 2
+        elif batch["status"] == "finalizing" and age >= 3 * self.step_s:
+            expire_after = batch["_expire_after"]
+            if expire_after is None:
+                self._finish(batch, "completed", done=len(batch["_lines"]))
+            else:
+                self._finish(batch, "expired", done=expire_after)
         return batch
 
     def _validate(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,6 +183,19 @@ class FakeBatchAPI:
                 errors.append({"code": "invalid_request", "message": problem, "line": number})
         if batch["_refuse"]:
             errors.append({"code": "invalid_request", "message": batch["_refuse"], "line": 1})
+        if batch["_azure"] and not errors:
+            for number, line in enumerate(batch["_lines"], start=1):
+                model = json.loads(line)["body"].get("model")
+                if model not in (self.batch_deployments or {}):
+                    message = f"The model '{model}' is not a Global Batch deployment of this resource."
+                    errors.append({"code": "invalid_request", "line": number, "message": message})
+                    break
+        if batch["_token_limited"] and not errors:
+            message = (
+                "Enqueued token limit reached for gpt-4o-mini in organization org-fake. Limit: 90,000 "
+                "enqueued tokens. Please try again once some in_progress batches have been completed."
+            )
+            errors.append({"code": "token_limit_exceeded", "message": message, "line": None})
         return errors
 
     def _finish(self, batch: dict[str, Any], status: str, *, done: int) -> None:
@@ -179,6 +217,8 @@ class FakeBatchAPI:
                     {"id": f"req_{number}", "custom_id": custom_id, "response": response, "error": None}
                 )
                 continue
+            if batch["_azure"]:  # the line names its Global-Batch deployment; the model answers
+                request["body"]["model"] = (self.batch_deployments or {})[request["body"]["model"]]
             try:
                 body = self.complete(request["url"], request["body"])
             except Refusal as refusal:  # the model does not take the request: a line error

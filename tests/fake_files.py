@@ -25,6 +25,9 @@ class FakeFiles:
         self.records: dict[str, dict[str, Any]] = {}
         self.contents: dict[str, bytes] = {}
         self.calls: Counter[str] = Counter()
+        self.deleted: list[str] = []
+        self.expiry: dict[str, dict[str, str]] = {}
+        """``expires_after`` asked for each uploaded file."""
 
     def add(self, name: str, content: bytes, *, purpose: str) -> dict[str, Any]:
         """Store a file and return its record (``id``, ``bytes``, ``purpose``, ...)."""
@@ -39,6 +42,7 @@ class FakeFiles:
         return [
             Route(f"{root}/files", self._create, methods=["POST"]),
             Route(f"{root}/files/{{file_id}}", self._retrieve),
+            Route(f"{root}/files/{{file_id}}", self._delete, methods=["DELETE"]),
             Route(f"{root}/files/{{file_id}}/content", self._content),
         ]
 
@@ -48,11 +52,19 @@ class FakeFiles:
         async with request.form() as form:
             upload, purpose = form["file"], form.get("purpose")
             content, name = await upload.read(), upload.filename
+            expiry = {
+                k[len("expires_after[") : -1]: str(v)
+                for k, v in form.items()
+                if k.startswith("expires_after[")
+            }
         if purpose not in UPLOAD_PURPOSES:
             return error_response(400, f"purpose must be one of {sorted(UPLOAD_PURPOSES)}, not {purpose!r}")
         # Azure answers a created file with 201, OpenAI with 200.
         status = 201 if request.url.path.startswith("/openai/") else 200
-        return JSONResponse(self.add(name, content, purpose=str(purpose)), status_code=status)
+        record = self.add(name, content, purpose=str(purpose))
+        if expiry:
+            self.expiry[record["id"]] = expiry
+        return JSONResponse(record, status_code=status)
 
     async def _retrieve(self, request: Any) -> Any:
 
@@ -61,6 +73,15 @@ class FakeFiles:
         if record is None:
             return error_response(404, f"no file {request.path_params['file_id']}")
         return JSONResponse(record)
+
+    async def _delete(self, request: Any) -> Any:
+        self.calls["files.delete"] += 1
+        file_id = request.path_params["file_id"]
+        if self.records.pop(file_id, None) is None:
+            return error_response(404, f"no file {file_id}")
+        self.contents.pop(file_id, None)
+        self.deleted.append(file_id)
+        return JSONResponse({"id": file_id, "object": "file", "deleted": True})
 
     async def _content(self, request: Any) -> Any:
 

@@ -148,7 +148,7 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self.first_request_at: float | None = None  # time.time(), for start-up benches
         self.files = FakeFiles()
-        self.batch_api = FakeBatchAPI(self._completion, self.files)
+        self.batch_api = FakeBatchAPI(self._completion, self.files, batch_deployments={})
         self.fine_tuning = FakeFineTuningAPI(self.files)
         self.deployments = FakeDeployments(
             lambda model: (

@@ -8,6 +8,12 @@ among the provider's batches before a batch is created from it.
 Results are mapped back to texts by ``custom_id`` (the text's SHA-256) as each batch ends. A
 line the provider failed, or one a batch did not reach before it expired or was cancelled,
 gives its rows an error; the next run sends only those texts, in a new batch.
+
+A batch refused for the organisation's enqueued-token limit (``token_limit_exceeded``) is not a
+failure: the limit clears as earlier batches finish, so the same file is sent again after a wait.
+Files are uploaded with an expiry and deleted once their results are collected (Azure caps a
+resource at 500 batch files). On Azure every line names the Global-Batch deployment
+(``backend.batch_deployment``), the only kind that runs batches.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+
+import openai
 
 from ..backends import (
     BackendError,
@@ -39,6 +47,11 @@ __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_REQUESTS", "BatchAPIRunner", "BatchStat
 MAX_BATCH_REQUESTS = 50_000
 MAX_BATCH_BYTES = 190 * 2**20  # the API takes 200 MB; a margin for multipart framing
 FINISHED = frozenset({"completed", "failed", "expired", "cancelled"})
+FILE_EXPIRY_S = 7 * 24 * 3600
+"""How long uploaded and output files live at the provider if a run dies before deleting them."""
+TOKEN_LIMIT = "token_limit_exceeded"
+TOKEN_LIMIT_PATIENCE_S = 24 * 3600.0
+"""How long a batch refused for the enqueued-token limit is sent again before giving up."""
 
 T = TypeVar("T")
 Result = tuple[int, Prediction | BackendError]
@@ -148,6 +161,17 @@ class BatchAPIRunner:
         self.max_bytes = max_bytes
         self.on_status = on_status or (lambda message: None)
         self._policy = RetryPolicy.of(spec.backend)
+        self._model = backend.wire_model
+        if spec.backend.provider == "azure_openai":
+            if not spec.backend.batch_deployment:
+                raise LabelwiseError(
+                    "Azure OpenAI runs batches only on a Global-Batch deployment: set "
+                    "backend.batch_deployment to its name (a standard deployment takes no batches)"
+                )
+            self._model = spec.backend.batch_deployment
+        # OpenAI takes an expiry for uploaded and output files; Azure since its 2025 api-versions.
+        version = spec.backend.api_version or ""
+        self._expiry = spec.backend.provider == "openai" or version >= "2025-03"
 
     @property
     def tag(self) -> str:
@@ -190,7 +214,7 @@ class BatchAPIRunner:
         lines = []
         for key, request in zip(keys, requests, strict=True):
             body = self.backend.request_body(request)
-            body.update(body.pop("extra_body", None) or {})
+            body.update(body.pop("extra_body", None) or {}, model=self._model)
             line = {"custom_id": key, "method": "POST", "url": self._url, "body": body}
             lines.append((key, (json.dumps(line, ensure_ascii=False) + "\n").encode()))
         return lines
@@ -205,8 +229,14 @@ class BatchAPIRunner:
         ):
             content = b"".join(line for _, line in chunk)
             name = f"labelwise-{self.tag.replace(':', '-')}-{number}.jsonl"
+            expiry: Any = {"anchor": "created_at", "seconds": FILE_EXPIRY_S} if self._expiry else openai.omit
             uploaded = await self._call(
-                partial(client.files.create, file=(name, content, "application/jsonl"), purpose="batch")
+                partial(
+                    client.files.create,
+                    file=(name, content, "application/jsonl"),
+                    purpose="batch",
+                    expires_after=expiry,
+                )  # fmt: skip
             )
             record = SentBatch(None, self.tag, [key for key, _ in chunk], uploaded.id, uploaded.created_at)
             self.state.add(record)  # before the batch exists: a lost reply or a dead process finds it
@@ -230,11 +260,13 @@ class BatchAPIRunner:
             nonlocal attempts
             attempts += 1
             found = None if fresh and attempts == 1 else await self._made_from(client, record)
+            expiry: Any = {"anchor": "created_at", "seconds": FILE_EXPIRY_S} if self._expiry else openai.omit
             return found or await client.batches.create(
                 input_file_id=record.input_file_id,
                 endpoint=self._url,  # type: ignore[arg-type]  # Azure's global batch omits /v1
                 completion_window="24h",
                 metadata={"labelwise_artifact": self.tag},
+                output_expires_after=expiry,
             )
 
         batch = await self._call(find_or_create)
@@ -245,8 +277,8 @@ class BatchAPIRunner:
     @staticmethod
     async def _made_from(client: Any, record: SentBatch) -> Any | None:
         async for batch in client.batches.list(limit=100):  # newest first
-            if batch.input_file_id == record.input_file_id:
-                return batch
+            if batch.input_file_id == record.input_file_id and batch.status != "failed":
+                return batch  # a failed batch never ran: the file is sent again
             if batch.created_at < record.uploaded_at:  # older than the file: none further can use it
                 return None
         return None
@@ -255,6 +287,7 @@ class BatchAPIRunner:
         client = await self.backend.sdk_client()
         waiting = {str(b.batch_id): b for b in batches}  # every one started by now
         seen: dict[str, str] = {}
+        patience = time.monotonic() + TOKEN_LIMIT_PATIENCE_S
         while waiting:
             for batch_id, record in list(waiting.items()):
                 batch = await self._call(partial(client.batches.retrieve, batch_id))
@@ -267,13 +300,32 @@ class BatchAPIRunner:
                 if seen.get(batch_id) != progress:
                     self.on_status(f"batch {batch_id}: {progress}")
                     seen[batch_id] = progress
+                if batch.status == "failed" and _token_limited(batch) and time.monotonic() < patience:
+                    # The enqueued-token limit clears as earlier batches finish: send the file again.
+                    self.on_status(f"batch {batch_id}: over the enqueued-token limit; sending it again later")
+                    await asyncio.sleep(self.poll_s)
+                    again = await self._start(replace(record, batch_id=None), fresh=True)
+                    del waiting[batch_id]
+                    waiting[str(again.batch_id)] = again
+                    continue
                 if batch.status in FINISHED:
                     for item in await self._collect(batch, record):
                         yield item
                     self.state.remove(batch_id)
                     del waiting[batch_id]
+                    await self._delete_files(
+                        client, record.input_file_id, batch.output_file_id, batch.error_file_id
+                    )
             if waiting:
                 await asyncio.sleep(self.poll_s)
+
+    async def _delete_files(self, client: Any, *file_ids: str | None) -> None:
+        """Delete a collected batch's files; one that cannot be deleted expires on its own."""
+        for file_id in filter(None, file_ids):
+            try:
+                await self._call(partial(client.files.delete, file_id))
+            except BackendError as exc:
+                self.on_status(f"file {file_id} was not deleted ({exc}); it expires on its own")
 
     async def _collect(self, batch: Any, record: SentBatch) -> list[tuple[str, Prediction | BackendError]]:
         client = await self.backend.sdk_client()
@@ -321,3 +373,9 @@ class BatchAPIRunner:
             return key, self.technique.prediction(completion, latency_s=turnaround_s)
         except BackendError as exc:
             return key, exc
+
+
+def _token_limited(batch: Any) -> bool:
+    """Whether the batch was refused only for the organisation's enqueued-token limit."""
+    errors = batch.errors.data if batch.errors and batch.errors.data else []
+    return bool(errors) and all(getattr(error, "code", None) == TOKEN_LIMIT for error in errors)

@@ -309,6 +309,11 @@ class FineTuned(_TechniqueSpec):
             raise ValueError(
                 f"technique fine_tuned needs a provider that serves the model id, not {spec.backend.provider}"
             )
+        if backend.serves_through_deployments and ".ft-" in self.model_id and not spec.backend.deployment:
+            raise ValueError(
+                f"{spec.backend.provider} calls fine-tuned model {self.model_id} only through a deployment: "
+                "set backend.deployment (labelwise finetune import JOB --deploy NAME makes one)"
+            )
 
     @field_validator("prompt_format")
     @classmethod

@@ -178,15 +178,48 @@ def test_a_refused_batch_says_why_and_that_resending_would_not_help(
     assert errors.str.contains("would fail the same way").all()
 
 
-def test_azure_global_batch_uses_its_own_paths(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+def test_azure_global_batch_uses_its_own_paths_and_deployment(fake: FakeOpenAIServer, tmp_path: Path) -> None:
     root = fake.base_url.removesuffix("/v1")
-    tag = _openai_tag(
-        fake, "batch-api-azure", provider="azure_openai", base_url=root, api_version="2024-10-21"
-    )
+    azure = {"provider": "azure_openai", "base_url": root, "api_version": "2024-10-21"}
+    # Azure runs batches only on a Global-Batch deployment: refused before anything is sent.
+    untagged = _openai_tag(fake, "batch-api-azure", **azure)
+    refused = _score(untagged, _input(tmp_path), tmp_path / "no.csv", check=False)
+    assert refused.returncode != 0 and "backend.batch_deployment" in refused.stderr
+    assert sum(fake.batch_api.calls.values()) == 0
+
+    fake.batch_api.batch_deployments["gpt-4o-mini-batch"] = "gpt-4o-mini"
+    tag = _openai_tag(fake, "batch-api-azure", **azure, batch_deployment="gpt-4o-mini-batch")
     _score(tag, _input(tmp_path), tmp_path / "out.csv")
     (batch,) = fake.batch_api.batches.values()
     assert batch["endpoint"] == "/chat/completions"
+    assert {json.loads(line)["body"]["model"] for line in batch["_lines"]} == {"gpt-4o-mini-batch"}
     assert pd.read_csv(tmp_path / "out.csv", keep_default_na=False)["status"].isin(["ok", "empty"]).all()
+    # The input and output files are deleted once collected (Azure caps a resource at 500).
+    assert set(fake.files.deleted) == {batch["input_file_id"], batch["output_file_id"]}
+
+
+def test_files_expire_and_are_deleted_once_collected(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    _score(_openai_tag(fake, "batch-api-expiry"), _input(tmp_path), tmp_path / "out.csv")
+    (batch,) = fake.batch_api.batches.values()
+    assert fake.files.expiry[batch["input_file_id"]] == {
+        "anchor": "created_at",
+        "seconds": str(7 * 24 * 3600),
+    }
+    assert set(fake.files.deleted) == {batch["input_file_id"], batch["output_file_id"]}
+    assert not fake.files.records  # nothing left behind at the provider
+
+
+def test_a_batch_over_the_enqueued_token_limit_waits_and_is_sent_again(
+    fake: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    fake.batch_api.token_limit_next(times=2)
+    _score(_openai_tag(fake, "batch-api-token-limit"), _input(tmp_path), tmp_path / "out.csv")
+    scored = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert scored["status"].isin(["ok", "empty"]).all()
+    statuses = [b["status"] for b in fake.batch_api.batches.values()]
+    assert statuses == ["failed", "failed", "completed"]  # the same file, sent until it was taken
+    assert len({b["input_file_id"] for b in fake.batch_api.batches.values()}) == 1
+    assert fake.batch_api.calls["files.create"] == 1
 
 
 def test_what_the_batch_api_cannot_score_is_refused_before_anything_is_sent(

@@ -86,11 +86,17 @@ def _form_with_text_files(body: bytes, **parameters: Any) -> dict[str, Any]:
     head = f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     fields: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        fields[str(name)] = payload.decode("utf-8", errors="replace")
-    return fields
+        name = str(part.get_param("name", header="content-disposition"))
+        value: Any = (part.get_payload(decode=True) or b"").decode("utf-8", errors="replace")
+        if "[" in name and name.endswith("]"):  # a nested field, "expires_after[seconds]"
+            outer, inner = name[:-1].split("[", 1)
+            nested.setdefault(outer, {})[inner] = int(value) if value.isdigit() else value
+        else:
+            fields[name] = value
+    # An object part is read as JSON (OpenAPI's default content type for one).
+    return {**fields, **{name: json.dumps(value) for name, value in nested.items()}}
 
 
 def _reasons(exc: BaseException) -> str:
@@ -100,7 +106,12 @@ def _reasons(exc: BaseException) -> str:
         for error in getattr(cause, "schema_errors", None) or []:
             details.append(f"{error.message} at {'/'.join(str(p) for p in error.absolute_path)}")
         cause = cause.__cause__
-    return "; ".join(details) or str(exc)[:500]
+    if details:
+        return "; ".join(details)
+    try:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    except Exception:  # noqa: BLE001 (some of openapi-core's errors cannot print themselves)
+        return type(exc).__name__
 
 
 @functools.cache
