@@ -26,6 +26,9 @@ class FakeFiles:
         self.contents: dict[str, bytes] = {}
         self.calls: Counter[str] = Counter()
         self.deleted: list[str] = []
+        self.processing_s = 0.1
+        """Azure validates an uploaded fine-tune file before a job may use it: ``pending`` this long."""
+        self._ready_at: dict[str, float] = {}
         self.expiry: dict[str, dict[str, str]] = {}
         """``expires_after`` asked for each uploaded file."""
 
@@ -37,6 +40,13 @@ class FakeFiles:
                                  "created_at": int(time.time()), "filename": name, "purpose": purpose,
                                  "status": "processed"}  # fmt: skip
         return self.records[file_id]
+
+    def processed(self, file_id: str) -> bool:
+        return time.monotonic() >= self._ready_at.get(file_id, 0.0)
+
+    def public(self, file_id: str) -> dict[str, Any]:
+        """The file's record as the API shows it now (``pending`` until processed)."""
+        return {**self.records[file_id], "status": "processed" if self.processed(file_id) else "pending"}
 
     def routes(self, root: str) -> list[Any]:
         return [
@@ -62,6 +72,9 @@ class FakeFiles:
         # Azure answers a created file with 201, OpenAI with 200.
         status = 201 if request.url.path.startswith("/openai/") else 200
         record = self.add(name, content, purpose=str(purpose))
+        if request.url.path.startswith("/openai/") and purpose == "fine-tune":
+            self._ready_at[record["id"]] = time.monotonic() + self.processing_s
+            record = self.public(record["id"])
         if expiry:
             self.expiry[record["id"]] = expiry
         return JSONResponse(record, status_code=status)
@@ -69,10 +82,10 @@ class FakeFiles:
     async def _retrieve(self, request: Any) -> Any:
 
         self.calls["files.retrieve"] += 1
-        record = self.records.get(request.path_params["file_id"])
-        if record is None:
-            return error_response(404, f"no file {request.path_params['file_id']}")
-        return JSONResponse(record)
+        file_id = request.path_params["file_id"]
+        if file_id not in self.records:
+            return error_response(404, f"no file {file_id}")
+        return JSONResponse(self.public(file_id))
 
     async def _delete(self, request: Any) -> Any:
         self.calls["files.delete"] += 1

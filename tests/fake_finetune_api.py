@@ -158,6 +158,10 @@ class FakeFineTuningAPI:
         training = self.files.records.get(body.get("training_file", ""))
         if training is None or training["purpose"] != "fine-tune":
             return error_response(400, f"no fine-tune file {body.get('training_file')}", code="invalid_file")
+        for file_id in filter(None, (body.get("training_file"), body.get("validation_file"))):
+            if not self.files.processed(file_id):
+                return error_response(400, f"The file {file_id} is not processed yet; wait until its status "
+                                      "is processed.", code="invalidPayload")  # fmt: skip
         job_id = f"ftjob-{len(self.jobs) + 1}"
         self.peak_running = max(self.peak_running, alive + 1)
         asked = {

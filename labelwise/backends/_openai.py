@@ -54,6 +54,21 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
     json_schema_style: ClassVar[str] = "openai"
     max_completion_logprobs: ClassVar[int | None] = 5
     """The most top logprobs the legacy completions endpoint returns (the schema's maximum)."""
+    fine_tuning_metadata: ClassVar[bool] = True
+    """Fine-tuning jobs carry ``metadata`` and can be listed by it."""
+    fine_tuning_closing: ClassVar[bool] = True
+    """The provider is ending self-serve fine-tuning (OpenAI, 2026-2027): a refusal says so."""
+
+    @classmethod
+    def takes_fine_tuning_method(cls, api_version: str | None) -> bool:
+        """Hyperparameters go inside ``method`` (else at the top level of the job request)."""
+        return True
+
+    @classmethod
+    def takes_file_expiry(cls, api_version: str | None) -> bool:
+        """Uploaded and Batch API output files take ``expires_after``."""
+        return True
+
     # Made on first use, per event loop (see _get_client).
     _client: openai.AsyncOpenAI | None = None
     _client_loop: asyncio.AbstractEventLoop | None = None
@@ -233,6 +248,19 @@ class AzureOpenAIBackend(OpenAIBackend):
     own_fields = ("deployment", "batch_deployment")
     serves_through_deployments = True
     batch_url_prefix = ""  # global batch deployments take "/chat/completions"
+    fine_tuning_metadata = False  # the authoring API's jobs have none
+    fine_tuning_closing = False
+
+    @classmethod
+    def takes_fine_tuning_method(cls, api_version: str | None) -> bool:
+        # GA 2024-10-21 takes hyperparameters at the top level; the previews since 2024-12 and
+        # the 2025 versions take ``method``.
+        version = api_version or ""
+        return version >= "2025-" or (version >= "2024-12-01" and "preview" in version)
+
+    @classmethod
+    def takes_file_expiry(cls, api_version: str | None) -> bool:
+        return (api_version or "") >= "2025-03"
 
     @property
     def wire_model(self) -> str:

@@ -162,16 +162,14 @@ class BatchAPIRunner:
         self.on_status = on_status or (lambda message: None)
         self._policy = RetryPolicy.of(spec.backend)
         self._model = backend.wire_model
-        if spec.backend.provider == "azure_openai":
+        if backend.serves_through_deployments:
             if not spec.backend.batch_deployment:
                 raise LabelwiseError(
                     "Azure OpenAI runs batches only on a Global-Batch deployment: set "
                     "backend.batch_deployment to its name (a standard deployment takes no batches)"
                 )
             self._model = spec.backend.batch_deployment
-        # OpenAI takes an expiry for uploaded and output files; Azure since its 2025 api-versions.
-        version = spec.backend.api_version or ""
-        self._expiry = spec.backend.provider == "openai" or version >= "2025-03"
+        self._expiry = backend.takes_file_expiry(spec.backend.api_version)
 
     @property
     def tag(self) -> str:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -86,7 +88,11 @@ def deployment_plan(backend: BackendSpec, deployment: str, model: str) -> Deploy
 
 
 async def deploy_model(
-    plan: DeploymentPlan, *, timeout_s: float = 1800.0, poll_s: float = 10.0, on_step=None
+    plan: DeploymentPlan,
+    *,
+    timeout_s: float = 1800.0,
+    poll_s: float = 10.0,
+    on_step: Callable[[str], None] | None = None,
 ) -> None:
     """Create (or find) the deployment and wait until it serves; ``DeploymentNeeded`` names the
     command to run when the subscription, resource group or token is missing."""
@@ -132,8 +138,9 @@ async def deploy_model(
             await asyncio.sleep(poll_s)
 
 
-def _model_of(deployment: dict) -> str | None:
-    return deployment.get("properties", {}).get("model", {}).get("name")
+def _model_of(deployment: dict[str, Any]) -> str | None:
+    name = deployment.get("properties", {}).get("model", {}).get("name")
+    return None if name is None else str(name)
 
 
 def _raise_for(response: httpx.Response, plan: DeploymentPlan) -> None:

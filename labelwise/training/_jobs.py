@@ -91,15 +91,19 @@ class JobDialect:
     method: bool = True
     """Hyperparameters go inside ``method`` (OpenAI, Azure previews since 2024-12-01); else at
     the top level, as Azure's GA 2024-10-21 takes them."""
+    closing: bool = False
+    """The provider is ending self-serve fine-tuning: a refusal to create a job says so."""
 
 
 def job_dialect(backend: BackendSpec) -> JobDialect:
-    """The dialect of the spec's provider and API version."""
-    if backend.provider != "azure_openai":
+    """The dialect of the spec's provider and API version, as its backend describes it."""
+    provider = backend.backend
+    if not issubclass(provider, OpenAIBackend):
         return JobDialect()
-    version = backend.api_version or ""
     return JobDialect(
-        metadata=False, method=version >= "2025-" or (version >= "2024-12-01" and "preview" in version)
+        metadata=provider.fine_tuning_metadata,
+        method=provider.takes_fine_tuning_method(backend.api_version),
+        closing=provider.fine_tuning_closing,
     )
 
 
@@ -147,6 +151,36 @@ async def upload_file(client: openai.AsyncOpenAI, path: Path, *, provider: str) 
     return uploaded.id
 
 
+async def wait_until_processed(
+    client: openai.AsyncOpenAI,
+    file_ids: list[str | None],
+    *,
+    provider: str,
+    poll_s: float = 5.0,
+    timeout_s: float = 3600.0,
+) -> None:
+    """Wait until the provider has validated uploaded files (Azure refuses a job on a file still
+    ``pending`` or ``running``); a file it could not process is an error saying why."""
+    deadline = time.monotonic() + timeout_s
+    for file_id in filter(None, file_ids):
+        while True:
+            with translate_provider_errors(provider):
+                found = await client.files.retrieve(file_id)
+            # Azure's in-progress states; OpenAI's files are usable at once (its status field,
+            # deprecated, may stay "uploaded").
+            status = getattr(found, "status", None) or "processed"
+            if status not in ("pending", "running", "error", "deleted", "deleting"):
+                break
+            if status not in ("pending", "running"):
+                details = getattr(found, "status_details", None) or "no details given"
+                raise LabelwiseError(f"{provider} could not process file {file_id}: {status} ({details})")
+            if time.monotonic() > deadline:
+                raise LabelwiseError(
+                    f"file {file_id} is still {status} at {provider} after {timeout_s:.0f} s"
+                )
+            await asyncio.sleep(min(poll_s, 5.0))
+
+
 async def create_job(
     client: openai.AsyncOpenAI,
     *,
@@ -184,6 +218,9 @@ async def create_job(
     if dialect.metadata:
         settings["metadata"] = {LAUNCH_KEY: launch_key}
     once = client.with_options(max_retries=0)
+    await wait_until_processed(
+        client, [training_file, validation_file], provider=provider, poll_s=queue_poll_s
+    )
     deadline = time.monotonic() + patience_s
     attempt = 0
     while True:
@@ -199,7 +236,8 @@ async def create_job(
                 )
             return job.id
         except BackendError as exc:
-            _refuse_closed(exc, provider)
+            if dialect.closing:
+                _refuse_closed(exc, provider)
             found = await find_job(
                 client, launch_key, provider=provider, dialect=dialect, training_file=training_file,
                 base_model=base_model, exclude=exclude,
@@ -219,13 +257,12 @@ async def create_job(
 
 
 def _refuse_closed(exc: BackendError, provider: str) -> None:
-    """OpenAI's refusal to let the organisation fine-tune, as one clear message."""
-    if provider != "openai" or not isinstance(exc, BackendAuthError | BackendBadRequest):
+    """A closing provider's refusal to let the organisation fine-tune, as one clear message."""
+    if not isinstance(exc, BackendAuthError | BackendBadRequest):
         return
     text = str(exc).lower()
-    if isinstance(exc, BackendAuthError) or (
-        "fine-tun" in text and ("not available" in text or "access" in text)
-    ):
+    refused = isinstance(exc, BackendAuthError) and "http 403" in text  # 401 is a wrong key
+    if refused or ("fine-tun" in text and ("not available" in text or "access" in text)):
         raise FineTuningClosed(f"{provider} refused to create the fine-tuning job ({exc}). "
                                f"{OPENAI_FINE_TUNING_CLOSED}") from exc  # fmt: skip
 

@@ -43,6 +43,8 @@ def test_an_answer_that_breaks_azures_description_fails_the_fake() -> None:
     )
     uploaded = httpx.post(f"{root}/openai/files", params=version, files={"file": ("t.jsonl", lines.encode())},
                           data={"purpose": "fine-tune"}, timeout=10).json()  # fmt: skip
+    while httpx.get(f"{root}/openai/files/{uploaded['id']}", params=version).json()["status"] != "processed":
+        time.sleep(0.05)
     request = {"model": "gpt-4o-mini-2024-07-18", "training_file": uploaded["id"]}
     job = httpx.post(f"{root}/openai/fine_tuning/jobs", params=version, json=request, timeout=10).json()
     deadline = time.monotonic() + 20

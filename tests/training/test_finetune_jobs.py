@@ -277,6 +277,8 @@ def _azure_job(fake: FakeOpenAIServer, yelp: Path, version: str) -> tuple[str, b
         api_version=version,
     ) as azure:
         training = azure.files.create(file=("train.jsonl", content), purpose="fine-tune")
+        while azure.files.retrieve(training.id).status != "processed":  # Azure validates it first
+            time.sleep(0.05)
         job = azure.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=training.id, seed=3)
         deadline = time.monotonic() + 30
         while azure.fine_tuning.jobs.retrieve(job.id).status != "succeeded":

@@ -14,13 +14,29 @@ from typing import Any
 import openai
 import pytest
 
+from labelwise.backends import BackendSpec
 from labelwise.packaging import Hyperparameters
 from labelwise.training import FineTuningClosed, JobFollower
-from labelwise.training._jobs import JobDialect, create_job, read_result_file, reported_metrics
+from labelwise.training._jobs import JobDialect, create_job, job_dialect, read_result_file, reported_metrics
 from tests.fake_openai import FakeOpenAIServer
 
-AZURE_GA = JobDialect(metadata=False, method=False)
-AZURE_PREVIEW = JobDialect(metadata=False, method=True)
+
+def _dialect(provider: str, api_version: str | None = None) -> JobDialect:
+    extra = (
+        {"base_url": "https://example.openai.azure.com", "api_version": api_version} if api_version else {}
+    )
+    return job_dialect(BackendSpec(provider=provider, model="gpt-4o-mini-2024-07-18", **extra))
+
+
+OPENAI = _dialect("openai")
+AZURE_GA = _dialect("azure_openai", "2024-10-21")
+AZURE_PREVIEW = _dialect("azure_openai", "2025-04-01-preview")
+
+
+def test_each_provider_and_api_version_has_its_dialect() -> None:
+    assert OPENAI == JobDialect(metadata=True, method=True, closing=True)
+    assert AZURE_GA == JobDialect(metadata=False, method=False, closing=False)
+    assert AZURE_PREVIEW == JobDialect(metadata=False, method=True, closing=False)
 
 
 @pytest.fixture
@@ -79,7 +95,7 @@ def test_the_follower_gives_the_events_oldest_first_in_either_listing(
 ) -> None:
     async def follow() -> JobFollower:
         async with _client(fake, azure=azure) as client:
-            job_id = await _create(client, lines, AZURE_PREVIEW if azure else JobDialect())
+            job_id = await _create(client, lines, AZURE_PREVIEW if azure else OPENAI)
             follower = JobFollower(client, job_id, provider="azure_openai" if azure else "openai")
             follower.page_size = 4  # several pages per poll
             await follower.follow(poll_s=0.01)
@@ -108,6 +124,17 @@ def test_a_paused_job_is_reported_not_waited_on(fake: FakeOpenAIServer, lines: b
             )
 
     assert _run(follow()).status == "paused"
+
+
+def test_a_job_waits_until_azure_has_processed_its_file(fake: FakeOpenAIServer, lines: bytes) -> None:
+    fake.files.processing_s = 0.5  # Azure refuses a job on a file still pending
+
+    async def create() -> str:
+        async with _client(fake, azure="2024-10-21") as client:
+            return await _create(client, lines, AZURE_GA, queue_poll_s=0.05)
+
+    assert _run(create()) in fake.fine_tuning.jobs
+    assert fake.files.calls["files.retrieve"] >= 2 and fake.fine_tuning.calls["fine_tuning.jobs.create"] == 1
 
 
 def test_a_lost_create_reply_on_azure_is_found_without_metadata(fake: FakeOpenAIServer, lines: bytes) -> None:
@@ -140,7 +167,7 @@ def test_the_gas_azure_version_refuses_method_and_metadata(fake: FakeOpenAIServe
 
     async def create() -> None:
         async with _client(fake, azure="2024-10-21") as client:
-            await _create(client, lines, JobDialect())
+            await _create(client, lines, OPENAI)
 
     with pytest.raises(Exception, match="metadata|method"):
         _run(create())
@@ -152,8 +179,8 @@ def test_a_job_limit_is_waited_out_not_failed(fake: FakeOpenAIServer, lines: byt
 
     async def two() -> list[str]:
         async with _client(fake) as client:
-            first = await _create(client, lines, JobDialect())
-            second = await _create(client, lines, JobDialect(), queue_poll_s=0.05, launch_key="k2",
+            first = await _create(client, lines, OPENAI)
+            second = await _create(client, lines, OPENAI, queue_poll_s=0.05, launch_key="k2",
                                    on_wait=lambda why, _s: waits.append(why))  # fmt: skip
             return [first, second]
 
@@ -167,7 +194,7 @@ def test_openais_closed_fine_tuning_is_one_clear_message(fake: FakeOpenAIServer,
 
     async def create() -> None:
         async with _client(fake) as client:
-            await _create(client, lines, JobDialect())
+            await _create(client, lines, OPENAI)
 
     with pytest.raises(FineTuningClosed) as closed:
         _run(create())
