@@ -16,7 +16,8 @@ def run_backend(port: int, latency_s: float, cap: int | None = None) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
     from tests.fake_openai import FakeOpenAIServer
 
-    server = FakeOpenAIServer(latency_s=latency_s, max_concurrency=cap)
+    # No contract check: it costs milliseconds per exchange, and this fake is timed against.
+    server = FakeOpenAIServer(latency_s=latency_s, max_concurrency=cap, contract=False)
     server.start_on(port)
     while True:
         time.sleep(3600)

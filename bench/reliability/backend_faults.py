@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="labelwise-faults-"))
     os.environ.update(BENTOML_HOME=str(home / "bentoml"), LABELWISE_HOME=str(home / "labelwise"))
-    fake = FakeOpenAIServer(answer=lambda prompt: "positive").start()
+    fake = FakeOpenAIServer(answer=lambda prompt: "positive", contract=False).start()  # timed: unchecked
     port = fake.port
     artifact, _ = package(spec(fake.base_url))
     many = 10**6
