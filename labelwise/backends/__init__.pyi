@@ -36,7 +36,14 @@ from ._local import (
     start_detached,
     stop_detached,
 )
-from ._models import MODEL_FAMILIES, CapabilityOverride, ModelCapabilities, capabilities_of
+from ._models import (
+    MODEL_FAMILIES,
+    CapabilityOverride,
+    ModelCapabilities,
+    base_model_id,
+    capabilities_of,
+    is_azure_fine_tuned,
+)
 from ._openai import AzureOpenAIBackend, OpenAIBackend, OpenAICompatibleBackend
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, call_with_retries
@@ -77,12 +84,14 @@ __all__ = [
     "ScoringMode",
     "SentenceTransformersBackend",
     "backend_class",
+    "base_model_id",
     "call_with_retries",
     "capabilities_of",
     "completion_backend",
     "detached_server",
     "embedding_backend",
     "error_for_status",
+    "is_azure_fine_tuned",
     "local_server",
     "openai_encoding",
     "providers_speaking",

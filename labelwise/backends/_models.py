@@ -24,7 +24,14 @@ from pydantic import Field
 
 from ..core import StrictModel
 
-__all__ = ["MODEL_FAMILIES", "CapabilityOverride", "ModelCapabilities", "base_model_id", "capabilities_of"]
+__all__ = [
+    "MODEL_FAMILIES",
+    "CapabilityOverride",
+    "ModelCapabilities",
+    "base_model_id",
+    "capabilities_of",
+    "is_azure_fine_tuned",
+]
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
 
@@ -98,6 +105,11 @@ def base_model_id(model: str) -> str:
         if match := pattern.match(model):
             return match.group(1)
     return model
+
+
+def is_azure_fine_tuned(model: str) -> bool:
+    """Whether ``model`` is an Azure fine-tuned model id (``BASE.ft-<hex>``), callable only once deployed."""
+    return _AZURE_FINE_TUNED.match(model) is not None
 
 
 def capabilities_of(model: str | None, override: CapabilityOverride | None = None) -> ModelCapabilities:

@@ -6,6 +6,7 @@ how they build their ``AsyncOpenAI`` client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 from collections.abc import Sequence
@@ -163,9 +164,10 @@ class OpenAIBackend(CompletionBackend, EmbeddingBackend):
         """What the request names as its model (on Azure, the deployment that serves it)."""
         return self.model
 
-    @property
+    @functools.cached_property
     def capabilities(self) -> ModelCapabilities:
-        """What requests to this model may carry (see ``_models``)."""
+        """What requests to this model may carry (see ``_models``); looked up once, as the
+        spec and model of a backend never change."""
         return self.spec.capabilities_of(self.model)
 
     def _common_params(self, request: CompletionRequest) -> dict[str, Any]:

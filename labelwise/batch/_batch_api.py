@@ -169,7 +169,12 @@ class BatchAPIRunner:
                     "backend.batch_deployment to its name (a standard deployment takes no batches)"
                 )
             self._model = spec.backend.batch_deployment
-        self._expiry = backend.takes_file_expiry(spec.backend.api_version)
+        # What files.create and batches.create are asked to expire after (omitted where not taken).
+        self._expiry: Any = (
+            {"anchor": "created_at", "seconds": FILE_EXPIRY_S}
+            if backend.takes_file_expiry(spec.backend.api_version)
+            else openai.omit
+        )
 
     @property
     def tag(self) -> str:
@@ -227,13 +232,12 @@ class BatchAPIRunner:
         ):
             content = b"".join(line for _, line in chunk)
             name = f"labelwise-{self.tag.replace(':', '-')}-{number}.jsonl"
-            expiry: Any = {"anchor": "created_at", "seconds": FILE_EXPIRY_S} if self._expiry else openai.omit
             uploaded = await self._call(
                 partial(
                     client.files.create,
                     file=(name, content, "application/jsonl"),
                     purpose="batch",
-                    expires_after=expiry,
+                    expires_after=self._expiry,
                 )  # fmt: skip
             )
             record = SentBatch(None, self.tag, [key for key, _ in chunk], uploaded.id, uploaded.created_at)
@@ -258,13 +262,12 @@ class BatchAPIRunner:
             nonlocal attempts
             attempts += 1
             found = None if fresh and attempts == 1 else await self._made_from(client, record)
-            expiry: Any = {"anchor": "created_at", "seconds": FILE_EXPIRY_S} if self._expiry else openai.omit
             return found or await client.batches.create(
                 input_file_id=record.input_file_id,
                 endpoint=self._url,  # type: ignore[arg-type]  # Azure's global batch omits /v1
                 completion_window="24h",
                 metadata={"labelwise_artifact": self.tag},
-                output_expires_after=expiry,
+                output_expires_after=self._expiry,
             )
 
         batch = await self._call(find_or_create)

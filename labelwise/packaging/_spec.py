@@ -22,6 +22,7 @@ from ..backends import (
     EmbeddingBackend,
     ScoringMode,
     backend_class,
+    is_azure_fine_tuned,
     providers_speaking,
     speaks,
 )
@@ -309,7 +310,8 @@ class FineTuned(_TechniqueSpec):
             raise ValueError(
                 f"technique fine_tuned needs a provider that serves the model id, not {spec.backend.provider}"
             )
-        if backend.serves_through_deployments and ".ft-" in self.model_id and not spec.backend.deployment:
+        needs_deployment = backend.serves_through_deployments and is_azure_fine_tuned(self.model_id)
+        if needs_deployment and not spec.backend.deployment:
             raise ValueError(
                 f"{spec.backend.provider} calls fine-tuned model {self.model_id} only through a deployment: "
                 "set backend.deployment (labelwise finetune import JOB --deploy NAME makes one)"
@@ -440,19 +442,15 @@ class ClassifierSpec(StrictModel):
             return  # the technique scores by itself (an embedding classifier's head)
         model = self.model_name
         capabilities = self.backend.capabilities_of(model)
-        override = "; if the model does, say so with backend.capabilities"
+        instead = " or ".join(["json_schema"] * capabilities.json_schema + ["generate"])
+        override = f"; use scoring: {instead} (if the model does, say so with backend.capabilities)"
         if self.scoring == "logprobs" and not capabilities.logprobs:
             family = "a reasoning model" if capabilities.reasoning else "this model"
             raise ValueError(
-                f"{model} is {family} and returns no logprobs, so scoring: logprobs cannot read it; "
-                f"use scoring: json_schema{'' if capabilities.json_schema else ' (not for this model)'} "
-                f"or generate{override}"
+                f"{model} is {family} and returns no logprobs, so scoring: logprobs cannot read it{override}"
             )
         if self.scoring == "json_schema" and not capabilities.json_schema:
-            raise ValueError(
-                f"{model} takes no json_schema response format (structured outputs); use scoring: "
-                f"generate{override}"
-            )
+            raise ValueError(f"{model} takes no json_schema response format (structured outputs){override}")
 
     @property
     def scored_by(self) -> str:
