@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..backends import RateLimiter, openai_encoding
+from ..backends import RateLimiter
 from ..core import LabelwiseError, labelwise_home, read_table, run_sync, text_key, write_frame
-from ..packaging import ClassifierRuntime, estimate_tokens
+from ..packaging import ClassifierRuntime, count_prompt_tokens
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._ray import score_with_ray
@@ -81,14 +81,8 @@ def estimate_batch_cost(
     finally:
         cache.close()
     backend = spec.backend.backend
-    if backend.openai_tokenizer:
-        # OpenAI's own tokenizer (works offline with the `offline` extra); others: an estimate.
-        encoding = openai_encoding(spec.model_name)
-        prompt = sum(len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests)
-        counted = "tiktoken"
-    else:
-        prompt = sum(estimate_tokens(r) - r.max_tokens for r in requests)
-        counted = "about 4 characters a token"
+    counts, counted = count_prompt_tokens(spec, requests)
+    prompt = sum(counts)
     completion = sum(r.max_tokens for r in requests)
     cost = spec.backend.cost_usd(prompt, completion)
     factor = backend.batch_price_factor

@@ -44,6 +44,15 @@ from ._metrics import (
     rmse,
     weighted_f1,
 )
+from ._optimize import (
+    OPTIMIZATION,
+    OptimizeEstimate,
+    OptimizeResult,
+    OptimizeSettings,
+    estimate_optimize,
+    optimize,
+)
+from ._search_space import SearchSpace
 from ._split import split_labelled, stratified_split
 from ._stats import Estimate, PairedTest, bootstrap_interval, mcnemar, paired_bootstrap
 
@@ -61,9 +70,14 @@ __all__ = [
     "LabelledData",
     "Leaderboard",
     "METRICS",
+    "OPTIMIZATION",
     "ORDINAL_METRICS",
+    "OptimizeEstimate",
+    "OptimizeResult",
+    "OptimizeSettings",
     "PROBABILITY_METRICS",
     "PairedTest",
+    "SearchSpace",
     "accuracy",
     "as_labels",
     "attach_evaluation",
@@ -72,6 +86,7 @@ __all__ = [
     "compare_predictions",
     "confusion_matrix",
     "coverage",
+    "estimate_optimize",
     "evaluate",
     "evaluate_file",
     "evaluate_predictions",
@@ -89,6 +104,7 @@ __all__ = [
     "mlflow_experiment",
     "most_frequent_baseline",
     "off_by_one_accuracy",
+    "optimize",
     "paired_bootstrap",
     "per_class_report",
     "quadratic_weighted_kappa",

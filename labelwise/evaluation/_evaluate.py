@@ -336,12 +336,13 @@ def attach_evaluation(
     *,
     source: str | None = None,
     seed: int = 0,
+    also: dict[str, bytes] | None = None,
 ) -> ClassifierArtifact:
     """Store the eval card with the artifact, with what monitoring it needs (``attach_reference``).
 
     After this the service can estimate accuracy without labels, replay the golden set and check
     drift against the data the card was measured on. ``source`` names that data (default: the
-    card's dataset name).
+    card's dataset name); ``also`` attaches more files in the same write.
     """
     return attach_reference(
         tag,
@@ -350,5 +351,5 @@ def attach_evaluation(
         data.labels,
         source=source or card.dataset.name,
         seed=seed,
-        also={EVAL_CARD: card.model_dump_json(indent=2).encode()},
+        also={EVAL_CARD: card.model_dump_json(indent=2).encode(), **(also or {})},
     )

@@ -26,6 +26,7 @@ from ..packaging import (
     load_artifact,
     measure_label_tokens,
 )
+from ._candidates import derive_spec, draw_examples
 from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled, most_frequent_baseline
 
 __all__ = ["ExperimentSpec", "Leaderboard", "leaderboard_records", "run_experiment"]
@@ -105,38 +106,6 @@ class Leaderboard(BaseModel):
         return max(self.rows, key=lambda row: row.card.metrics[metric].value)
 
 
-def _candidate_spec(
-    base: ClassifierSpec,
-    template: str,
-    examples: list[dict[str, str]],
-    temperature: float,
-    model: str | None,
-    name: str,
-) -> ClassifierSpec:
-    data = base.model_dump(mode="json", exclude_none=True)
-    data["name"] = name
-    technique = {k: v for k, v in data["technique"].items() if k not in ("examples", "examples_file")}
-    technique["template"] = template
-    if examples:
-        technique.update(kind="few_shot", examples=examples)
-        technique.setdefault("example_template", "Text: {text}\nLabel: {label}")
-    else:
-        technique["kind"] = "zero_shot"
-        for key in ("example_template", "example_separator", "selection"):
-            technique.pop(key, None)
-    data["technique"] = technique
-    data["decoding"] = {**data.get("decoding", {}), "temperature": temperature}
-    if model is not None:
-        data["backend"] = {**data["backend"], "model": model}
-    return ClassifierSpec.from_dict(data, source=f"candidate {name}")
-
-
-def _sample_examples(pool: LabelledData, k: int, seed: int) -> list[dict[str, str]]:
-    rng = random.Random(seed)
-    chosen = rng.sample(range(len(pool.texts)), k)
-    return [{"text": pool.texts[i], "label": pool.labels[i]} for i in chosen]
-
-
 def run_experiment(
     experiment: ExperimentSpec,
     root: Path,
@@ -175,8 +144,15 @@ def run_experiment(
     rows = []
     tokens: dict[str, Any] = {}  # label tokens depend only on the model (logprobs scoring)
     for i, (name, template, k, seed, temperature, model) in enumerate(combos):
-        examples = _sample_examples(pool, k, seed) if k and pool is not None and seed is not None else []
-        spec = _candidate_spec(base, template, examples, temperature, model, f"{experiment.name}-{i}")
+        examples = draw_examples(pool, k, seed) if k and pool is not None and seed is not None else []
+        spec = derive_spec(
+            base,
+            name=f"{experiment.name}-{i}",
+            template=template,
+            examples=examples,
+            temperature=temperature,
+            backend=None if model is None else {"model": model},
+        )
         if spec.model_name not in tokens:
             tokens[spec.model_name] = measure_label_tokens(spec)
         artifact = ClassifierArtifact(spec=spec, label_tokens=tokens[spec.model_name])

@@ -42,6 +42,7 @@ from ..backends import (
     backend_class,
     call_with_retries,
     completion_backend,
+    openai_encoding,
 )
 from ..core import SpecError, text_key
 from ._errors import ArtifactError
@@ -61,6 +62,7 @@ __all__ = [
     "PromptTechnique",
     "RunOptions",
     "Technique",
+    "count_prompt_tokens",
     "estimate_tokens",
     "prompt_scorer",
     "technique_for",
@@ -79,6 +81,18 @@ def estimate_tokens(request: CompletionRequest) -> int:
     """Tokens a request may count against a quota: about 4 characters a token, plus the reply."""
     characters = len(request.prompt) + len(request.system or "")
     return characters // 4 + 4 + request.max_tokens
+
+
+def count_prompt_tokens(spec: ClassifierSpec, requests: Sequence[CompletionRequest]) -> tuple[list[int], str]:
+    """Each request's prompt tokens, and how they were counted (for spend estimates).
+
+    OpenAI's own tokenizer where the backend uses it (offline with the ``offline`` extra), plus
+    the chat format's few tokens a message; elsewhere about 4 characters a token.
+    """
+    if spec.backend.backend.openai_tokenizer:
+        encoding = openai_encoding(spec.model_name)
+        return [len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests], "tiktoken"
+    return [estimate_tokens(r) - r.max_tokens for r in requests], "about 4 characters a token"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,853 @@
+"""``labelwise optimize``: the best candidate prompt within a budget, and how good it really is.
+
+The labelled rows are split three ways, one row per text, never overlapping: a pool the
+examples are drawn from, selection rows the search scores candidates on, and test rows that are
+locked away until the search is over. The search is successive halving: every candidate is
+scored on a few selection rows, the better half on more, and so on, each round spending an
+equal share of the budget. Then the winner and the base spec are scored once on the test rows:
+the winner's test metric with its interval, a paired comparison with the base, and the
+*optimism*, how much the selection score flattered the winner (the winner's curse).
+
+Every (candidate, text) scored is kept in ``OUT/scores.sqlite`` as it arrives, so a killed run
+started again sends none of them twice; the budget counts them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from .. import __version__
+from ..backends import BackendError
+from ..core import LabelwiseError, open_keyed_db, rows_for_keys, text_key
+from ..packaging import (
+    Classifier,
+    ClassifierArtifact,
+    ClassifierRuntime,
+    ClassifierSpec,
+    Prediction,
+    count_prompt_tokens,
+    measure_label_tokens,
+    package,
+    technique_for,
+)
+from ._compare import compare_predictions, verdict
+from ._evaluate import (
+    METRICS,
+    ORDINAL_METRICS,
+    EvalCard,
+    LabelledData,
+    MetricEstimate,
+    attach_evaluation,
+    evaluate,
+    higher_is_better,
+    load_labelled,
+)
+from ._search_space import Candidate, SearchSpace, make_candidates
+from ._split import split_labelled
+
+__all__ = [
+    "OPTIMIZATION",
+    "OptimizeEstimate",
+    "OptimizeResult",
+    "OptimizeSettings",
+    "estimate_optimize",
+    "optimize",
+]
+
+OPTIMIZATION = "optimization.json"  # attached to a packaged winner: how it was found
+Search = Literal["halving", "grid"]
+_LEDGER = "scores.sqlite"
+_COSTING_ROWS = 20  # selection rows rendered per candidate to estimate what a call costs
+
+
+@dataclass(frozen=True)
+class OptimizeSettings:
+    """How to search: the data, the split, the budget. A budget is in calls or in US dollars."""
+
+    data: Path
+    text_col: str = "text"
+    label_col: str = "label"
+    search: Search = "halving"
+    budget_calls: int | None = None
+    budget_usd: float | None = None
+    metric: str = "weighted_f1"
+    test_rows: int | None = None
+    selection_rows: int | None = None
+    pool_rows: int = 1000
+    seed: int = 0
+    concurrency: int = 16
+    n_resamples: int = 1000
+
+    @property
+    def unit(self) -> Literal["calls", "usd"]:
+        return "usd" if self.budget_usd is not None else "calls"
+
+    @property
+    def limit(self) -> float | None:
+        return self.budget_usd if self.budget_usd is not None else self.budget_calls
+
+
+# -- the split -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Splits:
+    pool: LabelledData
+    selection: LabelledData
+    """In an order where every prefix keeps each label's share (the rounds score prefixes)."""
+    test: LabelledData
+
+
+def _interleaved(data: LabelledData) -> LabelledData:
+    """The rows reordered so that any prefix holds each label in about its share of the whole."""
+    seen: dict[str, int] = {}
+    counts = {label: data.labels.count(label) for label in set(data.labels)}
+    keys = []
+    for label in data.labels:
+        seen[label] = seen.get(label, 0) + 1
+        keys.append((seen[label] - 0.5) / counts[label])
+    order = sorted(range(len(keys)), key=lambda i: (keys[i], i))
+    return data.model_copy(
+        update={"texts": [data.texts[i] for i in order], "labels": [data.labels[i] for i in order]}
+    )
+
+
+def make_splits(data: LabelledData, settings: OptimizeSettings, *, max_k: int) -> Splits:
+    """Test rows held out first, then selection rows, then the pool from the rest (all stratified)."""
+    n = len({t.strip() for t in data.texts})
+    test_rows = settings.test_rows or min(500, n // 5)
+    selection_rows = settings.selection_rows or min(500, n // 5)
+    if test_rows < 2 or selection_rows < 2 or n - test_rows - selection_rows < max(max_k, 1):
+        raise LabelwiseError(
+            f"{n} distinct labelled texts cannot hold {test_rows} test rows, {selection_rows} selection "
+            f"rows and a pool of at least {max(max_k, 1)} examples: give more data, or fewer "
+            "--test-rows / --selection-rows"
+        )
+    rest, test = split_labelled(data, test_size=test_rows, seed=settings.seed)
+    pool, selection = split_labelled(rest, test_size=selection_rows, seed=settings.seed + 1)
+    if len(pool.texts) > settings.pool_rows:
+        _, pool = split_labelled(pool, test_size=settings.pool_rows, seed=settings.seed + 2)
+    return Splits(pool=pool, selection=_interleaved(selection), test=test)
+
+
+# -- what was scored, and what it cost ---------------------------------------------------------
+
+
+class ScoreLedger:
+    """Every (candidate, text) scored so far, with its prediction: a rerun sends none again."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = open_keyed_db(
+            path,
+            "CREATE TABLE IF NOT EXISTS scored (candidate TEXT NOT NULL, key TEXT NOT NULL, "
+            "prediction TEXT NOT NULL, PRIMARY KEY (candidate, key))",
+        )
+
+    def get(self, candidate: str, keys: Sequence[str]) -> dict[str, Prediction]:
+        rows = rows_for_keys(
+            self.db, "SELECT key, prediction FROM scored WHERE candidate = ? AND key IN", [candidate], keys
+        )
+        return {key: Prediction.model_validate_json(value) for key, value in rows}
+
+    def put(self, candidate: str, key: str, prediction: Prediction) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO scored VALUES (?, ?, ?)", (candidate, key, prediction.model_dump_json())
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """What one call of a candidate is expected to cost, from its rendered prompts."""
+
+    prompt_tokens: float
+    """Mean over the rows rendered."""
+    max_prompt_tokens: int
+    completion_tokens: int
+    """The most the request lets the model write."""
+    usd: float
+    max_usd: float
+
+    def units(self, unit: str, *, worst: bool = False) -> float:
+        if unit == "calls":
+            return 1.0
+        return self.max_usd if worst else self.usd
+
+
+@dataclass
+class Spend:
+    """Calls, tokens and dollars of every (candidate, text) this run's plan scored, kept or new."""
+
+    unit: Literal["calls", "usd"]
+    limit: float | None
+    calls: int = 0
+    new_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    reserved: float = 0.0
+
+    @property
+    def spent(self) -> float:
+        return float(self.calls) if self.unit == "calls" else self.cost_usd
+
+    def affords(self, units: float, *, keep: float = 0.0) -> bool:
+        return self.limit is None or self.spent + self.reserved + units <= self.limit - keep + 1e-9
+
+    def add(self, prediction: Prediction, spec: ClassifierSpec, *, new: bool) -> None:
+        self.calls += 1
+        self.new_calls += new
+        self.prompt_tokens += prediction.prompt_tokens
+        self.completion_tokens += prediction.completion_tokens
+        self.cost_usd += spec.backend.cost_usd(prediction.prompt_tokens, prediction.completion_tokens)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "limit": self.limit,
+            "spent": self.spent,
+            "calls": self.calls,
+            "calls_this_run": self.new_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+# -- the plan --------------------------------------------------------------------------------
+
+
+def _rounds(n_candidates: int, search: Search) -> int:
+    return 1 if search == "grid" or n_candidates < 2 else math.ceil(math.log2(n_candidates))
+
+
+def _next_rows(
+    rows_done: int, n_rows: int, *, budget_left: float | None, rounds_left: int, round_cost: float
+) -> int:
+    """Rows each survivor is scored on after this round: an equal share of what is left to spend."""
+    if budget_left is None:
+        return n_rows
+    share = budget_left / rounds_left
+    return max(rows_done, min(n_rows, rows_done + int(share // round_cost)))
+
+
+class PlannedRound(BaseModel):
+    candidates: int
+    rows: int
+    calls: int
+
+
+class OptimizeEstimate(BaseModel):
+    """What a search would send, before anything is sent (``--dry-run``)."""
+
+    search: Search
+    candidates: int
+    pool_rows: int
+    selection_rows: int
+    test_rows: int
+    rounds: list[PlannedRound]
+    search_calls: int
+    test_calls: int
+    calls: int
+    grid_calls: int
+    """Every candidate on every selection row, and two on the test rows: the fixed grid's cost."""
+    prompt_tokens: int
+    completion_tokens: int
+    """The most the requests let the models write."""
+    cost_usd: float
+    tokens_counted_with: str
+    budget_unit: Literal["calls", "usd"]
+    budget: float | None
+
+
+def _min_rows(labels: Sequence[str]) -> int:
+    # A population metric on fewer rows than twice the labels says little about anyone.
+    return max(10, 2 * len(labels))
+
+
+def _plan(
+    costs: Sequence[CallCost], n_selection: int, *, unit: str, search_budget: float | None, search: Search
+) -> list[PlannedRound]:
+    """The rounds the search will make, with the mean call cost standing in for the survivors'."""
+    mean = sum(c.units(unit) for c in costs) / len(costs)
+    survivors, rows_done, planned, rounds = len(costs), 0, 0.0, []
+    total = _rounds(survivors, search)
+    for r in range(total):
+        left = None if search_budget is None else search_budget - planned
+        rows = _next_rows(
+            rows_done, n_selection, budget_left=left, rounds_left=total - r, round_cost=mean * survivors
+        )
+        rounds.append(PlannedRound(candidates=survivors, rows=rows, calls=(rows - rows_done) * survivors))
+        planned += (rows - rows_done) * survivors * mean
+        rows_done = rows
+        survivors = math.ceil(survivors / 2)
+    return rounds
+
+
+# -- the workflow ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Setup:
+    base: Candidate
+    candidates: list[Candidate]
+    splits: Splits
+    costs: dict[str, CallCost]
+    counted_with: str
+    test_reserve: float
+    search_budget: float | None
+    plan: list[PlannedRound]
+    labels: list[str] = field(default_factory=list)
+
+
+def _base_candidate(base: ClassifierSpec) -> Candidate:
+    tokens = measure_label_tokens(base)
+    artifact = ClassifierArtifact(spec=base, label_tokens=tokens)
+    return Candidate(
+        key=str(artifact.tag.version),
+        name="base (the spec as written)",
+        template="base",
+        k=len(getattr(base.technique, "examples", [])),
+        draw=None,
+        draw_seed=None,
+        temperature=base.decoding.temperature,
+        model=base.model_name,
+        spec=base,
+        label_tokens=tokens,
+    )
+
+
+def _costing_spec(candidate: Candidate) -> ClassifierSpec:
+    """A spec whose prompts are as long as the candidate's: nearest selection without embedding."""
+    technique = candidate.spec.technique
+    if getattr(technique, "selection", "fixed") != "nearest":
+        return candidate.spec
+    examples = technique.examples[: technique.k]  # type: ignore[union-attr]
+    return candidate.spec.model_copy(
+        update={"technique": technique.model_copy(update={"selection": "fixed", "examples": examples})}
+    )
+
+
+async def _call_cost(candidate: Candidate, texts: Sequence[str]) -> tuple[CallCost, str]:
+    spec = _costing_spec(candidate)
+    async with ClassifierRuntime(
+        artifact=ClassifierArtifact(spec=spec, label_tokens=candidate.label_tokens)
+    ) as rt:
+        requests = await rt.technique_.requests(list(texts))
+    if not requests:
+        return CallCost(0.0, 0, 0, 0.0, 0.0), "no prompt"
+    counts, counted_with = count_prompt_tokens(spec, requests)
+    completion = max(r.max_tokens for r in requests)
+    mean = sum(counts) / len(counts)
+    price = candidate.spec.backend.cost_usd
+    return CallCost(
+        mean, max(counts), completion, price(round(mean), completion), price(max(counts), completion)
+    ), counted_with
+
+
+def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _Setup:
+    from ..core import run_sync
+
+    if settings.search == "halving" and settings.limit is None:
+        raise LabelwiseError("give a budget: --budget-calls N or --budget-usd X (--search grid needs none)")
+    if settings.budget_calls is not None and settings.budget_usd is not None:
+        raise LabelwiseError("give one budget: --budget-calls or --budget-usd, not both")
+    base_spec = ClassifierSpec.from_yaml(spec_path)
+    labels = base_spec.task.labels
+    metrics = {**METRICS, **(ORDINAL_METRICS if base_spec.task.ordinal else {})}
+    if settings.metric not in metrics:
+        raise LabelwiseError(f"--metric must be one of {', '.join(metrics)}, not {settings.metric!r}")
+    data = load_labelled(
+        settings.data, text_col=settings.text_col, label_col=settings.label_col, label_set=labels
+    )
+    # The base spec's own examples are neither selection nor test rows: it would be measured on
+    # what it has seen.
+    seen = technique_for(base_spec).seen_text_keys(base_spec, {})
+    if seen:
+        keep = [i for i, t in enumerate(data.texts) if text_key(t) not in seen]
+        data = data.model_copy(
+            update={"texts": [data.texts[i] for i in keep], "labels": [data.labels[i] for i in keep]}
+        )
+    splits = make_splits(data, settings, max_k=max(space.k))
+    base = _base_candidate(base_spec)
+    drawn = make_candidates(base_spec, space, splits.pool, seed=settings.seed)
+    candidates = [base, *(c for c in drawn if c.key != base.key)]
+    sample = splits.selection.texts[:_COSTING_ROWS]
+
+    async def costs() -> list[tuple[CallCost, str]]:
+        return [await _call_cost(c, sample) for c in candidates]
+
+    measured = run_sync(costs())
+    cost_of = {c.key: m[0] for c, m in zip(candidates, measured, strict=True)}
+    counted_with = measured[0][1]
+    unit = settings.unit
+    worst = max(cost.units(unit, worst=True) for cost in cost_of.values())
+    test_reserve = len(splits.test.texts) * (cost_of[base.key].units(unit, worst=True) + worst)
+    limit = settings.limit
+    search_budget = None if limit is None else limit - test_reserve
+    plan = _plan(
+        [cost_of[c.key] for c in candidates],
+        len(splits.selection.texts),
+        unit=unit,
+        search_budget=search_budget,
+        search=settings.search,
+    )
+    minimum = min(_min_rows(labels), len(splits.selection.texts))
+    if limit is not None and plan[0].rows < minimum:
+        mean = sum(c.units(unit) for c in cost_of.values()) / len(cost_of)
+        needed = test_reserve + minimum * mean * len(candidates) * len(plan)
+        what = f"{needed:.0f} calls (--budget-calls)" if unit == "calls" else f"${needed:.4f} (--budget-usd)"
+        raise LabelwiseError(
+            f"a budget of {_money(limit, unit)} leaves {_money(max(search_budget or 0, 0), unit)} for the "
+            f"search after scoring the winner and the base on {len(splits.test.texts)} test rows, which "
+            f"gives each of the {len(candidates)} candidates {plan[0].rows} selection rows in the first "
+            f"round; it needs {minimum}. Give at least {what}, fewer candidates (fewer templates, k "
+            "values, draws in the search space) or fewer --test-rows"
+        )
+    return _Setup(base, candidates, splits, cost_of, counted_with, test_reserve, search_budget, plan, labels)
+
+
+def _money(value: float, unit: str) -> str:
+    return f"{value:.0f} calls" if unit == "calls" else f"${value:.4f}"
+
+
+def estimate_optimize(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> OptimizeEstimate:
+    """Calls, tokens and cost the search would spend; nothing is sent to a model."""
+    setup = _setup(spec_path, space, settings)
+    return _estimate(setup, settings)
+
+
+def _estimate(setup: _Setup, settings: OptimizeSettings) -> OptimizeEstimate:
+    costs = list(setup.costs.values())
+    mean_prompt = sum(c.prompt_tokens for c in costs) / len(costs)
+    mean_completion = sum(c.completion_tokens for c in costs) / len(costs)
+    mean_usd = sum(c.usd for c in costs) / len(costs)
+    search_calls = sum(r.calls for r in setup.plan)
+    n_test = len(setup.splits.test.texts)
+    test_calls = 2 * n_test
+    base = setup.costs[setup.base.key]
+    prompt = search_calls * mean_prompt + n_test * (base.prompt_tokens + mean_prompt)
+    completion = search_calls * mean_completion + n_test * (base.completion_tokens + mean_completion)
+    return OptimizeEstimate(
+        search=settings.search,
+        candidates=len(setup.candidates),
+        pool_rows=len(setup.splits.pool.texts),
+        selection_rows=len(setup.splits.selection.texts),
+        test_rows=n_test,
+        rounds=setup.plan,
+        search_calls=search_calls,
+        test_calls=test_calls,
+        calls=search_calls + test_calls,
+        grid_calls=len(setup.candidates) * len(setup.splits.selection.texts) + test_calls,
+        prompt_tokens=round(prompt),
+        completion_tokens=round(completion),
+        cost_usd=search_calls * mean_usd + n_test * (base.usd + mean_usd),
+        tokens_counted_with=setup.counted_with,
+        budget_unit=settings.unit,
+        budget=settings.limit,
+    )
+
+
+class CandidateScore(BaseModel):
+    key: str
+    name: str
+    template: str
+    k: int
+    draw: str | None
+    draw_seed: int | None
+    temperature: float
+    model: str
+    rows: int
+    """Selection rows it was scored on."""
+    score: float
+    """On those rows."""
+    rounds: int
+    """Rounds it took part in."""
+    dropped_in_round: int | None
+    """``None``: it won (or the budget ran out with it still in)."""
+
+
+class RoundResult(BaseModel):
+    index: int
+    rows: int
+    scores: dict[str, float]
+    kept: list[str]
+    dropped: list[str]
+
+
+class Optimism(BaseModel):
+    """How much the selection score flattered the winner: selection minus test (for an error
+    metric, test minus selection), with the interval of the test score carried over."""
+
+    metric: str
+    selection: float
+    selection_rows: int
+    test: MetricEstimate
+    value: float
+    low: float
+    high: float
+
+
+class OptimizeResult(BaseModel):
+    search: Search
+    metric: str
+    data: str
+    data_sha256: str
+    pool_rows: int
+    selection_rows: int
+    test_rows: int
+    candidates: list[CandidateScore]
+    rounds: list[RoundResult]
+    stopped_by_budget: bool
+    winner: str
+    winner_spec: ClassifierSpec
+    winner_card: EvalCard
+    base: str
+    base_card: EvalCard
+    comparison: list[dict[str, Any]]
+    """Winner (B) against the base (A) on the test rows, a paired test per metric."""
+    optimism: Optimism
+    spend: dict[str, Any]
+    estimate: OptimizeEstimate
+    packaged_tag: str | None = None
+    labelwise_version: str = __version__
+
+    def candidate(self, key: str) -> CandidateScore:
+        return next(c for c in self.candidates if c.key == key)
+
+    def provenance(self) -> dict[str, Any]:
+        """What an artifact records of how it was found."""
+        return {
+            "found_by": "labelwise optimize",
+            "search": self.search,
+            "metric": self.metric,
+            "data": self.data,
+            "data_sha256": self.data_sha256,
+            "rows": {"pool": self.pool_rows, "selection": self.selection_rows, "test": self.test_rows},
+            "candidates_tried": len(self.candidates),
+            "rounds": len(self.rounds),
+            "spend": self.spend,
+            "selection_score": self.optimism.selection,
+            "test_score": self.optimism.test.model_dump(),
+            "optimism": {k: getattr(self.optimism, k) for k in ("value", "low", "high")},
+            "labelwise_version": self.labelwise_version,
+        }
+
+
+class _Scorer:
+    """Sends (candidate, row) calls at most ``limit`` at once, in order, until the budget says stop."""
+
+    def __init__(self, ledger: ScoreLedger, spend: Spend, costs: dict[str, CallCost], limit: int,
+                 on_progress: Callable[[int], None] | None) -> None:  # fmt: skip
+        self.ledger = ledger
+        self.spend = spend
+        self.costs = costs
+        self.limit = limit
+        self.on_progress = on_progress
+        self.runtimes: dict[str, ClassifierRuntime] = {}
+        self.found: dict[str, dict[str, Prediction]] = {}
+
+    def runtime(self, candidate: Candidate) -> ClassifierRuntime:
+        if candidate.key not in self.runtimes:
+            self.runtimes[candidate.key] = Classifier(
+                artifact=candidate.artifact(), max_concurrency=self.limit
+            )
+        return self.runtimes[candidate.key]
+
+    async def aclose(self) -> None:
+        for runtime in self.runtimes.values():
+            await runtime.aclose()
+
+    def has(self, candidate: Candidate, key: str) -> bool:
+        return key in self.found.get(candidate.key, {})
+
+    def predictions(self, candidate: Candidate, keys: Sequence[str]) -> list[Prediction | None]:
+        known = self.found.get(candidate.key, {})
+        return [known.get(k) for k in keys]
+
+    async def score(self, pairs: Sequence[tuple[Candidate, str, str]], *, keep: float = 0.0) -> bool:
+        """Score each (candidate, text key, text) not scored yet; ``False`` when the budget ran out.
+
+        ``keep`` is budget that must stay unspent (for the test rows). Calls go out in the order
+        given, so what a stop leaves unscored is the end of the list.
+        """
+        by_candidate: dict[str, list[str]] = {}
+        for candidate, key, _ in pairs:
+            by_candidate.setdefault(candidate.key, []).append(key)
+        for candidate_key, keys in by_candidate.items():
+            have = self.found.setdefault(candidate_key, {})
+            missing = [k for k in keys if k not in have]
+            for key, prediction in self.ledger.get(candidate_key, missing).items():
+                have[key] = prediction
+                spec = next(c.spec for c, _, _ in pairs if c.key == candidate_key)
+                self.spend.add(prediction, spec, new=False)
+        semaphore = asyncio.Semaphore(self.limit)
+        tasks: list[asyncio.Task[None]] = []
+        failures: list[BackendError] = []
+
+        async def one(candidate: Candidate, key: str, text: str, reserved: float) -> None:
+            try:
+                [prediction] = await self.runtime(candidate).aclassify([text])
+            except BackendError as exc:
+                failures.append(exc)
+                return
+            finally:
+                self.spend.reserved -= reserved
+                semaphore.release()
+            self.ledger.put(candidate.key, key, prediction)
+            self.found[candidate.key][key] = prediction
+            self.spend.add(prediction, candidate.spec, new=True)
+            if self.on_progress is not None:
+                self.on_progress(1)
+
+        affordable = True
+        for candidate, key, text in pairs:
+            if key in self.found[candidate.key]:
+                continue
+            await semaphore.acquire()
+            if failures:  # the backend keeps failing: stop sending, keep what came back
+                semaphore.release()
+                break
+            worst = self.costs[candidate.key].units(self.spend.unit, worst=True)
+            if not self.spend.affords(worst, keep=keep):
+                semaphore.release()
+                affordable = False
+                break
+            self.spend.reserved += worst
+            tasks.append(asyncio.create_task(one(candidate, key, text, worst)))
+        await asyncio.gather(*tasks)
+        if failures:
+            raise LabelwiseError(
+                f"{len(failures)} calls failed after retries (first: {failures[0]}); everything scored "
+                "so far is kept: run the same command again to go on from there"
+            )
+        return affordable
+
+
+def _metric(name: str) -> Callable[..., float]:
+    return {**METRICS, **ORDINAL_METRICS}[name][0]
+
+
+@dataclass
+class _Searched:
+    rounds: list[RoundResult]
+    scores: dict[str, CandidateScore]
+    winner: Candidate
+    stopped_by_budget: bool
+
+
+async def _search(
+    setup: _Setup,
+    settings: OptimizeSettings,
+    scorer: _Scorer,
+    on_round: Callable[[RoundResult], None] | None,
+) -> _Searched:
+    selection = setup.splits.selection
+    keys = [text_key(t) for t in selection.texts]
+    metric, better = _metric(settings.metric), higher_is_better(settings.metric)
+    order = {c.key: i for i, c in enumerate(setup.candidates)}  # ties go to the earlier (the base first)
+    survivors = list(setup.candidates)
+    total = _rounds(len(survivors), settings.search)
+    rows_done, planned, stopped = 0, 0.0, False
+    sign = -1 if better else 1
+    rounds: list[RoundResult] = []
+    history: dict[str, CandidateScore] = {}
+    for r in range(total):
+        round_cost = sum(setup.costs[c.key].units(settings.unit) for c in survivors)
+        left = None if setup.search_budget is None else setup.search_budget - planned
+        rows = _next_rows(
+            rows_done, len(keys), budget_left=left, rounds_left=total - r, round_cost=round_cost
+        )
+        pairs = [(c, keys[i], selection.texts[i]) for i in range(rows_done, rows) for c in survivors]
+        stopped = not await scorer.score(pairs, keep=setup.test_reserve)
+        planned += (rows - rows_done) * round_cost
+        if stopped:  # score on the rows every survivor has (calls go out row by row)
+            rows = next(
+                (i for i in range(rows_done, rows) if not all(scorer.has(c, keys[i]) for c in survivors)),
+                rows,
+            )
+            if rows == 0:
+                raise LabelwiseError("the budget ran out before every candidate had one selection row")
+
+        def score(candidate: Candidate, rows: int = rows) -> float:
+            predicted = [
+                p.label if p is not None else None for p in scorer.predictions(candidate, keys[:rows])
+            ]
+            return float(metric(selection.labels[:rows], predicted, labels=setup.labels))
+
+        scores = {c.key: score(c) for c in survivors}
+        ranked = sorted(survivors, key=lambda c: (sign * scores[c.key], order[c.key]))
+        last = r == total - 1 or stopped
+        kept = ranked[:1] if last else ranked[: math.ceil(len(ranked) / 2)]
+        dropped = [c for c in ranked if c not in kept]
+        for c in survivors:
+            history[c.key] = CandidateScore(
+                key=c.key, name=c.name, template=c.template, k=c.k, draw=c.draw, draw_seed=c.draw_seed,
+                temperature=c.temperature, model=c.model, rows=rows, score=scores[c.key],
+                rounds=r + 1, dropped_in_round=r + 1 if c in dropped and not (last and stopped) else None,
+            )  # fmt: skip
+        result = RoundResult(
+            index=r + 1,
+            rows=rows,
+            scores=scores,
+            kept=[c.key for c in kept],
+            dropped=[c.key for c in dropped],
+        )
+        rounds.append(result)
+        if on_round is not None:
+            on_round(result)
+        survivors, rows_done = kept, rows
+        if stopped:
+            break
+    winner = survivors[0]
+    ranked_all = sorted(
+        history.values(), key=lambda s: (-s.rounds, s.key != winner.key, sign * s.score, order[s.key])
+    )
+    return _Searched(
+        rounds=rounds,
+        scores={s.key: s for s in ranked_all},
+        winner=winner,
+        stopped_by_budget=stopped,
+    )
+
+
+def _optimism(metric: str, selection: float, selection_rows: int, test: MetricEstimate) -> Optimism:
+    if higher_is_better(metric):
+        value, low, high = selection - test.value, selection - test.high, selection - test.low
+    else:
+        value, low, high = test.value - selection, test.low - selection, test.high - selection
+    return Optimism(
+        metric=metric,
+        selection=selection,
+        selection_rows=selection_rows,
+        test=test,
+        value=value,
+        low=low,
+        high=high,
+    )
+
+
+def optimize(
+    spec_path: Path,
+    space: SearchSpace,
+    settings: OptimizeSettings,
+    *,
+    out: Path,
+    package_best: bool = False,
+    on_start: Callable[[OptimizeEstimate], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_round: Callable[[RoundResult], None] | None = None,
+) -> OptimizeResult:
+    """Search ``space`` around the spec at ``spec_path`` within the budget; measure the winner honestly.
+
+    ``out`` keeps what was scored (a rerun goes on from there). ``on_start`` hears the estimate
+    before the first call, ``on_progress(1)`` each new call, ``on_round`` each round's outcome.
+    """
+    from ..core import run_sync
+
+    setup = _setup(spec_path, space, settings)
+    estimate = _estimate(setup, settings)
+    if on_start is not None:
+        on_start(estimate)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = ScoreLedger(out / _LEDGER)
+    spend = Spend(unit=settings.unit, limit=settings.limit)
+    limit = technique_for(setup.base.spec).max_in_flight(setup.base.spec) or settings.concurrency
+    scorer = _Scorer(ledger, spend, setup.costs, min(limit, settings.concurrency), on_progress)
+    test = setup.splits.test
+    test_keys = [text_key(t) for t in test.texts]
+
+    async def run() -> _Searched:
+        try:
+            searched = await _search(setup, settings, scorer, on_round)
+            contenders = [searched.winner] + ([setup.base] if setup.base.key != searched.winner.key else [])
+            pairs = [(c, test_keys[i], test.texts[i]) for i in range(len(test_keys)) for c in contenders]
+            if not await scorer.score(pairs):
+                raise LabelwiseError(
+                    "the budget ran out while scoring the test rows (spent "
+                    f"{_money(spend.spent, spend.unit)}); run again with a larger budget: nothing "
+                    "scored is sent twice"
+                )
+            return searched
+        finally:
+            await scorer.aclose()
+
+    try:
+        searched = run_sync(run())
+    finally:
+        ledger.close()
+    winner = searched.winner
+
+    def card(candidate: Candidate) -> tuple[EvalCard, list[Prediction]]:
+        predictions = [p for p in scorer.predictions(candidate, test_keys) if p is not None]
+        return evaluate(
+            Classifier(artifact=candidate.artifact()), test, predictions=predictions,
+            n_resamples=settings.n_resamples, random_state=settings.seed,
+        )  # fmt: skip
+
+    winner_card, winner_predictions = card(winner)
+    base_card, base_predictions = card(setup.base)
+    tests = compare_predictions(
+        test.labels,
+        [p.label for p in base_predictions],
+        [p.label for p in winner_predictions],
+        labels=setup.labels,
+        ordinal=setup.base.spec.task.ordinal,
+        n_resamples=settings.n_resamples,
+        random_state=settings.seed,
+    )
+    winner_score = searched.scores[winner.key]
+    result = OptimizeResult(
+        search=settings.search,
+        metric=settings.metric,
+        data=settings.data.name,
+        data_sha256=test.dataset.sha256,
+        pool_rows=len(setup.splits.pool.texts),
+        selection_rows=len(setup.splits.selection.texts),
+        test_rows=len(test.texts),
+        candidates=list(searched.scores.values()),
+        rounds=searched.rounds,
+        stopped_by_budget=searched.stopped_by_budget,
+        winner=winner.key,
+        winner_spec=winner.spec,
+        winner_card=winner_card,
+        base=setup.base.key,
+        base_card=base_card,
+        comparison=[
+            {
+                "metric": t.metric,
+                "base": t.value_a,
+                "winner": t.value_b,
+                "difference": t.difference,
+                "low": t.low,
+                "high": t.high,
+                "test": t.test,
+                "p_value": t.p_value,
+                "better": {"A": "base", "B": "winner", "tie": "no significant difference"}[verdict(t)],
+            }
+            for t in tests
+        ],  # fmt: skip
+        optimism=_optimism(
+            settings.metric, winner_score.score, winner_score.rows, winner_card.metrics[settings.metric]
+        ),
+        spend=spend.as_dict(),
+        estimate=estimate,
+    )
+    if package_best:
+        artifact, _ = package(winner.spec)
+        attach_evaluation(
+            str(artifact.tag), winner_card, test, winner_predictions, source=settings.data.name,
+            seed=settings.seed, also={OPTIMIZATION: json.dumps(result.provenance(), indent=2).encode()},
+        )  # fmt: skip
+        result.packaged_tag = str(artifact.tag)
+    return result
