@@ -91,6 +91,17 @@ class _ContractCheck:
             contract.check_response(request, response)
 
 
+def _tokens(text: str) -> int:
+    from labelwise.backends import openai_encoding
+
+    return len(openai_encoding("gpt-4o-mini").encode(text))
+
+
+def _count(usage: dict[str, Any], prompt: int, completion: int) -> None:
+    completion = max(completion, 1)  # a stop at once still counts the stop token
+    usage.update(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
 def _always_positive(prompt: str) -> str:
     return "positive"
 
@@ -255,7 +266,7 @@ class FakeOpenAIServer:
 
     def _completion(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The answer to ``body`` at ``path``; raises ``Refusal`` for what the model does not take."""
-        usage: dict[str, Any] = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
+        usage: dict[str, Any] = {}
         common = {
             "id": "fake-1",
             "created": int(time.time()),
@@ -268,6 +279,8 @@ class FakeOpenAIServer:
             data = [
                 {"object": "embedding", "index": i, "embedding": self.embed(t)} for i, t in enumerate(texts)
             ]
+            tokens = sum(_tokens(str(t)) for t in texts)
+            usage.update(prompt_tokens=tokens, total_tokens=tokens)
             return {"object": "list", "data": data, "model": common["model"], "usage": usage}
         check_parameters(path, body)
         if path.endswith("/chat/completions"):
@@ -276,14 +289,17 @@ class FakeOpenAIServer:
             content, finish, reasoning = answer_shape(
                 body, served if served is not None else self.answer(prompt)
             )
+            # As OpenAI counts a chat: each message's content and 3 tokens around it, 3 to prime the reply.
+            prompt_tokens = sum(_tokens(str(m.get("content") or "")) + 3 for m in body["messages"]) + 3
+            _count(usage, prompt_tokens, _tokens(content or "") + reasoning)
             if reasoning:
-                usage.update(completion_tokens=reasoning + 1, total_tokens=10 + reasoning + 1,
-                             completion_tokens_details={"reasoning_tokens": reasoning})  # fmt: skip
+                usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
             message = {"role": "assistant", "content": content, "refusal": None}
             logprobs = chat_logprobs(content, body, self._decode)
             choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": logprobs}
             return {**common, "object": "chat.completion", "choices": [choice]}
         text = self.answer(str(body["prompt"]))
+        _count(usage, _tokens(str(body["prompt"])), _tokens(text))
         logprobs = completion_logprobs(text, body, self._decode)
         choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": logprobs}
         return {**common, "object": "text_completion", "choices": [choice]}

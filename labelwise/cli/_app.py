@@ -20,6 +20,7 @@ from ._canary import canary_command
 from ._eval import calibrate_command, eval_app, experiment_command
 from ._finetune import finetune_app
 from ._models import models_app, package_command
+from ._optimize import optimize_command
 from ._predict import predict_command
 from ._progress import err_console
 from ._serve import feedback_app, local_app, serve_command
@@ -62,6 +63,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(eval_app, name="eval")
 app.command("calibrate")(calibrate_command)
 app.command("experiment")(experiment_command)
+app.command("optimize")(optimize_command)
 app.add_typer(finetune_app, name="finetune")
 app.command("train-embedding")(train_embedding_command)
 app.add_typer(batch_app, name="batch")

@@ -49,6 +49,7 @@ from ._optimize import (
     OptimizeEstimate,
     OptimizeResult,
     OptimizeSettings,
+    RoundResult,
     estimate_optimize,
     optimize,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "OptimizeSettings",
     "PROBABILITY_METRICS",
     "PairedTest",
+    "RoundResult",
     "SearchSpace",
     "accuracy",
     "as_labels",

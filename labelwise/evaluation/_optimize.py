@@ -58,6 +58,7 @@ __all__ = [
     "OptimizeEstimate",
     "OptimizeResult",
     "OptimizeSettings",
+    "RoundResult",
     "estimate_optimize",
     "optimize",
 ]

@@ -5,7 +5,6 @@ winner's true optimism are known."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,9 @@ TEMPLATE = "Send the ticket to a team.\n\n{examples}\n\nTicket: {text}\nTeam: "
 PLAIN = "Send the ticket to billing, shipping or returns.\n\nTicket: {text}\nTeam: "
 EXAMPLE = "Ticket: {text}\nTeam: {label}"
 BASE_ACCURACY = 0.5
-EFFECT = 0.12  # each helpful example adds this to the chance of a right answer, each harmful one takes it away
+EFFECT = (
+    0.12  # each helpful example adds this to the chance of a right answer, each harmful one takes it away
+)
 
 
 def _unit(*parts: str) -> float:
@@ -58,7 +59,9 @@ class Truth:
 
 
 @pytest.fixture()
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Truth, FakeOpenAIServer, Path, Path]]:
+def world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Truth, FakeOpenAIServer, Path, Path]]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     truth = Truth.make(1200)
     data = tmp_path / "tickets.csv"
@@ -93,7 +96,14 @@ SPACE = SearchSpace(
 
 
 def _settings(data: Path, **changes: object) -> OptimizeSettings:
-    base = {"data": data, "label_col": "team", "test_rows": 300, "selection_rows": 300, "seed": 1, "n_resamples": 300}
+    base = {
+        "data": data,
+        "label_col": "team",
+        "test_rows": 300,
+        "selection_rows": 300,
+        "seed": 1,
+        "n_resamples": 300,
+    }
     return OptimizeSettings(**{**base, **changes})  # type: ignore[arg-type]
 
 
