@@ -159,7 +159,7 @@ def _print_estimate(estimate: OptimizeEstimate) -> None:
         f"{estimate.candidates} candidates ({estimate.pool_rows} pool rows, "
         f"{estimate.selection_rows} selection, {estimate.test_rows} test): about {estimate.calls} calls, "
         f"{estimate.prompt_tokens} prompt tokens "
-        f"(counted with {estimate.tokens_counted_with}), at most {estimate.completion_tokens} completion "
+        f"(counted with {estimate.tokens_counted_with}), {estimate.completion_tokens} completion "
         f"tokens, ${estimate.cost_usd:.4f}; the full grid would make {estimate.grid_calls} calls"
     )
 

@@ -34,6 +34,7 @@ from ..packaging import (
     ClassifierSpec,
     Prediction,
     count_prompt_tokens,
+    count_tokens,
     measure_label_tokens,
     package,
     technique_for,
@@ -175,7 +176,8 @@ class CallCost:
     """Mean over the rows rendered."""
     max_prompt_tokens: int
     completion_tokens: int
-    """The most the request lets the model write."""
+    """Expected: one label where the model writes its answer, else the most it may write."""
+    max_completion_tokens: int
     usd: float
     max_usd: float
 
@@ -264,7 +266,6 @@ class OptimizeEstimate(BaseModel):
     """Every candidate on every selection row, and two on the test rows: the fixed grid's cost."""
     prompt_tokens: int
     completion_tokens: int
-    """The most the requests let the models write."""
     cost_usd: float
     tokens_counted_with: str
     budget_unit: Literal["calls", "usd"]
@@ -340,20 +341,27 @@ def _costing_spec(candidate: Candidate) -> ClassifierSpec:
 
 
 async def _call_cost(candidate: Candidate, texts: Sequence[str]) -> tuple[CallCost, str]:
+    """The mean and the worst cost of a call, from the candidate's prompts for ``texts``.
+
+    The mean expects an answer of one label when the model writes its answer (``generate``);
+    the worst, the most the request lets it write.
+    """
     spec = _costing_spec(candidate)
     async with ClassifierRuntime(
         artifact=ClassifierArtifact(spec=spec, label_tokens=candidate.label_tokens)
     ) as rt:
         requests = await rt.technique_.requests(list(texts))
     if not requests:
-        return CallCost(0.0, 0, 0, 0.0, 0.0), "no prompt"
+        return CallCost(0.0, 0, 0, 0, 0.0, 0.0), "no prompt"
     counts, counted_with = count_prompt_tokens(spec, requests)
-    completion = max(r.max_tokens for r in requests)
+    most = max(r.max_tokens for r in requests)
+    expected = most
+    if spec.scoring == "generate":
+        expected = min(most, max(count_tokens(spec, spec.task.labels)[0]))
     mean = sum(counts) / len(counts)
-    price = candidate.spec.backend.cost_usd
-    return CallCost(
-        mean, max(counts), completion, price(round(mean), completion), price(max(counts), completion)
-    ), counted_with
+    price = spec.backend.cost_usd
+    cost = CallCost(mean, max(counts), expected, most, price(round(mean), expected), price(max(counts), most))
+    return cost, counted_with
 
 
 def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _Setup:

@@ -63,6 +63,7 @@ __all__ = [
     "RunOptions",
     "Technique",
     "count_prompt_tokens",
+    "count_tokens",
     "estimate_tokens",
     "prompt_scorer",
     "technique_for",
@@ -83,16 +84,22 @@ def estimate_tokens(request: CompletionRequest) -> int:
     return characters // 4 + 4 + request.max_tokens
 
 
-def count_prompt_tokens(spec: ClassifierSpec, requests: Sequence[CompletionRequest]) -> tuple[list[int], str]:
-    """Each request's prompt tokens, and how they were counted (for spend estimates).
+def count_tokens(spec: ClassifierSpec, texts: Sequence[str]) -> tuple[list[int], str]:
+    """Each text's tokens for ``spec``'s model, and how they were counted (for spend estimates).
 
-    OpenAI's own tokenizer where the backend uses it (offline with the ``offline`` extra), plus
-    the chat format's few tokens a message; elsewhere about 4 characters a token.
+    OpenAI's own tokenizer where the backend uses it (offline with the ``offline`` extra);
+    elsewhere about 4 characters a token.
     """
     if spec.backend.backend.openai_tokenizer:
         encoding = openai_encoding(spec.model_name)
-        return [len(encoding.encode(r.prompt + (r.system or ""))) + 7 for r in requests], "tiktoken"
-    return [estimate_tokens(r) - r.max_tokens for r in requests], "about 4 characters a token"
+        return [len(encoding.encode(text)) for text in texts], "tiktoken"
+    return [max(1, len(text) // 4) for text in texts], "about 4 characters a token"
+
+
+def count_prompt_tokens(spec: ClassifierSpec, requests: Sequence[CompletionRequest]) -> tuple[list[int], str]:
+    """Each request's prompt tokens (``count_tokens``), with the chat format's few tokens a message."""
+    counts, counted_with = count_tokens(spec, [r.prompt + (r.system or "") for r in requests])
+    return [count + 7 for count in counts], counted_with
 
 
 @dataclass(frozen=True)

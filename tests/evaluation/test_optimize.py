@@ -5,7 +5,9 @@ winner's true optimism are known."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from labelwise.evaluation import OptimizeResult, OptimizeSettings, SearchSpace, estimate_optimize, optimize
+from labelwise.core import LabelwiseError
+from labelwise.evaluation import (
+    OPTIMIZATION,
+    EvalCard,
+    OptimizeResult,
+    OptimizeSettings,
+    SearchSpace,
+    estimate_optimize,
+    load_labelled,
+    optimize,
+)
+from labelwise.evaluation._optimize import make_splits
+from labelwise.packaging import load_artifact
+from labelwise.reports import write_optimize_report
 from tests.fake_openai import FakeOpenAIServer
 
 TEAMS = ["billing", "shipping", "returns"]
@@ -111,6 +126,7 @@ def _examples(result: OptimizeResult) -> list[str]:
     return sorted(e.text for e in getattr(result.winner_spec.technique, "examples", []))
 
 
+@pytest.mark.slow
 def test_halving_finds_the_grid_winner_for_a_third_of_its_calls(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     truth, fake, spec, data = world
     estimate = estimate_optimize(spec, SPACE, _settings(data, search="grid"))
@@ -129,3 +145,86 @@ def test_halving_finds_the_grid_winner_for_a_third_of_its_calls(world, tmp_path:
     # The truth agrees: the winner's examples help.
     assert truth.accuracy(_examples(halving)) >= truth.accuracy(_examples(grid)) - 0.05
     print(f"grid {grid_calls} calls, halving {halving_calls} ({halving_calls / grid_calls:.0%})")
+
+
+SMALL = SearchSpace(
+    templates={"plain": PLAIN, "shots": TEMPLATE}, example_template=EXAMPLE, k=[1, 3], draws=3
+)
+
+
+def _small(data: Path, **changes: object) -> OptimizeSettings:
+    return _settings(data, test_rows=200, selection_rows=200, **changes)
+
+
+def test_the_splits_never_overlap_and_every_prefix_keeps_the_label_shares(world) -> None:  # type: ignore[no-untyped-def]
+    _, _, _, data = world
+    labelled = load_labelled(data, text_col="text", label_col="team", label_set=TEAMS)
+    splits = make_splits(labelled, _small(data), max_k=3)
+    pool, selection, test = (set(part.texts) for part in (splits.pool, splits.selection, splits.test))
+    assert not pool & selection and not pool & test and not selection & test
+    assert (len(selection), len(test), len(pool)) == (200, 200, 800)
+    for rows in (12, 30, 200):
+        shares = Counter(splits.selection.labels[:rows])
+        assert max(shares.values()) - min(shares.values()) <= 1
+
+
+def test_the_winner_is_measured_honestly_and_the_truth_lies_in_its_interval(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    truth, fake, spec, data = world
+    before = fake.requests
+    result = optimize(
+        spec,
+        SMALL,
+        _small(data, budget_calls=1100, metric="accuracy"),
+        out=tmp_path / "out",
+        package_best=True,
+    )
+    assert fake.requests - before == result.spend["calls"] <= 1100
+    assert not result.stopped_by_budget
+    rounds = result.rounds
+    assert [len(r.scores) for r in rounds] == [13, 7, 4, 2]
+    assert all(a.rows < b.rows for a, b in zip(rounds, rounds[1:], strict=False))
+    assert set(rounds[-1].kept) == {result.winner}
+    o = result.optimism
+    assert o.selection == result.candidate(result.winner).score
+    assert o.value == pytest.approx(o.selection - o.test.value)
+    assert o.low == pytest.approx(o.selection - o.test.high) and o.high == pytest.approx(
+        o.selection - o.test.low
+    )
+    true_accuracy = truth.accuracy(_examples(result))
+    assert o.low <= o.selection - true_accuracy <= o.high
+    assert {t["metric"] for t in result.comparison} >= {"accuracy", "weighted_f1"}
+    # The winner, packaged, carries its card from the test rows and how it was found.
+    artifact = load_artifact(str(result.packaged_tag))
+    card = EvalCard.attached_to(artifact)
+    assert card is not None and card.dataset.evaluated == 200
+    assert card.metrics["accuracy"].value == o.test.value
+    found = json.loads(artifact.attachments[OPTIMIZATION])
+    assert found["candidates_tried"] == 13 and found["spend"]["calls"] == result.spend["calls"]
+    assert found["optimism"]["value"] == pytest.approx(o.value)
+    assert not set(_examples(result)) & set(card_texts(result, data))
+    files = write_optimize_report(result, tmp_path / "report")
+    board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert len(board) == 13 and board.loc[0, "key"] == result.winner and bool(board.loc[0, "winner"])
+    assert "data:image/png;base64," in (tmp_path / "report" / "report.html").read_text()
+    assert {f.name for f in files} == {"leaderboard.csv", "report.html", "report.json"}
+
+
+def card_texts(result: OptimizeResult, data: Path) -> list[str]:
+    labelled = load_labelled(data, text_col="text", label_col="team", label_set=TEAMS)
+    return make_splits(labelled, _small(data), max_k=3).test.texts
+
+
+def test_a_dollar_budget_is_never_exceeded_and_the_estimate_is_near_the_spend(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, fake, spec, data = world
+    settings = _small(data, budget_usd=0.02)
+    estimate = estimate_optimize(spec, SMALL, settings)
+    assert estimate.tokens_counted_with == "tiktoken" and estimate.cost_usd <= 0.02
+    result = optimize(spec, SMALL, settings, out=tmp_path / "out")
+    assert result.spend["cost_usd"] <= 0.02
+    assert abs(estimate.cost_usd - result.spend["cost_usd"]) <= 0.1 * result.spend["cost_usd"]
+    assert abs(estimate.calls - result.spend["calls"]) <= 0.1 * result.spend["calls"]
+    # A budget that cannot give every candidate a fair first round is refused before any call.
+    before = fake.requests
+    with pytest.raises(LabelwiseError, match=r"Give at least \$"):
+        optimize(spec, SMALL, _small(data, budget_usd=0.002), out=tmp_path / "small")
+    assert fake.requests == before
