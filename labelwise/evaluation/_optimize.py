@@ -391,6 +391,12 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
     base = _base_candidate(base_spec)
     drawn = make_candidates(base_spec, space, splits.pool, seed=settings.seed)
     candidates = [base, *(c for c in drawn if c.key != base.key)]
+    if len(candidates) < 2:
+        raise LabelwiseError(
+            f"nothing to search: {spec_path.name} is zero-shot and the search space gives no other "
+            "template; name templates (with {examples} for few-shot ones) in the search space file "
+            f"({spec_path.stem}.space.yaml beside the spec, or --space)"
+        )
     sample = splits.selection.texts[:_COSTING_ROWS]
 
     async def costs() -> list[tuple[CallCost, str]]:
@@ -577,8 +583,10 @@ class _Scorer:
         for runtime in self.runtimes.values():
             await runtime.aclose()
 
-    def has(self, candidate: Candidate, key: str) -> bool:
-        return key in self.found.get(candidate.key, {})
+    def scored_prefix(self, candidate: Candidate, keys: Sequence[str]) -> int:
+        """How many of ``keys``, from the first, the candidate has been scored on."""
+        known = self.found.get(candidate.key, {})
+        return next((i for i, key in enumerate(keys) if key not in known), len(keys))
 
     def predictions(self, candidate: Candidate, keys: Sequence[str]) -> list[Prediction | None]:
         known = self.found.get(candidate.key, {})
@@ -677,14 +685,13 @@ async def _search(
         rows = _next_rows(
             rows_done, len(keys), budget_left=left, rounds_left=total - r, round_cost=round_cost
         )
-        pairs = [(c, keys[i], selection.texts[i]) for i in range(rows_done, rows) for c in survivors]
+        # One candidate after another: its prompts share their start (template and examples), which a
+        # server's prompt cache reuses from one call to the next.
+        pairs = [(c, keys[i], selection.texts[i]) for c in survivors for i in range(rows_done, rows)]
         stopped = not await scorer.score(pairs, keep=setup.test_reserve)
         planned += (rows - rows_done) * round_cost
-        if stopped:  # score on the rows every survivor has (calls go out row by row)
-            rows = next(
-                (i for i in range(rows_done, rows) if not all(scorer.has(c, keys[i]) for c in survivors)),
-                rows,
-            )
+        if stopped:  # the rows every survivor has
+            rows = min(scorer.scored_prefix(c, keys[:rows]) for c in survivors)
             if rows == 0:
                 raise LabelwiseError("the budget ran out before every candidate had one selection row")
 

@@ -49,6 +49,9 @@ class SearchSpace(StrictModel):
         description="random: any k pool rows; stratified: the labels take turns; nearest: the k pool "
         "rows most similar to each input (needs an embedder).",
     )
+    max_example_chars: int | None = Field(
+        default=None, gt=0, description="Pool rows longer than this are never drawn as examples (cost)."
+    )
     embedder: BackendSpec | None = Field(
         default=None, description="nearest: where embeddings come from (default: the base spec's)."
     )
@@ -109,6 +112,13 @@ def make_candidates(
     base: ClassifierSpec, space: SearchSpace, pool: LabelledData, *, seed: int
 ) -> list[Candidate]:
     """Every candidate of ``space`` around ``base``, examples drawn from ``pool`` (seeded)."""
+    if space.max_example_chars is not None:
+        keep = [i for i, text in enumerate(pool.texts) if len(text) <= space.max_example_chars]
+        if not keep:
+            raise LabelwiseError(f"no pool row is as short as max_example_chars={space.max_example_chars}")
+        pool = pool.model_copy(
+            update={"texts": [pool.texts[i] for i in keep], "labels": [pool.labels[i] for i in keep]}
+        )
     embedder = space.embedder or getattr(base.technique, "embedder", None)
     if "nearest" in space.draw and embedder is None:
         raise LabelwiseError(

@@ -7,6 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,3 +232,75 @@ def test_a_dollar_budget_is_never_exceeded_and_the_estimate_is_near_the_spend(wo
     with pytest.raises(LabelwiseError, match=r"Give at least \$"):
         optimize(spec, SMALL, _small(data, budget_usd=0.002), out=tmp_path / "small")
     assert fake.requests == before
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "labelwise.cli", "optimize", *args]
+
+
+def test_a_killed_run_goes_on_where_it_stopped(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    truth, fake, spec, data = world
+    sent: list[str] = []
+    fake.answer = lambda prompt: sent.append(prompt) or truth.answer(prompt)
+    fake.latency_s = 0.005
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SMALL.model_dump(mode="json", exclude_none=True)))
+    args = _cli(str(spec), str(data), "--label-col", "team", "--space", str(space), "--budget-calls", "1100",
+                "--test-rows", "200", "--selection-rows", "200", "--seed", "1", "--concurrency", "4",
+                "--out", str(tmp_path / "out"), "--json")  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(sent) < 400 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_after = len(sent)
+    assert 400 <= killed_after < 1000
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(rerun.stdout)
+    assert result["spend"]["calls"] <= 1100
+    repeated = len(sent) - len(set(sent))
+    assert repeated <= 4  # at most the calls in flight when it was killed
+    assert len(set(sent)) == result["spend"]["calls"]
+    assert result["spend"]["calls_this_run"] == len(sent) - killed_after
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_dry_run_and_what_is_refused(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, fake, spec, data = world
+    common = [str(spec), str(data), "--label-col", "team", "--test-rows", "200", "--selection-rows", "200"]
+    # Beside the spec, the search space is found without --space.
+    space = yaml.safe_dump(SMALL.model_dump(mode="json", exclude_none=True))
+    spec.with_name("tickets.space.yaml").write_text(space)
+    dry = subprocess.run(
+        _cli(*common, "--budget-calls", "1100", "--dry-run", "--json"), capture_output=True, text=True
+    )
+    assert dry.returncode == 0, dry.stderr
+    estimate = json.loads(dry.stdout)
+    assert estimate["calls"] <= 1100 and estimate["test_calls"] == 400 and fake.requests == 0
+    assert estimate["candidates"] == 13 and [r["candidates"] for r in estimate["rounds"]] == [13, 7, 4, 2]
+    assert estimate["grid_calls"] == 13 * 200 + 400
+    text = subprocess.run(
+        _cli(*common, "--budget-calls", "1100", "--dry-run"), capture_output=True, text=True
+    )
+    assert "13 candidates" in text.stdout and "the full grid would make 3000 calls" in text.stdout
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("k: [1]\n")
+    refusals = {
+        "nothing to search": ["--budget-calls", "900", "--space", str(empty)],
+        "give a budget": [],
+        "one budget": ["--budget-calls", "900", "--budget-usd", "1"],
+        "Give at least": ["--budget-calls", "500"],
+        "--metric must be one of": ["--budget-calls", "900", "--metric", "mae"],
+        "search space file": ["--budget-calls", "900", "--space", str(tmp_path / "missing.yaml")],
+        "no column 'label'": ["--budget-calls", "900", "--label-col", "label"],
+    }
+    for message, extra in refusals.items():
+        label = [] if "--label-col" in extra else ["--label-col", "team"]
+        result = subprocess.run(
+            _cli(*common[:2], *label, *common[4:], *extra), capture_output=True, text=True
+        )
+        assert result.returncode == 2, (message, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert fake.requests == 0
+    assert not (tmp_path / "tickets-optimize").exists()
