@@ -14,27 +14,22 @@ started again sends none of them twice; the budget counts them all.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
 from .. import __version__
-from ..backends import BackendError
-from ..core import LabelwiseError, open_keyed_db, rows_for_keys, text_key
+from ..core import LabelwiseError, run_sync, text_key
 from ..packaging import (
     Classifier,
     ClassifierArtifact,
-    ClassifierRuntime,
     ClassifierSpec,
     Prediction,
-    count_prompt_tokens,
-    count_tokens,
     measure_label_tokens,
     package,
     technique_for,
@@ -44,15 +39,29 @@ from ._evaluate import (
     METRICS,
     ORDINAL_METRICS,
     EvalCard,
-    LabelledData,
     MetricEstimate,
     attach_evaluation,
     evaluate,
     higher_is_better,
     load_labelled,
 )
+from ._optimize_ledger import ScoreLedger, Scorer, Spend
+from ._optimize_plan import (
+    CallCost,
+    OptimizeEstimate,
+    OptimizeSettings,
+    PlannedRound,
+    Search,
+    Splits,
+    call_cost,
+    make_splits,
+    min_rows,
+    money,
+    next_rows,
+    plan_rounds,
+    rounds_for,
+)
 from ._search_space import Candidate, SearchSpace, make_candidates
-from ._split import split_labelled
 
 __all__ = [
     "OPTIMIZATION",
@@ -65,238 +74,8 @@ __all__ = [
 ]
 
 OPTIMIZATION = "optimization.json"  # attached to a packaged winner: how it was found
-Search = Literal["halving", "grid"]
 _LEDGER = "scores.sqlite"
 _COSTING_ROWS = 20  # selection rows rendered per candidate to estimate what a call costs
-
-
-@dataclass(frozen=True)
-class OptimizeSettings:
-    """How to search: the data, the split, the budget. A budget is in calls or in US dollars."""
-
-    data: Path
-    text_col: str = "text"
-    label_col: str = "label"
-    search: Search = "halving"
-    budget_calls: int | None = None
-    budget_usd: float | None = None
-    metric: str = "weighted_f1"
-    test_rows: int | None = None
-    selection_rows: int | None = None
-    pool_rows: int = 1000
-    seed: int = 0
-    concurrency: int = 16
-    n_resamples: int = 1000
-
-    @property
-    def unit(self) -> Literal["calls", "usd"]:
-        return "usd" if self.budget_usd is not None else "calls"
-
-    @property
-    def limit(self) -> float | None:
-        return self.budget_usd if self.budget_usd is not None else self.budget_calls
-
-
-# -- the split -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Splits:
-    pool: LabelledData
-    selection: LabelledData
-    """In an order where every prefix keeps each label's share (the rounds score prefixes)."""
-    test: LabelledData
-
-
-def _interleaved(data: LabelledData) -> LabelledData:
-    """The rows reordered so that any prefix holds each label in about its share of the whole."""
-    seen: dict[str, int] = {}
-    counts = {label: data.labels.count(label) for label in set(data.labels)}
-    keys = []
-    for label in data.labels:
-        seen[label] = seen.get(label, 0) + 1
-        keys.append((seen[label] - 0.5) / counts[label])
-    order = sorted(range(len(keys)), key=lambda i: (keys[i], i))
-    return data.model_copy(
-        update={"texts": [data.texts[i] for i in order], "labels": [data.labels[i] for i in order]}
-    )
-
-
-def make_splits(data: LabelledData, settings: OptimizeSettings, *, max_k: int) -> Splits:
-    """Test rows held out first, then selection rows, then the pool from the rest (all stratified)."""
-    n = len({t.strip() for t in data.texts})
-    test_rows = settings.test_rows or min(500, n // 5)
-    selection_rows = settings.selection_rows or min(500, n // 5)
-    if test_rows < 2 or selection_rows < 2 or n - test_rows - selection_rows < max(max_k, 1):
-        raise LabelwiseError(
-            f"{n} distinct labelled texts cannot hold {test_rows} test rows, {selection_rows} selection "
-            f"rows and a pool of at least {max(max_k, 1)} examples: give more data, or fewer "
-            "--test-rows / --selection-rows"
-        )
-    rest, test = split_labelled(data, test_size=test_rows, seed=settings.seed)
-    pool, selection = split_labelled(rest, test_size=selection_rows, seed=settings.seed + 1)
-    if len(pool.texts) > settings.pool_rows:
-        _, pool = split_labelled(pool, test_size=settings.pool_rows, seed=settings.seed + 2)
-    return Splits(pool=pool, selection=_interleaved(selection), test=test)
-
-
-# -- what was scored, and what it cost ---------------------------------------------------------
-
-
-class ScoreLedger:
-    """Every (candidate, text) scored so far, with its prediction: a rerun sends none again."""
-
-    def __init__(self, path: Path) -> None:
-        self.db = open_keyed_db(
-            path,
-            "CREATE TABLE IF NOT EXISTS scored (candidate TEXT NOT NULL, key TEXT NOT NULL, "
-            "prediction TEXT NOT NULL, PRIMARY KEY (candidate, key))",
-        )
-
-    def get(self, candidate: str, keys: Sequence[str]) -> dict[str, Prediction]:
-        rows = rows_for_keys(
-            self.db, "SELECT key, prediction FROM scored WHERE candidate = ? AND key IN", [candidate], keys
-        )
-        return {key: Prediction.model_validate_json(value) for key, value in rows}
-
-    def put(self, candidate: str, key: str, prediction: Prediction) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO scored VALUES (?, ?, ?)", (candidate, key, prediction.model_dump_json())
-        )
-
-    def close(self) -> None:
-        self.db.close()
-
-
-@dataclass(frozen=True)
-class CallCost:
-    """What one call of a candidate is expected to cost, from its rendered prompts."""
-
-    prompt_tokens: float
-    """Mean over the rows rendered."""
-    max_prompt_tokens: int
-    completion_tokens: int
-    """Expected: one label where the model writes its answer, else the most it may write."""
-    max_completion_tokens: int
-    usd: float
-    max_usd: float
-
-    def units(self, unit: str, *, worst: bool = False) -> float:
-        if unit == "calls":
-            return 1.0
-        return self.max_usd if worst else self.usd
-
-
-@dataclass
-class Spend:
-    """Calls, tokens and dollars of every (candidate, text) this run's plan scored, kept or new."""
-
-    unit: Literal["calls", "usd"]
-    limit: float | None
-    calls: int = 0
-    new_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    reserved: float = 0.0
-
-    @property
-    def spent(self) -> float:
-        return float(self.calls) if self.unit == "calls" else self.cost_usd
-
-    def affords(self, units: float, *, keep: float = 0.0) -> bool:
-        return self.limit is None or self.spent + self.reserved + units <= self.limit - keep + 1e-9
-
-    def add(self, prediction: Prediction, spec: ClassifierSpec, *, new: bool) -> None:
-        self.calls += 1
-        self.new_calls += new
-        self.prompt_tokens += prediction.prompt_tokens
-        self.completion_tokens += prediction.completion_tokens
-        self.cost_usd += spec.backend.cost_usd(prediction.prompt_tokens, prediction.completion_tokens)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "unit": self.unit,
-            "limit": self.limit,
-            "spent": self.spent,
-            "calls": self.calls,
-            "calls_this_run": self.new_calls,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": self.cost_usd,
-        }
-
-
-# -- the plan --------------------------------------------------------------------------------
-
-
-def _rounds(n_candidates: int, search: Search) -> int:
-    return 1 if search == "grid" or n_candidates < 2 else math.ceil(math.log2(n_candidates))
-
-
-def _next_rows(
-    rows_done: int, n_rows: int, *, budget_left: float | None, rounds_left: int, round_cost: float
-) -> int:
-    """Rows each survivor is scored on after this round: an equal share of what is left to spend."""
-    if budget_left is None:
-        return n_rows
-    share = budget_left / rounds_left
-    return max(rows_done, min(n_rows, rows_done + int(share // round_cost)))
-
-
-class PlannedRound(BaseModel):
-    candidates: int
-    rows: int
-    calls: int
-
-
-class OptimizeEstimate(BaseModel):
-    """What a search would send, before anything is sent (``--dry-run``)."""
-
-    search: Search
-    candidates: int
-    pool_rows: int
-    selection_rows: int
-    test_rows: int
-    rounds: list[PlannedRound]
-    search_calls: int
-    test_calls: int
-    calls: int
-    grid_calls: int
-    """Every candidate on every selection row, and two on the test rows: the fixed grid's cost."""
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    tokens_counted_with: str
-    budget_unit: Literal["calls", "usd"]
-    budget: float | None
-
-
-def _min_rows(labels: Sequence[str]) -> int:
-    # A population metric on fewer rows than twice the labels says little about anyone.
-    return max(10, 2 * len(labels))
-
-
-def _plan(
-    costs: Sequence[CallCost], n_selection: int, *, unit: str, search_budget: float | None, search: Search
-) -> list[PlannedRound]:
-    """The rounds the search will make, with the mean call cost standing in for the survivors'."""
-    mean = sum(c.units(unit) for c in costs) / len(costs)
-    survivors, rows_done, planned, rounds = len(costs), 0, 0.0, []
-    total = _rounds(survivors, search)
-    for r in range(total):
-        left = None if search_budget is None else search_budget - planned
-        rows = _next_rows(
-            rows_done, n_selection, budget_left=left, rounds_left=total - r, round_cost=mean * survivors
-        )
-        rounds.append(PlannedRound(candidates=survivors, rows=rows, calls=(rows - rows_done) * survivors))
-        planned += (rows - rows_done) * survivors * mean
-        rows_done = rows
-        survivors = math.ceil(survivors / 2)
-    return rounds
-
-
-# -- the workflow ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -329,44 +108,7 @@ def _base_candidate(base: ClassifierSpec) -> Candidate:
     )
 
 
-def _costing_spec(candidate: Candidate) -> ClassifierSpec:
-    """A spec whose prompts are as long as the candidate's: nearest selection without embedding."""
-    technique = candidate.spec.technique
-    if getattr(technique, "selection", "fixed") != "nearest":
-        return candidate.spec
-    examples = technique.examples[: technique.k]  # type: ignore[union-attr]
-    return candidate.spec.model_copy(
-        update={"technique": technique.model_copy(update={"selection": "fixed", "examples": examples})}
-    )
-
-
-async def _call_cost(candidate: Candidate, texts: Sequence[str]) -> tuple[CallCost, str]:
-    """The mean and the worst cost of a call, from the candidate's prompts for ``texts``.
-
-    The mean expects an answer of one label when the model writes its answer (``generate``);
-    the worst, the most the request lets it write.
-    """
-    spec = _costing_spec(candidate)
-    async with ClassifierRuntime(
-        artifact=ClassifierArtifact(spec=spec, label_tokens=candidate.label_tokens)
-    ) as rt:
-        requests = await rt.technique_.requests(list(texts))
-    if not requests:
-        return CallCost(0.0, 0, 0, 0, 0.0, 0.0), "no prompt"
-    counts, counted_with = count_prompt_tokens(spec, requests)
-    most = max(r.max_tokens for r in requests)
-    expected = most
-    if spec.scoring == "generate":
-        expected = min(most, max(count_tokens(spec, spec.task.labels)[0]))
-    mean = sum(counts) / len(counts)
-    price = spec.backend.cost_usd
-    cost = CallCost(mean, max(counts), expected, most, price(round(mean), expected), price(max(counts), most))
-    return cost, counted_with
-
-
 def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _Setup:
-    from ..core import run_sync
-
     if settings.search == "halving" and settings.limit is None:
         raise LabelwiseError("give a budget: --budget-calls N or --budget-usd X (--search grid needs none)")
     if settings.budget_calls is not None and settings.budget_usd is not None:
@@ -400,7 +142,7 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
     sample = splits.selection.texts[:_COSTING_ROWS]
 
     async def costs() -> list[tuple[CallCost, str]]:
-        return [await _call_cost(c, sample) for c in candidates]
+        return [await call_cost(c, sample) for c in candidates]
 
     measured = run_sync(costs())
     cost_of = {c.key: m[0] for c, m in zip(candidates, measured, strict=True)}
@@ -410,30 +152,26 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
     test_reserve = len(splits.test.texts) * (cost_of[base.key].units(unit, worst=True) + worst)
     limit = settings.limit
     search_budget = None if limit is None else limit - test_reserve
-    plan = _plan(
+    plan = plan_rounds(
         [cost_of[c.key] for c in candidates],
         len(splits.selection.texts),
         unit=unit,
         search_budget=search_budget,
         search=settings.search,
     )
-    minimum = min(_min_rows(labels), len(splits.selection.texts))
+    minimum = min(min_rows(labels), len(splits.selection.texts))
     if limit is not None and plan[0].rows < minimum:
         mean = sum(c.units(unit) for c in cost_of.values()) / len(cost_of)
         needed = test_reserve + minimum * mean * len(candidates) * len(plan)
         what = f"{needed:.0f} calls (--budget-calls)" if unit == "calls" else f"${needed:.4f} (--budget-usd)"
         raise LabelwiseError(
-            f"a budget of {_money(limit, unit)} leaves {_money(max(search_budget or 0, 0), unit)} for the "
+            f"a budget of {money(limit, unit)} leaves {money(max(search_budget or 0, 0), unit)} for the "
             f"search after scoring the winner and the base on {len(splits.test.texts)} test rows, which "
             f"gives each of the {len(candidates)} candidates {plan[0].rows} selection rows in the first "
             f"round; it needs {minimum}. Give at least {what}, fewer candidates (fewer templates, k "
             "values, draws in the search space) or fewer --test-rows"
         )
     return _Setup(base, candidates, splits, cost_of, counted_with, test_reserve, search_budget, plan, labels)
-
-
-def _money(value: float, unit: str) -> str:
-    return f"{value:.0f} calls" if unit == "calls" else f"${value:.4f}"
 
 
 def estimate_optimize(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> OptimizeEstimate:
@@ -559,98 +297,6 @@ class OptimizeResult(BaseModel):
         }
 
 
-class _Scorer:
-    """Sends (candidate, row) calls at most ``limit`` at once, in order, until the budget says stop."""
-
-    def __init__(self, ledger: ScoreLedger, spend: Spend, costs: dict[str, CallCost], limit: int,
-                 on_progress: Callable[[int], None] | None) -> None:  # fmt: skip
-        self.ledger = ledger
-        self.spend = spend
-        self.costs = costs
-        self.limit = limit
-        self.on_progress = on_progress
-        self.runtimes: dict[str, ClassifierRuntime] = {}
-        self.found: dict[str, dict[str, Prediction]] = {}
-
-    def runtime(self, candidate: Candidate) -> ClassifierRuntime:
-        if candidate.key not in self.runtimes:
-            self.runtimes[candidate.key] = Classifier(
-                artifact=candidate.artifact(), max_concurrency=self.limit
-            )
-        return self.runtimes[candidate.key]
-
-    async def aclose(self) -> None:
-        for runtime in self.runtimes.values():
-            await runtime.aclose()
-
-    def scored_prefix(self, candidate: Candidate, keys: Sequence[str]) -> int:
-        """How many of ``keys``, from the first, the candidate has been scored on."""
-        known = self.found.get(candidate.key, {})
-        return next((i for i, key in enumerate(keys) if key not in known), len(keys))
-
-    def predictions(self, candidate: Candidate, keys: Sequence[str]) -> list[Prediction | None]:
-        known = self.found.get(candidate.key, {})
-        return [known.get(k) for k in keys]
-
-    async def score(self, pairs: Sequence[tuple[Candidate, str, str]], *, keep: float = 0.0) -> bool:
-        """Score each (candidate, text key, text) not scored yet; ``False`` when the budget ran out.
-
-        ``keep`` is budget that must stay unspent (for the test rows). Calls go out in the order
-        given, so what a stop leaves unscored is the end of the list.
-        """
-        by_candidate: dict[str, list[str]] = {}
-        for candidate, key, _ in pairs:
-            by_candidate.setdefault(candidate.key, []).append(key)
-        for candidate_key, keys in by_candidate.items():
-            have = self.found.setdefault(candidate_key, {})
-            missing = [k for k in keys if k not in have]
-            for key, prediction in self.ledger.get(candidate_key, missing).items():
-                have[key] = prediction
-                spec = next(c.spec for c, _, _ in pairs if c.key == candidate_key)
-                self.spend.add(prediction, spec, new=False)
-        semaphore = asyncio.Semaphore(self.limit)
-        tasks: list[asyncio.Task[None]] = []
-        failures: list[BackendError] = []
-
-        async def one(candidate: Candidate, key: str, text: str, reserved: float) -> None:
-            try:
-                [prediction] = await self.runtime(candidate).aclassify([text])
-            except BackendError as exc:
-                failures.append(exc)
-                return
-            finally:
-                self.spend.reserved -= reserved
-                semaphore.release()
-            self.ledger.put(candidate.key, key, prediction)
-            self.found[candidate.key][key] = prediction
-            self.spend.add(prediction, candidate.spec, new=True)
-            if self.on_progress is not None:
-                self.on_progress(1)
-
-        affordable = True
-        for candidate, key, text in pairs:
-            if key in self.found[candidate.key]:
-                continue
-            await semaphore.acquire()
-            if failures:  # the backend keeps failing: stop sending, keep what came back
-                semaphore.release()
-                break
-            worst = self.costs[candidate.key].units(self.spend.unit, worst=True)
-            if not self.spend.affords(worst, keep=keep):
-                semaphore.release()
-                affordable = False
-                break
-            self.spend.reserved += worst
-            tasks.append(asyncio.create_task(one(candidate, key, text, worst)))
-        await asyncio.gather(*tasks)
-        if failures:
-            raise LabelwiseError(
-                f"{len(failures)} calls failed after retries (first: {failures[0]}); everything scored "
-                "so far is kept: run the same command again to go on from there"
-            )
-        return affordable
-
-
 def _metric(name: str) -> Callable[..., float]:
     return {**METRICS, **ORDINAL_METRICS}[name][0]
 
@@ -666,7 +312,7 @@ class _Searched:
 async def _search(
     setup: _Setup,
     settings: OptimizeSettings,
-    scorer: _Scorer,
+    scorer: Scorer,
     on_round: Callable[[RoundResult], None] | None,
 ) -> _Searched:
     selection = setup.splits.selection
@@ -674,7 +320,7 @@ async def _search(
     metric, better = _metric(settings.metric), higher_is_better(settings.metric)
     order = {c.key: i for i, c in enumerate(setup.candidates)}  # ties go to the earlier (the base first)
     survivors = list(setup.candidates)
-    total = _rounds(len(survivors), settings.search)
+    total = rounds_for(len(survivors), settings.search)
     rows_done, planned, stopped = 0, 0.0, False
     sign = -1 if better else 1
     rounds: list[RoundResult] = []
@@ -682,9 +328,7 @@ async def _search(
     for r in range(total):
         round_cost = sum(setup.costs[c.key].units(settings.unit) for c in survivors)
         left = None if setup.search_budget is None else setup.search_budget - planned
-        rows = _next_rows(
-            rows_done, len(keys), budget_left=left, rounds_left=total - r, round_cost=round_cost
-        )
+        rows = next_rows(rows_done, len(keys), budget_left=left, rounds_left=total - r, round_cost=round_cost)
         # One candidate after another: its prompts share their start (template and examples), which a
         # server's prompt cache reuses from one call to the next.
         pairs = [(c, keys[i], selection.texts[i]) for c in survivors for i in range(rows_done, rows)]
@@ -769,8 +413,6 @@ def optimize(
     ``out`` keeps what was scored (a rerun goes on from there). ``on_start`` hears the estimate
     before the first call, ``on_progress(1)`` each new call, ``on_round`` each round's outcome.
     """
-    from ..core import run_sync
-
     setup = _setup(spec_path, space, settings)
     estimate = _estimate(setup, settings)
     if on_start is not None:
@@ -779,7 +421,7 @@ def optimize(
     ledger = ScoreLedger(out / _LEDGER)
     spend = Spend(unit=settings.unit, limit=settings.limit)
     limit = technique_for(setup.base.spec).max_in_flight(setup.base.spec) or settings.concurrency
-    scorer = _Scorer(ledger, spend, setup.costs, min(limit, settings.concurrency), on_progress)
+    scorer = Scorer(ledger, spend, setup.costs, min(limit, settings.concurrency), on_progress)
     test = setup.splits.test
     test_keys = [text_key(t) for t in test.texts]
 
@@ -791,7 +433,7 @@ def optimize(
             if not await scorer.score(pairs):
                 raise LabelwiseError(
                     "the budget ran out while scoring the test rows (spent "
-                    f"{_money(spend.spent, spend.unit)}); run again with a larger budget: nothing "
+                    f"{money(spend.spent, spend.unit)}); run again with a larger budget: nothing "
                     "scored is sent twice"
                 )
             return searched

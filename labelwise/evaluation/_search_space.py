@@ -44,7 +44,7 @@ class SearchSpace(StrictModel):
     k: list[int] = Field(default_factory=lambda: [1, 3, 5], min_length=1, description="Examples per prompt.")
     draws: int = Field(default=4, gt=0, description="Example sets drawn for each k and way of drawing.")
     draw: list[DrawKind] = Field(
-        default_factory=lambda: ["random", "stratified"],
+        default_factory=lambda: list[DrawKind](["random", "stratified"]),
         min_length=1,
         description="random: any k pool rows; stratified: the labels take turns; nearest: the k pool "
         "rows most similar to each input (needs an embedder).",

@@ -31,7 +31,7 @@ from labelwise.evaluation import (
     load_labelled,
     optimize,
 )
-from labelwise.evaluation._optimize import make_splits
+from labelwise.evaluation._optimize_plan import make_splits
 from labelwise.packaging import load_artifact
 from labelwise.reports import write_optimize_report
 from tests.fake_openai import FakeOpenAIServer
