@@ -4,16 +4,13 @@ winner's true optimism are known."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -35,46 +32,7 @@ from labelwise.evaluation._optimize_plan import make_splits
 from labelwise.packaging import load_artifact
 from labelwise.reports import write_optimize_report
 from tests.fake_openai import FakeOpenAIServer
-
-TEAMS = ["billing", "shipping", "returns"]
-TEMPLATE = "Send the ticket to a team.\n\n{examples}\n\nTicket: {text}\nTeam: "
-PLAIN = "Send the ticket to billing, shipping or returns.\n\nTicket: {text}\nTeam: "
-EXAMPLE = "Ticket: {text}\nTeam: {label}"
-BASE_ACCURACY = 0.5
-EFFECT = (
-    0.12  # each helpful example adds this to the chance of a right answer, each harmful one takes it away
-)
-
-
-def _unit(*parts: str) -> float:
-    digest = hashlib.sha256("\x00".join(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-@dataclass
-class Truth:
-    """Tickets with their teams; a third of the texts help as examples, a third hurt."""
-
-    teams: dict[str, str]
-
-    @classmethod
-    def make(cls, rows: int) -> Truth:
-        return cls({f"ticket {i:04d}: order {i * 7919 % 10007}": TEAMS[i % 3] for i in range(rows)})
-
-    def effect(self, example: str) -> int:
-        return {0: 1, 1: -1, 2: 0}[int(_unit("effect", example) * 3)]
-
-    def accuracy(self, examples: list[str]) -> float:
-        chance = BASE_ACCURACY + EFFECT * sum(self.effect(e) for e in examples)
-        return min(0.95, max(0.05, chance))
-
-    def answer(self, prompt: str) -> str:
-        tickets = re.findall(r"^Ticket: (.*)$", prompt, flags=re.M)
-        text, examples = tickets[-1], sorted(tickets[:-1])
-        right = self.teams[text]
-        if _unit(text, *examples) < self.accuracy(examples):
-            return right
-        return TEAMS[(TEAMS.index(right) + 1 + int(_unit("wrong", text) * 2)) % 3]
+from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth
 
 
 @pytest.fixture()
