@@ -27,7 +27,6 @@ from .. import __version__
 from ..core import LabelwiseError, run_sync, text_key
 from ..packaging import (
     Classifier,
-    ClassifierArtifact,
     ClassifierSpec,
     Prediction,
     measure_label_tokens,
@@ -92,20 +91,11 @@ class _Setup:
 
 
 def _base_candidate(base: ClassifierSpec) -> Candidate:
-    tokens = measure_label_tokens(base)
-    artifact = ClassifierArtifact(spec=base, label_tokens=tokens)
-    return Candidate(
-        key=str(artifact.tag.version),
-        name="base (the spec as written)",
-        template="base",
-        k=len(getattr(base.technique, "examples", [])),
-        draw=None,
-        draw_seed=None,
-        temperature=base.decoding.temperature,
-        model=base.model_name,
-        spec=base,
-        label_tokens=tokens,
-    )
+    return Candidate.of(
+        base, measure_label_tokens(base), name="base (the spec as written)", template="base",
+        k=len(getattr(base.technique, "examples", [])), draw=None, draw_seed=None,
+        temperature=base.decoding.temperature, model=base.model_name,
+    )  # fmt: skip
 
 
 def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _Setup:

@@ -21,6 +21,7 @@ from ..packaging import (
     Template,
     format_validation_error,
     measure_label_tokens,
+    technique_for,
 )
 from ._candidates import derive_spec, draw_examples
 from ._evaluate import LabelledData
@@ -97,9 +98,22 @@ class Candidate(StrictModel):
     model: str
     spec: ClassifierSpec
     label_tokens: dict[str, LabelToken] | None = None
+    model_files: dict[str, bytes] = Field(default_factory=dict)
+    """What packaging would store with it (the pool's embeddings, for nearest examples)."""
+
+    @classmethod
+    def of(cls, spec: ClassifierSpec, label_tokens: dict[str, LabelToken] | None, **point: Any) -> Candidate:
+        """The candidate for ``spec``, keyed by its would-be artifact's version."""
+        files = technique_for(spec).model_files_for(spec, {})
+        artifact = ClassifierArtifact(spec=spec, label_tokens=label_tokens, model_files=files)
+        return cls(
+            key=str(artifact.tag.version), spec=spec, label_tokens=label_tokens, model_files=files, **point
+        )
 
     def artifact(self) -> ClassifierArtifact:
-        return ClassifierArtifact(spec=self.spec, label_tokens=self.label_tokens)
+        return ClassifierArtifact(
+            spec=self.spec, label_tokens=self.label_tokens, model_files=self.model_files
+        )
 
 
 def _templates(base: ClassifierSpec, space: SearchSpace) -> dict[str, str]:
@@ -162,7 +176,6 @@ def make_candidates(
         )
         if spec.model_name not in tokens:
             tokens[spec.model_name] = measure_label_tokens(spec)
-        artifact = ClassifierArtifact(spec=spec, label_tokens=tokens[spec.model_name])
         label = (
             f"{name}" + (f" k={k} {how}" if k else "") + (f" #{draw_seed}" if draw_seed is not None else "")
         )
@@ -171,8 +184,9 @@ def make_candidates(
         if len(models) > 1:
             label += f" {spec.model_name}"
         candidates.append(
-            Candidate(
-                key=str(artifact.tag.version),
+            Candidate.of(
+                spec,
+                tokens[spec.model_name],
                 name=label,
                 template=name,
                 k=k,
@@ -180,9 +194,7 @@ def make_candidates(
                 draw_seed=draw_seed,
                 temperature=temperature,
                 model=spec.model_name,
-                spec=spec,
-                label_tokens=tokens[spec.model_name],
-            )
+            )  # fmt: skip
         )
     unique = {c.key: c for c in candidates}  # two draws can give the same set (a small pool)
     return list(unique.values())

@@ -29,7 +29,8 @@ from labelwise.evaluation import (
     optimize,
 )
 from labelwise.evaluation._optimize_plan import make_splits
-from labelwise.packaging import load_artifact
+from labelwise.evaluation._search_space import make_candidates
+from labelwise.packaging import ClassifierSpec, load_artifact
 from labelwise.reports import write_optimize_report
 from tests.fake_openai import FakeOpenAIServer
 from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth
@@ -262,3 +263,62 @@ def test_dry_run_and_what_is_refused(world, tmp_path: Path) -> None:  # type: ig
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert fake.requests == 0
     assert not (tmp_path / "tickets-optimize").exists()
+
+
+def test_the_candidates_of_a_search_space(world) -> None:  # type: ignore[no-untyped-def]
+    _, fake, spec_path, data = world
+    base = ClassifierSpec.from_yaml(spec_path)
+    labelled = load_labelled(data, text_col="text", label_col="team", label_set=TEAMS)
+    pool = make_splits(labelled, _small(data), max_k=3).pool
+    embedder = {"provider": "openai", "model": "text-embedding-3-small", "base_url": fake.base_url}
+    space = SearchSpace.model_validate(
+        {
+            "templates": {"plain": PLAIN, "shots": TEMPLATE},
+            "example_template": EXAMPLE,
+            "k": [2, 3],
+            "draws": 2,
+            "draw": ["random", "stratified", "nearest"],
+            "embedder": embedder,
+            "temperatures": [0, 0.7],
+            "models": ["gpt-4o-mini", {"model": "gpt-4.1-mini", "usd_per_million_prompt_tokens": 0.4}],
+            "max_example_chars": 25,
+        }  # fmt: skip
+    )
+    candidates = make_candidates(base, space, pool, seed=0)
+    # plain; shots x k 2, 3 x (2 random + 2 stratified + 1 nearest); each at 2 temperatures and 2 models
+    assert len(candidates) == (1 + 2 * 5) * 2 * 2 == len({c.key for c in candidates})
+    for c in candidates:
+        examples = getattr(c.spec.technique, "examples", [])
+        assert all(len(e.text) <= 25 for e in examples)
+        if c.draw == "stratified":
+            assert len({e.label for e in examples}) == min(c.k, 3)
+        if c.draw == "nearest":
+            assert c.spec.technique.selection == "nearest" and c.spec.technique.k == c.k  # type: ignore[union-attr]
+            assert len(examples) == sum(len(t) <= 25 for t in pool.texts)
+        elif c.k:
+            assert len(examples) == c.k
+    assert {c.spec.backend.usd_per_million_prompt_tokens for c in candidates} == {0.15, 0.4}
+    assert {c.temperature for c in candidates} == {0.0, 0.7}
+    with pytest.raises(LabelwiseError, match="nearest needs an embedder"):
+        make_candidates(base, SearchSpace(templates={"shots": TEMPLATE}, draw=["nearest"]), pool, seed=0)
+    with pytest.raises(LabelwiseError, match="k=5000 is more than"):
+        make_candidates(base, SearchSpace(templates={"shots": TEMPLATE}, k=[5000]), pool, seed=0)
+
+
+def test_nearest_examples_compete_with_drawn_ones(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, fake, spec, data = world
+    embedder = {"provider": "openai", "model": "text-embedding-3-small", "base_url": fake.base_url}
+    space = SearchSpace.model_validate(
+        {
+            "templates": {"shots": TEMPLATE},
+            "example_template": EXAMPLE,
+            "k": [3],
+            "draws": 2,
+            "draw": ["random", "nearest"],
+            "embedder": embedder,
+        }  # fmt: skip
+    )
+    result = optimize(spec, space, _small(data, budget_calls=700, pool_rows=100), out=tmp_path / "out")
+    assert [c.draw for c in result.candidates if c.rounds == 1].count("nearest") <= 1
+    assert "nearest" in {c.draw for c in result.candidates}
+    assert result.spend["calls"] <= 700
