@@ -4,6 +4,7 @@ winner's true optimism are known."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from labelwise.evaluation._optimize_plan import make_splits
 from labelwise.evaluation._search_space import make_candidates
 from labelwise.packaging import ClassifierSpec, load_artifact
 from labelwise.reports import write_optimize_report
+from tests.conftest import EXAMPLES, YELP_CSV
 from tests.fake_openai import FakeOpenAIServer
 from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth
 
@@ -322,3 +324,22 @@ def test_nearest_examples_compete_with_drawn_ones(world, tmp_path: Path) -> None
     assert [c.draw for c in result.candidates if c.rounds == 1].count("nearest") <= 1
     assert "nearest" in {c.draw for c in result.candidates}
     assert result.spend["calls"] <= 700
+
+
+@pytest.mark.slow
+@pytest.mark.local_llm
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs the 'local' extra")
+def test_yelp_on_the_embedded_model_within_a_call_budget(tmp_path: Path) -> None:
+    space = yaml.safe_load((EXAMPLES / "yelp-few-shot.space.yaml").read_text())
+    space |= {"k": [1], "draws": 1, "draw": ["stratified"]}  # the spec as written and two draws
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    result = subprocess.run(
+        _cli(str(EXAMPLES / "yelp-few-shot.yaml"), str(YELP_CSV), "--label-col", "stars", "--space",
+             str(tmp_path / "space.yaml"), "--budget-calls", "80", "--test-rows", "20", "--selection-rows",
+             "20", "--out", str(tmp_path / "out")),
+        capture_output=True, text=True, timeout=900, check=True,
+    )  # fmt: skip
+    assert "optimism (selection - test)" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["spend"]["calls"] <= 80 and report["test_rows"] == 20
+    assert len(report["candidates"]) == 2 and report["optimism"]["low"] <= report["optimism"]["value"]
