@@ -125,16 +125,14 @@ class Scorer:
         ``keep`` is budget that must stay unspent (for the test rows). Calls go out in the order
         given, so what a stop leaves unscored is the end of the list.
         """
-        by_candidate: dict[str, list[str]] = {}
+        by_candidate: dict[str, tuple[Candidate, list[str]]] = {}
         for candidate, key, _ in pairs:
-            by_candidate.setdefault(candidate.key, []).append(key)
-        for candidate_key, keys in by_candidate.items():
-            have = self.found.setdefault(candidate_key, {})
-            missing = [k for k in keys if k not in have]
-            for key, prediction in self.ledger.get(candidate_key, missing).items():
+            by_candidate.setdefault(candidate.key, (candidate, []))[1].append(key)
+        for candidate, keys in by_candidate.values():  # scored by an earlier run: paid for, not sent
+            have = self.found.setdefault(candidate.key, {})
+            for key, prediction in self.ledger.get(candidate.key, [k for k in keys if k not in have]).items():
                 have[key] = prediction
-                spec = next(c.spec for c, _, _ in pairs if c.key == candidate_key)
-                self.spend.add(prediction, spec, new=False)
+                self.spend.add(prediction, candidate.spec, new=False)
         semaphore = asyncio.Semaphore(self.limit)
         tasks: list[asyncio.Task[None]] = []
         failures: list[BackendError] = []

@@ -142,7 +142,7 @@ def next_rows(
     rows_done: int, n_rows: int, *, budget_left: float | None, rounds_left: int, round_cost: float
 ) -> int:
     """Rows each survivor is scored on after this round: an equal share of what is left to spend."""
-    if budget_left is None:
+    if budget_left is None or round_cost <= 0:  # no budget, or calls that cost nothing (a local model)
         return n_rows
     share = budget_left / rounds_left
     return max(rows_done, min(n_rows, rows_done + int(share // round_cost)))
