@@ -49,17 +49,13 @@ def _rounds_plot(result: OptimizeResult) -> str:
             label=f"winner: {names[key]}" if won else None,
         )
     test = result.optimism.test
-    axis.errorbar(
-        [result.test_rows],
-        [test.value],
-        yerr=[[test.value - test.low], [test.high - test.value]],
-        fmt="s",
-        color="#4c72b0",
-        capsize=4,
-        label="winner on the locked test rows (95% interval)",
-    )
-    axis.set_xscale("log")
-    axis.set_xlabel("rows scored (selection rows per round; test rows)")
+    axis.axhspan(test.low, test.high, color="#4c72b0", alpha=0.15)
+    axis.axhline(
+        test.value, color="#4c72b0", linestyle="--",
+        label=f"winner on the {result.test_rows} locked test rows (95% interval)",
+    )  # fmt: skip
+    axis.set_xticks(sorted({r.rows for r in result.rounds}))
+    axis.set_xlabel("selection rows each candidate was scored on (one point per round)")
     axis.set_ylabel(result.metric)
     axis.legend(fontsize=8, loc="lower right")
     return img(figure_uri(figure), "scores by round")
