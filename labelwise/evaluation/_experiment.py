@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ..core import LabelwiseError, StrictModel
 from ..packaging import (
@@ -22,9 +22,9 @@ from ..packaging import (
     ClassifierArtifact,
     ClassifierSpec,
     Template,
-    format_validation_error,
     load_artifact,
     measure_label_tokens,
+    read_yaml_model,
 )
 from ._candidates import derive_spec, draw_examples
 from ._evaluate import EvalCard, LabelledData, evaluate, load_labelled, most_frequent_baseline
@@ -66,18 +66,7 @@ class ExperimentSpec(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> tuple[ExperimentSpec, Path]:
-        import yaml
-
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-            return cls.model_validate(raw), path.parent
-        except FileNotFoundError:
-            raise LabelwiseError(f"experiment file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            message = format_validation_error(exc, source=str(path), root=cls, what="experiment")
-            raise LabelwiseError(message) from None
+        return read_yaml_model(cls, path, what="experiment"), path.parent
 
 
 class Candidate(BaseModel):

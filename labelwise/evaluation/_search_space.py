@@ -11,7 +11,7 @@ import itertools
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from ..backends import BackendSpec, LabelToken
 from ..core import LabelwiseError, StrictModel
@@ -19,8 +19,8 @@ from ..packaging import (
     ClassifierArtifact,
     ClassifierSpec,
     Template,
-    format_validation_error,
     measure_label_tokens,
+    read_yaml_model,
     technique_for,
 )
 from ._candidates import derive_spec, draw_examples
@@ -71,18 +71,7 @@ class SearchSpace(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> SearchSpace:
-        import yaml
-
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return cls.model_validate(raw)
-        except FileNotFoundError:
-            raise LabelwiseError(f"search space file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            message = format_validation_error(exc, source=str(path), root=cls, what="search space")
-            raise LabelwiseError(message) from None
+        return read_yaml_model(cls, path, what="search space")
 
 
 class Candidate(StrictModel):

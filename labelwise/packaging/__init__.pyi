@@ -42,6 +42,7 @@ from ._spec import (
     TaskSpec,
     ZeroShot,
     format_validation_error,
+    read_yaml_model,
 )
 from ._tag import ArtifactTag
 from ._techniques import (
@@ -103,6 +104,7 @@ __all__ = [
     "estimate_tokens",
     "export_artifact",
     "format_validation_error",
+    "read_yaml_model",
     "import_artifact",
     "list_artifacts",
     "load_artifact",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -26,7 +26,7 @@ from ..backends import (
     providers_speaking,
     speaks,
 )
-from ..core import SpecError, StrictModel
+from ..core import LabelwiseError, SpecError, StrictModel
 from ._labels import normalize
 from ._prompts import Template
 from ._tag import validate_name
@@ -45,6 +45,8 @@ __all__ = [
     "IsotonicCurve",
     "TaskSpec",
     "ZeroShot",
+    "format_validation_error",
+    "read_yaml_model",
 ]
 
 _SECRET_WORDS = ("key", "secret", "token", "password")
@@ -571,3 +573,21 @@ def format_validation_error(
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{where}: {message}")
     return f"{source} is not a valid {what}:\n  " + "\n  ".join(lines)
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def read_yaml_model(model: type[_Model], path: Path, *, what: str) -> _Model:
+    """A ``model`` read from the YAML file at ``path``; what is wrong with it as a ``LabelwiseError``.
+
+    An empty file is the model with its defaults.
+    """
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+    except FileNotFoundError:
+        raise LabelwiseError(f"{what} file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        raise LabelwiseError(format_validation_error(exc, source=str(path), root=model, what=what)) from None

@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from ..core import LabelwiseError, StrictModel
+from ..core import StrictModel
 from ..evaluation import METRICS, ORDINAL_METRICS, PROBABILITY_METRICS, DataRef
-from ..packaging import format_validation_error
+from ..packaging import read_yaml_model
 from ._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
 
 __all__ = [
@@ -114,18 +114,7 @@ class SweepSpec(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> SweepSpec:
-        import yaml
-
-        try:
-            return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise LabelwiseError(f"sweep file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise LabelwiseError(f"{path} is not valid YAML: {exc}") from None
-        except ValidationError as exc:
-            raise LabelwiseError(
-                format_validation_error(exc, source=str(path), root=cls, what="sweep")
-            ) from None
+        return read_yaml_model(cls, path, what="sweep")
 
 
 def search_algorithm(sweep: SweepSpec) -> Any:
