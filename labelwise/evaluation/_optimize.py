@@ -75,6 +75,7 @@ __all__ = [
 OPTIMIZATION = "optimization.json"  # attached to a packaged winner: how it was found
 _LEDGER = "scores.sqlite"
 _COSTING_ROWS = 20  # selection rows rendered per candidate to estimate what a call costs
+_BLOCKS = 4  # a round's rows go out in this many blocks, each to every survivor
 
 
 @dataclass
@@ -319,9 +320,16 @@ async def _search(
         round_cost = sum(setup.costs[c.key].units(settings.unit) for c in survivors)
         left = None if setup.search_budget is None else setup.search_budget - planned
         rows = next_rows(rows_done, len(keys), budget_left=left, rounds_left=total - r, round_cost=round_cost)
-        # One candidate after another: its prompts share their start (template and examples), which a
-        # server's prompt cache reuses from one call to the next.
-        pairs = [(c, keys[i], selection.texts[i]) for c in survivors for i in range(rows_done, rows)]
+        # A block of rows for one candidate after another: its prompts share their start (template
+        # and examples), which a server's prompt cache reuses from one call to the next; and a
+        # budget that runs out mid-round leaves every survivor at most a block apart.
+        block = max(1, math.ceil((rows - rows_done) / _BLOCKS))
+        pairs = [
+            (c, keys[i], selection.texts[i])
+            for start in range(rows_done, rows, block)
+            for c in survivors
+            for i in range(start, min(start + block, rows))
+        ]
         stopped = not await scorer.score(pairs, keep=setup.test_reserve)
         planned += (rows - rows_done) * round_cost
         if stopped:  # the rows every survivor has

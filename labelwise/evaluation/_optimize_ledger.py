@@ -58,20 +58,33 @@ class Spend:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     reserved: float = 0.0
+    correction: float = 1.0
+    """The most a call has cost over its estimate (a token count estimated from characters can be
+    low, e.g. where a character is a token): every later reservation grows by it."""
 
     @property
     def spent(self) -> float:
         return float(self.calls) if self.unit == "calls" else self.cost_usd
 
     def affords(self, units: float, *, keep: float = 0.0) -> bool:
-        return self.limit is None or self.spent + self.reserved + units <= self.limit - keep + 1e-9
+        """Whether ``units`` more (already ``reserve``d) leave ``keep`` (estimated, corrected) unspent."""
+        held = keep * self.correction
+        return self.limit is None or self.spent + self.reserved + units <= self.limit - held + 1e-9
 
-    def add(self, prediction: Prediction, spec: ClassifierSpec, *, new: bool) -> None:
+    def reserve(self, units: float) -> float:
+        """What to hold back for a call estimated at ``units`` at worst (see ``correction``)."""
+        return units * self.correction
+
+    def add(self, prediction: Prediction, spec: ClassifierSpec, *, new: bool, expected: float = 0.0) -> None:
+        """Count a scored call; ``expected``: its estimated mean cost, to correct later reservations."""
+        cost = spec.backend.cost_usd(prediction.prompt_tokens, prediction.completion_tokens)
         self.calls += 1
         self.new_calls += new
         self.prompt_tokens += prediction.prompt_tokens
         self.completion_tokens += prediction.completion_tokens
-        self.cost_usd += spec.backend.cost_usd(prediction.prompt_tokens, prediction.completion_tokens)
+        self.cost_usd += cost
+        if self.unit == "usd" and expected > 0:
+            self.correction = max(self.correction, cost / expected)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -148,7 +161,8 @@ class Scorer:
                 semaphore.release()
             self.ledger.put(candidate.key, key, prediction)
             self.found[candidate.key][key] = prediction
-            self.spend.add(prediction, candidate.spec, new=True)
+            expected = self.costs[candidate.key].units(self.spend.unit)
+            self.spend.add(prediction, candidate.spec, new=True, expected=expected)
             if self.on_progress is not None:
                 self.on_progress(1)
 
@@ -160,7 +174,7 @@ class Scorer:
             if failures:  # the backend keeps failing: stop sending, keep what came back
                 semaphore.release()
                 break
-            worst = self.costs[candidate.key].units(self.spend.unit, worst=True)
+            worst = self.spend.reserve(self.costs[candidate.key].units(self.spend.unit, worst=True))
             if not self.spend.affords(worst, keep=keep):
                 semaphore.release()
                 affordable = False

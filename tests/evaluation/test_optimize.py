@@ -343,3 +343,30 @@ def test_yelp_on_the_embedded_model_within_a_call_budget(tmp_path: Path) -> None
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["spend"]["calls"] <= 80 and report["test_rows"] == 20
     assert len(report["candidates"]) == 2 and report["optimism"]["low"] <= report["optimism"]["value"]
+
+
+def test_a_dollar_budget_holds_where_tokens_are_more_than_characters_suggest(tmp_path: Path) -> None:
+    # CJK text: about a token a character, where the estimate without OpenAI's tokenizer says four.
+    truth = Truth(
+        {f"工单{i:04d}：订单{i * 7919 % 10007}的退款和运费问题请尽快处理": TEAMS[i % 3] for i in range(900)}
+    )
+    data = tmp_path / "tickets.csv"
+    pd.DataFrame({"text": list(truth.teams), "team": list(truth.teams.values())}).to_csv(data, index=False)
+    with FakeOpenAIServer(answer=truth.answer) as fake:
+        spec = {
+            "name": "tickets-zh",
+            "task": {"labels": TEAMS},
+            "technique": {"kind": "zero_shot", "template": PLAIN},
+            "backend": {"provider": "openai_compatible", "model": "m", "base_url": fake.base_url,
+                        "usd_per_million_prompt_tokens": 1.0, "usd_per_million_completion_tokens": 1.0},
+            "decoding": {"temperature": 0, "max_tokens": 3},
+        }  # fmt: skip
+        (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+        settings = _small(data, budget_usd=0.1, concurrency=4)
+        estimate = estimate_optimize(tmp_path / "spec.yaml", SMALL, settings)
+        assert estimate.tokens_counted_with == "about 4 characters a token"
+        result = optimize(tmp_path / "spec.yaml", SMALL, settings, out=tmp_path / "out")
+    # The estimate was low by half: the run stopped its search early to keep the test rows' share.
+    assert estimate.cost_usd <= 0.1 and result.stopped_by_budget
+    assert result.spend["cost_usd"] <= 0.1
+    assert len(result.rounds) < 4 and result.winner_card.dataset.evaluated == 200
