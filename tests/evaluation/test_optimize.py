@@ -32,7 +32,7 @@ from labelwise.evaluation import (
 from labelwise.evaluation._optimize_plan import make_splits
 from labelwise.evaluation._search_space import make_candidates
 from labelwise.packaging import ClassifierSpec, load_artifact
-from labelwise.reports import write_optimize_report
+from labelwise.reports import log_optimize_to_mlflow, write_optimize_report
 from tests.conftest import EXAMPLES, YELP_CSV
 from tests.fake_openai import FakeOpenAIServer
 from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth
@@ -172,6 +172,14 @@ def test_the_winner_is_measured_honestly_and_the_truth_lies_in_its_interval(worl
     assert len(board) == 13 and board.loc[0, "key"] == result.winner and bool(board.loc[0, "winner"])
     assert "data:image/png;base64," in (tmp_path / "report" / "report.html").read_text()
     assert {f.name for f in files} == {"leaderboard.csv", "report.html", "report.json"}
+    if importlib.util.find_spec("mlflow") is not None:
+        import mlflow
+
+        experiment = log_optimize_to_mlflow(
+            result, f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_dir=tmp_path / "ml"
+        )
+        runs = mlflow.search_runs(experiment_ids=[experiment])
+        assert len(runs) == 13 + 1 and runs["metrics.optimism"].dropna().tolist() == [pytest.approx(o.value)]
 
 
 def card_texts(result: OptimizeResult, data: Path) -> list[str]:
