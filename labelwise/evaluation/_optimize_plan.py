@@ -7,6 +7,7 @@ prompts and the budget, so ``--dry-run`` prints what the run will do.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,9 +73,6 @@ class OptimizeSettings:
         return self.budget_usd if self.budget_usd is not None else self.budget_calls
 
 
-# -- the split -----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Splits:
     pool: LabelledData
@@ -85,11 +83,11 @@ class Splits:
 
 def _interleaved(data: LabelledData) -> LabelledData:
     """The rows reordered so that any prefix holds each label in about its share of the whole."""
-    seen: dict[str, int] = {}
-    counts = {label: data.labels.count(label) for label in set(data.labels)}
+    seen: Counter[str] = Counter()
+    counts = Counter(data.labels)
     keys = []
     for label in data.labels:
-        seen[label] = seen.get(label, 0) + 1
+        seen[label] += 1
         keys.append((seen[label] - 0.5) / counts[label])
     order = sorted(range(len(keys)), key=lambda i: (keys[i], i))
     return data.model_copy(

@@ -165,9 +165,7 @@ def make_candidates(
         )
         if spec.model_name not in tokens:
             tokens[spec.model_name] = measure_label_tokens(spec)
-        label = (
-            f"{name}" + (f" k={k} {how}" if k else "") + (f" #{draw_seed}" if draw_seed is not None else "")
-        )
+        label = name + (f" k={k} {how}" if k else "") + ("" if draw_seed is None else f" #{draw_seed}")
         if len(temperatures) > 1:
             label += f" t={temperature}"
         if len(models) > 1:
@@ -183,7 +181,7 @@ def make_candidates(
                 draw_seed=draw_seed,
                 temperature=temperature,
                 model=spec.model_name,
-            )  # fmt: skip
+            )
         )
     unique = {c.key: c for c in candidates}  # two draws can give the same set (a small pool)
     return list(unique.values())
