@@ -427,7 +427,7 @@ def optimize(
         try:
             searched = await _search(setup, settings, scorer, on_round)
             contenders = [searched.winner] + ([setup.base] if setup.base.key != searched.winner.key else [])
-            pairs = [(c, test_keys[i], test.texts[i]) for i in range(len(test_keys)) for c in contenders]
+            pairs = [(c, test_keys[i], test.texts[i]) for c in contenders for i in range(len(test_keys))]
             if not await scorer.score(pairs):
                 raise LabelwiseError(
                     "the budget ran out while scoring the test rows (spent "
