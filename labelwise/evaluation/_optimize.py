@@ -105,6 +105,13 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
     if settings.budget_calls is not None and settings.budget_usd is not None:
         raise LabelwiseError("give one budget: --budget-calls or --budget-usd, not both")
     base_spec = ClassifierSpec.from_yaml(spec_path)
+    technique = base_spec.technique
+    if technique.prompt_template is None or technique.served_model is not None:
+        raise LabelwiseError(
+            f"{spec_path.name} is a {technique.kind} classifier: optimize varies the prompt and its "
+            "examples around a zero-shot or few-shot spec (a fine-tuned model answers the prompt it was "
+            "trained on; an embedding classifier has none)"
+        )
     labels = base_spec.task.labels
     metrics = {**METRICS, **(ORDINAL_METRICS if base_spec.task.ordinal else {})}
     if settings.metric not in metrics:

@@ -263,6 +263,7 @@ def test_dry_run_and_what_is_refused(world, tmp_path: Path) -> None:  # type: ig
         "--metric must be one of": ["--budget-calls", "900", "--metric", "mae"],
         "search space file": ["--budget-calls", "900", "--space", str(tmp_path / "missing.yaml")],
         "no column 'label'": ["--budget-calls", "900", "--label-col", "label"],
+        "cannot hold 1100 test rows": ["--budget-calls", "900", "--test-rows", "1100"],
     }
     for message, extra in refusals.items():
         label = [] if "--label-col" in extra else ["--label-col", "team"]
@@ -271,6 +272,12 @@ def test_dry_run_and_what_is_refused(world, tmp_path: Path) -> None:  # type: ig
         )
         assert result.returncode == 2, (message, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    fine_tuned = subprocess.run(
+        _cli(str(EXAMPLES / "yelp-fine-tuned.yaml"), str(YELP_CSV), "--label-col", "stars", "--budget-calls",
+             "9"),
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert fine_tuned.returncode == 2 and "is a fine_tuned classifier" in fine_tuned.stderr
     assert fake.requests == 0
     assert not (tmp_path / "tickets-optimize").exists()
 
