@@ -119,7 +119,8 @@ def main() -> None:
               f"{o['value']:+.3f} [{o['low']:+.3f}, {o['high']:+.3f}]  {winner}")  # fmt: skip
     for name, estimate in estimates.items():
         spent = runs[name][0]["spend"]
-        print(f"{name}: estimated {estimate['calls']} calls, ${estimate['cost_usd']:.5f}; "
+        print(f"{name}: estimated {estimate['calls']} calls, ${estimate['cost_usd']:.5f} (at most "
+              f"${estimate['cost_usd_high']:.5f}); "
               f"spent {spent['calls']} calls ({estimate['calls'] / spent['calls'] - 1:+.1%}), "
               f"${spent['cost_usd']:.5f} "
               f"({estimate['cost_usd'] / spent['cost_usd'] - 1:+.1%})")  # fmt: skip

@@ -160,7 +160,8 @@ def _print_estimate(estimate: OptimizeEstimate) -> None:
         f"{estimate.selection_rows} selection, {estimate.test_rows} test): about {estimate.calls} calls, "
         f"{estimate.prompt_tokens} prompt tokens "
         f"(counted with {estimate.tokens_counted_with}), {estimate.completion_tokens} completion "
-        f"tokens, ${estimate.cost_usd:.4f}; the full grid would make {estimate.grid_calls} calls"
+        f"tokens, ${estimate.cost_usd:.4f} (at most ${estimate.cost_usd_high:.4f}); the full grid would "
+        f"make {estimate.grid_calls} calls"
     )
 
 

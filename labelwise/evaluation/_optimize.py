@@ -179,16 +179,28 @@ def estimate_optimize(spec_path: Path, space: SearchSpace, settings: OptimizeSet
 
 
 def _estimate(setup: _Setup, settings: OptimizeSettings) -> OptimizeEstimate:
-    costs = list(setup.costs.values())
-    mean_prompt = sum(c.prompt_tokens for c in costs) / len(costs)
-    mean_completion = sum(c.completion_tokens for c in costs) / len(costs)
-    mean_usd = sum(c.usd for c in costs) / len(costs)
-    search_calls = sum(r.calls for r in setup.plan)
     n_test = len(setup.splits.test.texts)
-    test_calls = 2 * n_test
+    search_calls = sum(r.calls for r in setup.plan)
     base = setup.costs[setup.base.key]
-    prompt = search_calls * mean_prompt + n_test * (base.prompt_tokens + mean_prompt)
-    completion = search_calls * mean_completion + n_test * (base.completion_tokens + mean_completion)
+    costliest = sorted(setup.costs.values(), key=lambda c: (c.usd, c.prompt_tokens), reverse=True)
+
+    def total(field: str, *, high: bool = False) -> float:
+        """Each round's calls at a cost between the mean candidate's and its costliest survivors'.
+
+        Which candidates survive is not known before they are scored, and the better prompts
+        are often the longer ones (more examples): the point estimate is halfway to the worst.
+        """
+        values = [float(getattr(c, field)) for c in costliest]
+        mean = sum(values) / len(values)
+
+        def per_call(survivors: int) -> float:
+            top = sum(values[:survivors]) / survivors
+            return top if high else (mean + top) / 2
+
+        rounds = sum(r.calls * per_call(r.candidates) for r in setup.plan)
+        return rounds + n_test * (float(getattr(base, field)) + per_call(1))
+
+    test_calls = 2 * n_test
     return OptimizeEstimate(
         search=settings.search,
         candidates=len(setup.candidates),
@@ -200,9 +212,10 @@ def _estimate(setup: _Setup, settings: OptimizeSettings) -> OptimizeEstimate:
         test_calls=test_calls,
         calls=search_calls + test_calls,
         grid_calls=len(setup.candidates) * len(setup.splits.selection.texts) + test_calls,
-        prompt_tokens=round(prompt),
-        completion_tokens=round(completion),
-        cost_usd=search_calls * mean_usd + n_test * (base.usd + mean_usd),
+        prompt_tokens=round(total("prompt_tokens")),
+        completion_tokens=round(total("completion_tokens")),
+        cost_usd=total("usd"),
+        cost_usd_high=total("usd", high=True),
         tokens_counted_with=setup.counted_with,
         budget_unit=settings.unit,
         budget=settings.limit,

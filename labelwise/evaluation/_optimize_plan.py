@@ -169,6 +169,8 @@ class OptimizeEstimate(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    cost_usd_high: float
+    """If the costliest candidates survived every round and won (a budget in dollars caps it)."""
     tokens_counted_with: str
     budget_unit: Literal["calls", "usd"]
     budget: float | None
