@@ -122,7 +122,7 @@ def optimize_command(
             bar.advance(count)
 
     def round_done(result: RoundResult) -> None:
-        best = max(result.scores.values())
+        best = result.scores[result.kept[0]]  # the kept come best first, whichever way the metric goes
         err_console.print(
             f"round {result.index}: {len(result.scores)} candidates on {result.rows} rows, best {best:.3f}; "
             f"kept {len(result.kept)}",
