@@ -85,7 +85,7 @@ def _rounds_table(result: OptimizeResult) -> str:
     names = {c.key: c.name for c in result.candidates}
     rows = []
     for r in result.rounds:
-        best = max(r.scores.values()) if r.scores else float("nan")
+        best = r.scores[r.kept[0]]  # the kept come best first
         dropped = ", ".join(html.escape(names[k]) for k in r.dropped) or "-"
         kept = ", ".join(html.escape(names[k]) for k in r.kept)
         rows.append([r.index, r.rows, len(r.scores), f"{best:.3f}", kept, dropped])
