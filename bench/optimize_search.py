@@ -27,31 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the harness
 from tests.fake_openai import FakeOpenAIServer  # noqa: E402
-from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth  # noqa: E402
+from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEMPLATE, Truth, tickets_spec  # noqa: E402
 
 KEY_ENV = "LABELWISE_BENCH_OPENAI_KEY"
 
 
 def _world(folder: Path, server: FakeOpenAIServer, truth: Truth) -> tuple[Path, Path, Path]:
-    data = folder / "tickets.csv"
-    pd.DataFrame({"text": list(truth.teams), "team": list(truth.teams.values())}).to_csv(data, index=False)
-    spec = {
-        "name": "tickets",
-        "task": {"labels": TEAMS},
-        "technique": {"kind": "zero_shot", "template": PLAIN},
-        "backend": {"provider": "openai", "model": "gpt-4o-mini", "base_url": server.base_url,
-                    "api_key_env": KEY_ENV, "usd_per_million_prompt_tokens": 0.15,
-                    "usd_per_million_completion_tokens": 0.6},
-        "decoding": {"temperature": 0, "max_tokens": 3},
-        "scoring": "generate",
-    }  # fmt: skip
-    spec_path = folder / "tickets.yaml"
-    spec_path.write_text(yaml.safe_dump(spec))
+    data = truth.write_csv(folder / "tickets.csv")
+    spec_path = tickets_spec(folder / "tickets.yaml", server.base_url, api_key_env=KEY_ENV)
     space = {"templates": {"plain": PLAIN, "shots": TEMPLATE, "shots-again": "Route it.\n\n" + TEMPLATE},
              "example_template": EXAMPLE, "k": [1, 3, 5], "draws": 5,
              "draw": ["random", "stratified"]}  # fmt: skip

@@ -6,6 +6,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
 
 TEAMS = ["billing", "shipping", "returns"]
 TEMPLATE = "Send the ticket to a team.\n\n{examples}\n\nTicket: {text}\nTeam: "
@@ -48,3 +53,27 @@ class Truth:
         if _unit(text, *examples) < self.accuracy(examples):
             return right
         return TEAMS[(TEAMS.index(right) + 1 + int(_unit("wrong", text) * 2)) % 3]
+
+    def write_csv(self, path: Path) -> Path:
+        """The tickets as a labelled table: ``text``, ``team``."""
+        pd.DataFrame({"text": list(self.teams), "team": list(self.teams.values())}).to_csv(path, index=False)
+        return path
+
+
+def tickets_spec(path: Path, base_url: str, **backend: Any) -> Path:
+    """A zero-shot spec for the tickets on the fake at ``base_url``, written to ``path``.
+
+    ``backend`` fields replace the defaults (gpt-4o-mini at its list prices).
+    """
+    spec = {
+        "name": path.stem,
+        "task": {"labels": TEAMS},
+        "technique": {"kind": "zero_shot", "template": PLAIN},
+        "backend": {"provider": "openai", "model": "gpt-4o-mini", "base_url": base_url,
+                    "usd_per_million_prompt_tokens": 0.15, "usd_per_million_completion_tokens": 0.6,
+                    **backend},
+        "decoding": {"temperature": 0, "max_tokens": 3},
+        "scoring": "generate",
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(spec))
+    return path

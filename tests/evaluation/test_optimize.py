@@ -35,7 +35,7 @@ from labelwise.packaging import ClassifierSpec, load_artifact
 from labelwise.reports import log_optimize_to_mlflow, write_optimize_report
 from tests.conftest import EXAMPLES, YELP_CSV
 from tests.fake_openai import FakeOpenAIServer
-from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth
+from tests.fake_prompt_truth import EXAMPLE, PLAIN, TEAMS, TEMPLATE, Truth, tickets_spec
 
 
 @pytest.fixture()
@@ -44,25 +44,9 @@ def world(
 ) -> Iterator[tuple[Truth, FakeOpenAIServer, Path, Path]]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     truth = Truth.make(1200)
-    data = tmp_path / "tickets.csv"
-    pd.DataFrame({"text": list(truth.teams), "team": list(truth.teams.values())}).to_csv(data, index=False)
+    data = truth.write_csv(tmp_path / "tickets.csv")
     with FakeOpenAIServer(answer=truth.answer) as fake:
-        spec = {
-            "name": "tickets",
-            "task": {"labels": TEAMS},
-            "technique": {"kind": "zero_shot", "template": PLAIN},
-            "backend": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
-                "base_url": fake.base_url,
-                "usd_per_million_prompt_tokens": 0.15,
-                "usd_per_million_completion_tokens": 0.6,
-            },
-            "decoding": {"temperature": 0, "max_tokens": 3},
-            "scoring": "generate",
-        }
-        spec_path = tmp_path / "tickets.yaml"
-        spec_path.write_text(yaml.safe_dump(spec))
+        spec_path = tickets_spec(tmp_path / "tickets.yaml", fake.base_url)
         yield truth, fake, spec_path, data
 
 
@@ -367,22 +351,16 @@ def test_a_dollar_budget_holds_where_tokens_are_more_than_characters_suggest(tmp
     truth = Truth(
         {f"工单{i:04d}：订单{i * 7919 % 10007}的退款和运费问题请尽快处理": TEAMS[i % 3] for i in range(900)}
     )
-    data = tmp_path / "tickets.csv"
-    pd.DataFrame({"text": list(truth.teams), "team": list(truth.teams.values())}).to_csv(data, index=False)
+    data = truth.write_csv(tmp_path / "tickets.csv")
     with FakeOpenAIServer(answer=truth.answer) as fake:
-        spec = {
-            "name": "tickets-zh",
-            "task": {"labels": TEAMS},
-            "technique": {"kind": "zero_shot", "template": PLAIN},
-            "backend": {"provider": "openai_compatible", "model": "m", "base_url": fake.base_url,
-                        "usd_per_million_prompt_tokens": 1.0, "usd_per_million_completion_tokens": 1.0},
-            "decoding": {"temperature": 0, "max_tokens": 3},
-        }  # fmt: skip
-        (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+        prices = {"usd_per_million_prompt_tokens": 1.0, "usd_per_million_completion_tokens": 1.0}
+        spec = tickets_spec(
+            tmp_path / "spec.yaml", fake.base_url, provider="openai_compatible", model="m", **prices
+        )
         settings = _small(data, budget_usd=0.1, concurrency=4)
-        estimate = estimate_optimize(tmp_path / "spec.yaml", SMALL, settings)
+        estimate = estimate_optimize(spec, SMALL, settings)
         assert estimate.tokens_counted_with == "about 4 characters a token"
-        result = optimize(tmp_path / "spec.yaml", SMALL, settings, out=tmp_path / "out")
+        result = optimize(spec, SMALL, settings, out=tmp_path / "out")
     # The estimate was low by half: the run stopped its search early to keep the test rows' share.
     assert estimate.cost_usd <= 0.1 and result.stopped_by_budget
     assert result.spend["cost_usd"] <= 0.1
