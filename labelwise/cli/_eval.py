@@ -93,7 +93,7 @@ def eval_compare(
     as_json: JsonOption = False,
 ) -> None:
     """Score A and B on the same items; say which is better on which metric, and if significantly."""
-    from ..evaluation import compare_predictions, verdict
+    from ..evaluation import compare_predictions, comparison_records
     from ..packaging import load_artifact
 
     a, b = load_artifact(tag_a), load_artifact(tag_b)
@@ -126,20 +126,7 @@ def eval_compare(
         n_resamples=n_resamples,
         random_state=seed,
     )
-    rows = [
-        {
-            "metric": t.metric,
-            "a": t.value_a,
-            "b": t.value_b,
-            "difference": t.difference,
-            "low": t.low,
-            "high": t.high,
-            "test": t.test,
-            "p_value": t.p_value,
-            "better": verdict(t, alpha=alpha),
-        }
-        for t in tests
-    ]
+    rows = comparison_records(tests, alpha=alpha)
     if as_json:
         print_json({"a": str(a.tag), "b": str(b.tag), "dataset": card_a.dataset.model_dump(), "tests": rows})
         return

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..evaluation import OptimizeEstimate, OptimizeResult, RoundResult
 
 SPACE_SUFFIX = ".space.yaml"
+BETTER = {"A": "the base spec is better", "B": "the winner is better", "tie": "no significant difference"}
 
 
 def optimize_command(
@@ -181,7 +182,7 @@ def _print_result(result: OptimizeResult, files: list[Path]) -> None:
     compared = next(t for t in result.comparison if t["metric"] == o.metric)
     console.print(
         f"winner - base on the test rows: {compared['difference']:+.3f} [{compared['low']:+.3f}, "
-        f"{compared['high']:+.3f}], p = {compared['p_value']:.3g} ({compared['better']})"
+        f"{compared['high']:+.3f}], p = {compared['p_value']:.3g} ({BETTER[compared['better']]})"
     )
     budget = "no budget" if spend["limit"] is None else f"a budget of {spend['limit']} {spend['unit']}"
     console.print(

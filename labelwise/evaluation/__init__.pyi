@@ -1,5 +1,5 @@
 from ._calibration import CalibrationReport, CalibrationResult, fit_calibration
-from ._compare import compare_predictions, verdict
+from ._compare import compare_predictions, comparison_records, verdict
 from ._evaluate import (
     EVAL_CARD,
     METRICS,
@@ -86,6 +86,7 @@ __all__ = [
     "bootstrap_interval",
     "brier_score",
     "compare_predictions",
+    "comparison_records",
     "confusion_matrix",
     "coverage",
     "estimate_optimize",

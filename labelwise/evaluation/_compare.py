@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ._evaluate import METRICS, ORDINAL_METRICS, Metric, higher_is_better
 from ._stats import PairedTest, mcnemar, paired_bootstrap
 
-__all__ = ["compare_predictions", "verdict"]
+__all__ = ["compare_predictions", "comparison_records", "verdict"]
 
 
 def compare_predictions(
@@ -68,3 +69,15 @@ def verdict(test: PairedTest, *, alpha: float = 0.05) -> str:
         return "tie"
     b_better = test.difference > 0 if higher_is_better(test.metric) else test.difference < 0
     return "B" if b_better else "A"
+
+
+def comparison_records(
+    tests: Sequence[PairedTest], *, a: str = "a", b: str = "b", alpha: float = 0.05
+) -> list[dict[str, Any]]:
+    """One record per paired test: A's and B's values (under the names given), B - A with its
+    interval, the test, its p-value, and which is better (``verdict``: 'A', 'B' or 'tie')."""
+    return [
+        {"metric": t.metric, a: t.value_a, b: t.value_b, "difference": t.difference, "low": t.low,
+         "high": t.high, "test": t.test, "p_value": t.p_value, "better": verdict(t, alpha=alpha)}
+        for t in tests
+    ]  # fmt: skip

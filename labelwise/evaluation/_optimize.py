@@ -33,7 +33,7 @@ from ..packaging import (
     package,
     technique_for,
 )
-from ._compare import compare_predictions, verdict
+from ._compare import compare_predictions, comparison_records
 from ._evaluate import (
     METRICS,
     ORDINAL_METRICS,
@@ -279,7 +279,7 @@ class OptimizeResult(BaseModel):
     base: str
     base_card: EvalCard
     comparison: list[dict[str, Any]]
-    """Winner (B) against the base (A) on the test rows, a paired test per metric."""
+    """The winner (B) against the base spec (A) on the test rows, a paired test per metric."""
     optimism: Optimism
     spend: dict[str, Any]
     estimate: OptimizeEstimate
@@ -499,20 +499,7 @@ def optimize(
         winner_card=winner_card,
         base=setup.base.key,
         base_card=base_card,
-        comparison=[
-            {
-                "metric": t.metric,
-                "base": t.value_a,
-                "winner": t.value_b,
-                "difference": t.difference,
-                "low": t.low,
-                "high": t.high,
-                "test": t.test,
-                "p_value": t.p_value,
-                "better": {"A": "base", "B": "winner", "tie": "no significant difference"}[verdict(t)],
-            }
-            for t in tests
-        ],  # fmt: skip
+        comparison=comparison_records(tests, a="base", b="winner"),
         optimism=_optimism(
             settings.metric, winner_score.score, winner_score.rows, winner_card.metrics[settings.metric]
         ),

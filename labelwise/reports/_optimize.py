@@ -102,7 +102,7 @@ def write_optimize_report(result: OptimizeResult, out_dir: Path) -> list[Path]:
         [
             [t["metric"], f"{t['base']:.3f}", f"{t['winner']:.3f}",
              f"{t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]", t["test"], f"{t['p_value']:.3g}",
-             t["better"]]
+             {"A": "base", "B": "winner", "tie": "no significant difference"}[t["better"]]]
             for t in result.comparison
         ],
     )  # fmt: skip
