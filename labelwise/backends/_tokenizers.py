@@ -7,6 +7,7 @@ that cache instead; tiktoken checks them against its own SHA-256, so nothing unv
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -52,8 +53,9 @@ def _seed_cache() -> None:
         partial.replace(target)
 
 
+@functools.cache
 def openai_encoding(model: str) -> tiktoken.Encoding:
-    """The tokenizer of an OpenAI model (a fine-tuned id uses its base model's)."""
+    """The tokenizer of an OpenAI model (a fine-tuned id uses its base model's), loaded once."""
     import tiktoken
 
     base = model.removeprefix("ft:").split(":")[0]

@@ -14,7 +14,6 @@ from ._progress import ProgressBar, err_console, step
 if TYPE_CHECKING:
     from ..evaluation import OptimizeEstimate, OptimizeResult, RoundResult
 
-SPACE_SUFFIX = ".space.yaml"
 BETTER = {"A": "the base spec is better", "B": "the winner is better", "tie": "no significant difference"}
 
 
@@ -29,8 +28,8 @@ def optimize_command(
         Path | None,
         typer.Option(
             "--space",
-            help=f"What varies (YAML: templates, k, draws, draw, embedder, temperatures, models). "
-            f"Default: SPEC's name with {SPACE_SUFFIX} beside it, if there is one.",
+            help="What varies (YAML: templates, k, draws, draw, embedder, temperatures, models). "
+            "Default: NAME.space.yaml beside NAME.yaml, if there is one.",
         ),
     ] = None,
     budget_calls: Annotated[
@@ -88,11 +87,7 @@ def optimize_command(
 
     if search not in ("halving", "grid"):
         raise LabelwiseError(f"--search must be halving or grid, not {search!r}")
-    space_path = space or spec.with_name(spec.name.removesuffix(".yaml").removesuffix(".yml") + SPACE_SUFFIX)
-    if space is None and not space_path.is_file():
-        search_space = SearchSpace()
-    else:
-        search_space = SearchSpace.from_yaml(space_path)
+    search_space = SearchSpace.for_spec(spec, space)
     settings = OptimizeSettings(
         data=data, text_col=text_col, label_col=label_col, search=search,  # type: ignore[arg-type]
         budget_calls=budget_calls, budget_usd=budget_usd, metric=metric, test_rows=test_rows,

@@ -120,6 +120,14 @@ class LabelledData(BaseModel):
     labels: list[str]
     dataset: DatasetRef
 
+    def subset(self, rows: Sequence[int]) -> LabelledData:
+        """These rows, in this order; the dataset reference counts them."""
+        return LabelledData(
+            texts=[self.texts[i] for i in rows],
+            labels=[self.labels[i] for i in rows],
+            dataset=self.dataset.model_copy(update={"evaluated": len(rows)}),
+        )
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,10 @@ class _Setup:
     test_reserve: float
     search_budget: float | None
     plan: list[PlannedRound]
-    labels: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.base.spec.task.labels
 
 
 def _base_candidate(base: ClassifierSpec) -> Candidate:
@@ -123,19 +126,18 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
     # what it has seen.
     seen = technique_for(base_spec).seen_text_keys(base_spec, {})
     if seen:
-        keep = [i for i, t in enumerate(data.texts) if text_key(t) not in seen]
-        data = data.model_copy(
-            update={"texts": [data.texts[i] for i in keep], "labels": [data.labels[i] for i in keep]}
-        )
+        data = data.subset([i for i, t in enumerate(data.texts) if text_key(t) not in seen])
     splits = make_splits(data, settings, max_k=max(space.k))
     base = _base_candidate(base_spec)
-    drawn = make_candidates(base_spec, space, splits.pool, seed=settings.seed)
+    drawn = make_candidates(
+        base_spec, space, splits.pool, seed=settings.seed, label_tokens={base.model: base.label_tokens}
+    )
     candidates = [base, *(c for c in drawn if c.key != base.key)]
     if len(candidates) < 2:
         raise LabelwiseError(
             f"nothing to search: {spec_path.name} is zero-shot and the search space gives no other "
             "template; name templates (with {examples} for few-shot ones) in the search space file "
-            f"({spec_path.stem}.space.yaml beside the spec, or --space)"
+            f"({SearchSpace.beside(spec_path).name} beside the spec, or --space)"
         )
     sample = splits.selection.texts[:_COSTING_ROWS]
 
@@ -169,7 +171,7 @@ def _setup(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> _
             f"round; it needs {minimum}. Give at least {what}, fewer candidates (fewer templates, k "
             "values, draws in the search space) or fewer --test-rows"
         )
-    return _Setup(base, candidates, splits, cost_of, counted_with, test_reserve, search_budget, plan, labels)
+    return _Setup(base, candidates, splits, cost_of, counted_with, test_reserve, search_budget, plan)
 
 
 def estimate_optimize(spec_path: Path, space: SearchSpace, settings: OptimizeSettings) -> OptimizeEstimate:

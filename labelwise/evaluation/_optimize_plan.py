@@ -89,10 +89,7 @@ def _interleaved(data: LabelledData) -> LabelledData:
     for label in data.labels:
         seen[label] += 1
         keys.append((seen[label] - 0.5) / counts[label])
-    order = sorted(range(len(keys)), key=lambda i: (keys[i], i))
-    return data.model_copy(
-        update={"texts": [data.texts[i] for i in order], "labels": [data.labels[i] for i in order]}
-    )
+    return data.subset(sorted(range(len(keys)), key=lambda i: (keys[i], i)))
 
 
 def make_splits(data: LabelledData, settings: OptimizeSettings, *, max_k: int) -> Splits:
@@ -119,12 +116,11 @@ class CallCost:
 
     prompt_tokens: float
     """Mean over the rows rendered."""
-    max_prompt_tokens: int
     completion_tokens: int
     """Expected: one label where the model writes its answer, else the most it may write."""
-    max_completion_tokens: int
     usd: float
     max_usd: float
+    """The longest prompt rendered, and the most the model may write."""
 
     def units(self, unit: str, *, worst: bool = False) -> float:
         if unit == "calls":
@@ -223,7 +219,7 @@ async def call_cost(candidate: Candidate, texts: Sequence[str]) -> tuple[CallCos
     ) as rt:
         requests = await rt.technique_.requests(list(texts))
     if not requests:
-        return CallCost(0.0, 0, 0, 0, 0.0, 0.0), "no prompt"
+        return CallCost(0.0, 0, 0.0, 0.0), "no prompt"
     counts, counted_with = count_prompt_tokens(spec, requests)
     most = max(r.max_tokens for r in requests)
     expected = most
@@ -231,7 +227,7 @@ async def call_cost(candidate: Candidate, texts: Sequence[str]) -> tuple[CallCos
         expected = min(most, max(count_tokens(spec, spec.task.labels)[0]))
     mean = sum(counts) / len(counts)
     price = spec.backend.cost_usd
-    cost = CallCost(mean, max(counts), expected, most, price(round(mean), expected), price(max(counts), most))
+    cost = CallCost(mean, expected, price(round(mean), expected), price(max(counts), most))
     return cost, counted_with
 
 

@@ -73,6 +73,19 @@ class SearchSpace(StrictModel):
     def from_yaml(cls, path: Path) -> SearchSpace:
         return read_yaml_model(cls, path, what="search space")
 
+    @classmethod
+    def for_spec(cls, spec_path: Path, path: Path | None = None) -> SearchSpace:
+        """The space in ``path``; without one, the file beside the spec (``beside``), else the defaults."""
+        if path is not None:
+            return cls.from_yaml(path)
+        beside = cls.beside(spec_path)
+        return cls.from_yaml(beside) if beside.is_file() else cls()
+
+    @staticmethod
+    def beside(spec_path: Path) -> Path:
+        """Where a spec's own search space is: ``NAME.space.yaml`` for ``NAME.yaml``."""
+        return spec_path.with_suffix(".space.yaml")
+
 
 class Candidate(StrictModel):
     """One point of the search space, and the spec it makes."""
@@ -112,16 +125,22 @@ def _templates(base: ClassifierSpec, space: SearchSpace) -> dict[str, str]:
 
 
 def make_candidates(
-    base: ClassifierSpec, space: SearchSpace, pool: LabelledData, *, seed: int
+    base: ClassifierSpec,
+    space: SearchSpace,
+    pool: LabelledData,
+    *,
+    seed: int,
+    label_tokens: dict[str, dict[str, LabelToken] | None] | None = None,
 ) -> list[Candidate]:
-    """Every candidate of ``space`` around ``base``, examples drawn from ``pool`` (seeded)."""
+    """Every candidate of ``space`` around ``base``, examples drawn from ``pool`` (seeded).
+
+    ``label_tokens``: those already measured, by model (they depend only on the model).
+    """
     if space.max_example_chars is not None:
         keep = [i for i, text in enumerate(pool.texts) if len(text) <= space.max_example_chars]
         if not keep:
             raise LabelwiseError(f"no pool row is as short as max_example_chars={space.max_example_chars}")
-        pool = pool.model_copy(
-            update={"texts": [pool.texts[i] for i in keep], "labels": [pool.labels[i] for i in keep]}
-        )
+        pool = pool.subset(keep)
     embedder = space.embedder or getattr(base.technique, "embedder", None)
     if "nearest" in space.draw and embedder is None:
         raise LabelwiseError(
@@ -143,7 +162,7 @@ def make_candidates(
             seeds: list[int | None] = [None] if how == "nearest" else list(range(space.draws))
             points += [(name, template, k, how, s) for s in seeds]
     candidates: list[Candidate] = []
-    tokens: dict[str, dict[str, LabelToken] | None] = {}  # label tokens depend only on the model
+    tokens = dict(label_tokens or {})
     for (name, template, k, how, draw_seed), temperature, backend in itertools.product(
         points, temperatures, models
     ):

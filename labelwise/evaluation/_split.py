@@ -59,12 +59,4 @@ def split_labelled(
             keep.append(i)
     rest, test = stratified_split([data.labels[i] for i in keep], test_size=test_size, seed=seed)
 
-    def part(index: np.ndarray) -> LabelledData:
-        rows = [keep[i] for i in index]
-        return LabelledData(
-            texts=[data.texts[i] for i in rows],
-            labels=[data.labels[i] for i in rows],
-            dataset=data.dataset.model_copy(update={"evaluated": len(rows)}),
-        )
-
-    return part(rest), part(test)
+    return data.subset([keep[i] for i in rest]), data.subset([keep[i] for i in test])
