@@ -45,7 +45,7 @@ from ._models import (
     is_azure_fine_tuned,
 )
 from ._openai import AzureOpenAIBackend, OpenAIBackend, OpenAICompatibleBackend
-from ._ratelimit import RateLimiter
+from ._ratelimit import Limiter, RateLimiter, RateSchedule
 from ._retry import RetryPolicy, call_with_retries
 from ._spec import BackendSpec, ScoringMode
 from ._tokenizers import openai_encoding
@@ -69,6 +69,7 @@ __all__ = [
     "EmbeddingBackend",
     "EmbeddingCache",
     "LabelToken",
+    "Limiter",
     "LocalBackend",
     "LocalServer",
     "LocalServerConfig",
@@ -80,6 +81,7 @@ __all__ = [
     "QuotaExhausted",
     "RateLimited",
     "RateLimiter",
+    "RateSchedule",
     "RetryPolicy",
     "ScoringMode",
     "SentenceTransformersBackend",

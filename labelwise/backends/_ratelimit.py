@@ -1,32 +1,73 @@
-"""Client-side limits on requests and tokens per minute, as a provider's quota counts them."""
+"""Client-side limits on requests and tokens per minute, as a provider's quota counts them.
+
+The schedule is the generic cell rate algorithm: each request books its share of the minute and
+is told when it may go. Providers enforce a minute's quota over shorter windows too ("60,000
+requests a minute may be enforced as 1,000 a second"), so only a second's worth may go at once.
+One ``RateSchedule`` serves one process (``RateLimiter``) or a whole cluster (the Ray engine
+keeps one in an actor that every scorer asks).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter", "RateSchedule"]
+
+BURST_S = 1.0
+"""How far ahead of the steady rate a request may go: a second's worth at once, at most."""
 
 
-class _Bucket:
-    """A token bucket holding up to one minute's allowance, refilled continuously."""
+class _Quota:
+    """One per-minute allowance: the theoretical arrival time of the next unit (GCRA)."""
 
     def __init__(self, per_minute: float) -> None:
-        self.capacity = per_minute
-        self.level = per_minute
-        self.rate = per_minute / 60.0
-        self.updated = time.monotonic()
+        self.interval = 60.0 / per_minute
+        self.burst = max(BURST_S, self.interval)  # a request can always go, one interval apart
+        self.next_free = 0.0
 
-    def wait_for(self, amount: float) -> float:
-        """Seconds until ``amount`` is available (0 when it is); refills first."""
-        now = time.monotonic()
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-        self.updated = now
-        amount = min(amount, self.capacity)  # a request larger than a minute's quota waits for a full bucket
-        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+    def earliest(self, now: float) -> float:
+        return max(now, self.next_free - self.burst)
 
-    def take(self, amount: float) -> None:
-        self.level -= min(amount, self.capacity)
+    def book(self, amount: float, at: float) -> None:
+        self.next_free = max(self.next_free, at) + amount * self.interval
+
+
+class RateSchedule:
+    """When each request may be sent so that requests/min and tokens/min stay under their limits.
+
+    ``delay`` books the request at once, so requests go out in the order they asked; ``hold``
+    stops everyone for a while (a provider's ``Retry-After``).
+    """
+
+    def __init__(
+        self, *, requests_per_minute: float | None = None, tokens_per_minute: float | None = None
+    ) -> None:
+        self.requests = _Quota(requests_per_minute) if requests_per_minute else None
+        self.tokens = _Quota(tokens_per_minute) if tokens_per_minute else None
+        self.held_until = 0.0
+
+    def delay(self, tokens: int, now: float | None = None) -> float:
+        """Seconds from ``now`` (``time.time()``) until a request of ``tokens`` may be sent."""
+        now = time.time() if now is None else now
+        booked = [(q, amount) for q, amount in ((self.requests, 1), (self.tokens, tokens)) if q is not None]
+        at = max([now, self.held_until, *(quota.earliest(now) for quota, _ in booked)])
+        for quota, amount in booked:
+            quota.book(amount, at)
+        return at - now
+
+    def hold(self, seconds: float, now: float | None = None) -> None:
+        """Send nothing for ``seconds``."""
+        self.held_until = max(self.held_until, (time.time() if now is None else now) + seconds)
+
+
+class Limiter(Protocol):
+    """What a technique asks before each request: in one process or across a cluster."""
+
+    async def acquire(self, tokens: int) -> None: ...
+
+    def hold(self, seconds: float) -> None: ...
 
 
 class RateLimiter:
@@ -35,22 +76,14 @@ class RateLimiter:
     def __init__(
         self, *, requests_per_minute: float | None = None, tokens_per_minute: float | None = None
     ) -> None:
-        self.requests = _Bucket(requests_per_minute) if requests_per_minute else None
-        self.tokens = _Bucket(tokens_per_minute) if tokens_per_minute else None
-        self._lock = asyncio.Lock()
+        self.schedule = RateSchedule(
+            requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
+        )
 
     async def acquire(self, tokens: int) -> None:
-        # One waiter at a time, so that requests go out in the order they asked.
-        async with self._lock:
-            while True:
-                wait = max(
-                    self.requests.wait_for(1) if self.requests else 0.0,
-                    self.tokens.wait_for(tokens) if self.tokens else 0.0,
-                )
-                if wait <= 0:
-                    break
-                await asyncio.sleep(wait)
-            if self.requests:
-                self.requests.take(1)
-            if self.tokens:
-                self.tokens.take(tokens)
+        wait = self.schedule.delay(tokens)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def hold(self, seconds: float) -> None:
+        self.schedule.hold(seconds)

@@ -1,71 +1,227 @@
-"""Scoring on Ray Data: the same per-batch code as the local engine, across a Ray cluster.
+"""Scoring on a Ray cluster: the parts of a job spread over a pool of scoring actors.
 
-Each Ray task gets the verified artifact itself (not a tag), so workers need no access to the
-model store; a worker scores its batch with ``score_frame`` exactly as the local engine does.
-Deduplication happens per batch, and this engine keeps no cache or checkpoint: a cluster job
-that is interrupted starts again.
+Ray Data runs the pipeline: a dataset of part numbers flows through ``map_batches`` with a class,
+so each actor loads the classifier once (its model too: an embedding, ONNX or local model) and
+then scores part after part: it reads the part's rows itself (Parquet row groups, from any
+filesystem every node can reach), scores them with the local engine's ``score_texts`` and writes
+the part into the job's directory. Only each part's summary comes back to the driver, so neither
+the input nor the output passes through it. Ray Data's own writers name files by run, which could
+not resume a killed job part by part; this engine writes the same parts as the local one, so a
+job started on one engine can be finished on the other.
+
+The requests and tokens per minute are one budget for the whole cluster: a ``RateSchedule``
+held by one actor books every request, and a ``Retry-After`` from the provider holds everyone.
+``--concurrency`` is the cluster's requests in flight, shared among the actors.
+
+CSV and JSON Lines inputs cannot be read from a row number without reading all rows before it,
+so the driver first copies them, part by part, into hidden Parquet files in the job's directory.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import asyncio
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
-from ..core import LabelwiseError
+from ..backends import RateSchedule
+from ..core import LabelwiseError, labelwise_home
 from ..packaging import ClassifierArtifact, ClassifierRuntime
-from ._score import ScoreSummary, score_dataframe
+from ._cache import ResultCache
+from ._parts import PartsDir
+from ._score import ScoreSummary, score_texts, with_output_columns
+from ._sources import TableSource
 
-__all__ = ["score_with_ray"]
+if TYPE_CHECKING:
+    import ray
+
+__all__ = ["PartScorer", "SharedRateLimiter", "score_parts_on_ray"]
+
+STAGED_PREFIX = ".input-"
 
 
-def _score_batch(
-    batch: pd.DataFrame, *, artifact: ClassifierArtifact, text_col: str, concurrency: int
-) -> pd.DataFrame:
-    return score_dataframe(
-        batch, ClassifierRuntime(artifact=artifact, max_concurrency=concurrency), text_col=text_col
-    )
+class SharedRateLimiter:
+    """A ``Limiter`` that asks the cluster's one schedule (a Ray actor) when each request may go."""
+
+    def __init__(self, schedule: ray.actor.ActorHandle[Any]) -> None:
+        self.schedule = schedule
+
+    async def acquire(self, tokens: int) -> None:
+        wait = await self.schedule.delay.remote(tokens)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def hold(self, seconds: float) -> None:
+        self.schedule.hold.remote(seconds)
 
 
-def score_with_ray(
-    frame: pd.DataFrame,
-    artifact: ClassifierArtifact,
-    *,
-    text_col: str = "text",
-    address: str | None = None,
-    batch_size: int = 256,
-    concurrency: int = 16,
-) -> tuple[pd.DataFrame, ScoreSummary]:
-    """Score ``frame`` on Ray Data (``address``: a cluster, or None for a local Ray instance)."""
-    import time
+class PartScorer:
+    """One scoring actor: the classifier loaded once, then part after part scored and written."""
 
+    def __init__(
+        self,
+        *,
+        source: TableSource,
+        parts_location: str,
+        artifact: ClassifierArtifact,
+        text_col: str,
+        prefix: str,
+        rows_per_part: int,
+        concurrency: int,
+        schedule: ray.actor.ActorHandle[Any] | None,
+        use_cache: bool,
+    ) -> None:
+        self.source, self.text_col, self.prefix, self.rows_per_part = source, text_col, prefix, rows_per_part
+        self.parts = PartsDir(parts_location)
+        self.loop = asyncio.new_event_loop()
+        limiter = SharedRateLimiter(schedule) if schedule is not None else None
+        self.classifier = ClassifierRuntime(
+            artifact=artifact, max_concurrency=concurrency, rate_limiter=limiter
+        )
+        self.loop.run_until_complete(self.classifier.prepare())  # the model, once per actor
+        # Each node's own persistent cache, shared by the actors on it.
+        self.cache = ResultCache(labelwise_home() / "batch-cache.sqlite") if use_cache else None
+        self.worker = f"{os.uname().nodename}:{os.getpid()}"
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        summaries: dict[str, list[Any]] = {"index": [], "worker": []}
+        for index in batch["index"]:
+            summary = self.loop.run_until_complete(self._score(int(index)))
+            summaries["index"].append(int(index))
+            summaries["worker"].append(self.worker)
+            for name, value in asdict(summary).items():
+                summaries.setdefault(name, []).append(value)
+        return summaries
+
+    async def _score(self, index: int) -> ScoreSummary:
+        start = index * self.rows_per_part
+        if self.source.suffix == ".parquet":
+            part = self.source.read_rows(start, start + self.rows_per_part)
+        else:
+            staged = f"{self.parts.location.rstrip('/')}/{_staged(index)}"
+            part = TableSource.open(staged, text_col=self.text_col).read_rows(0, 2**62)
+        texts = ["" if t is None else str(t) for t in part[self.text_col].to_pylist()]
+        outputs, summary = await score_texts(texts, self.classifier, cache=self.cache)
+        self.parts.write(index, with_output_columns(part, outputs, prefix=self.prefix), summary)
+        return summary
+
+
+def _staged(index: int) -> str:
+    return f"{STAGED_PREFIX}{index:05d}.parquet"
+
+
+def _plain(value: Any) -> Any:
+    """A Python number for a NumPy one (Ray hands rows back as NumPy scalars)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _stage(source: TableSource, parts: PartsDir, rows_per_part: int, skip: set[int]) -> int:
+    """Copy a CSV or JSONL input into hidden Parquet parts every actor can read; returns the parts."""
+    import pyarrow.parquet as pq
+
+    count = 0
+    for index, part in enumerate(source.parts(rows_per_part)):
+        count = index + 1
+        if index in skip:
+            continue
+        staged = parts.join(_staged(index))
+        with parts.filesystem.open_output_stream(staged + ".partial") as stream:
+            pq.write_table(part, stream)
+        parts.filesystem.move(staged + ".partial", staged)
+    return count
+
+
+def _clear_staged(parts: PartsDir) -> None:
+    import pyarrow.fs as pafs
+
+    selector = pafs.FileSelector(parts.path, allow_not_found=True)
+    for info in parts.filesystem.get_file_info(selector):
+        if info.base_name.startswith(STAGED_PREFIX):
+            parts.filesystem.delete_file(info.path)
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray on this machine."""
     try:
         import ray
     except ImportError:
         raise LabelwiseError("--engine ray needs the 'ray' extra: pip install 'labelwise[ray]'") from None
-    started = time.perf_counter()
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    # Rows come back in input order, as with the local engine.
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    dataset = ray.data.from_pandas(frame.reset_index(drop=True))
-    # Ray's stubs type the function as taking the batch alone; fn_kwargs supplies the rest.
-    scored_ds = dataset.map_batches(
-        _score_batch,  # type: ignore[arg-type]
-        batch_format="pandas",
-        batch_size=batch_size,
-        fn_kwargs={"artifact": artifact, "text_col": text_col, "concurrency": concurrency},
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except ConnectionError as exc:
+            raise LabelwiseError(
+                f"no Ray cluster at {address}: {exc} (start one with `ray start --head`)"
+            ) from None
+
+
+def score_parts_on_ray(
+    source: TableSource,
+    parts: PartsDir,
+    artifact: ClassifierArtifact,
+    *,
+    skip: set[int],
+    rows_per_part: int,
+    text_col: str,
+    prefix: str,
+    address: str | None,
+    actors: int | None,
+    actor_cpus: float,
+    actor_gpus: float,
+    concurrency: int,
+    rpm: float | None,
+    tpm: float | None,
+    use_cache: bool,
+    on_progress: Callable[..., None] | None = None,
+) -> dict[int, ScoreSummary]:
+    """Score the parts of ``source`` not in ``skip`` on Ray; returns each scored part's summary."""
+    import ray
+
+    connect(address)
+    rows = source.num_rows()
+    count = (
+        math.ceil(rows / rows_per_part) if rows is not None else _stage(source, parts, rows_per_part, skip)
     )
-    scored = scored_ds.to_pandas().reset_index(drop=True)
-    ok = scored[scored["status"] != "error"]
-    prompt, completion = int(ok["prompt_tokens"].sum()), int(ok["completion_tokens"].sum())
-    summary = ScoreSummary(
-        rows=len(scored),
-        unique_texts=int(scored[text_col].nunique()),
-        from_cache=0,
-        scored=len(scored),
-        failed_rows=int((scored["status"] == "error").sum()),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cost_usd=artifact.spec.backend.cost_usd(prompt, completion),
-        seconds=time.perf_counter() - started,
+    todo = [i for i in range(count) if i not in skip]
+    if not todo:
+        return {}
+    if actors is None:  # one per CPU (or GPU) the cluster has, for a model on each
+        resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        per_actor = [(resources.get("CPU", 1.0), actor_cpus), (resources.get("GPU", 0.0), actor_gpus)]
+        actors = max(1, int(min(have / need for have, need in per_actor if need > 0)))
+    actors = min(actors, len(todo))
+    schedule = None
+    if rpm or tpm:
+        schedule = ray.remote(num_cpus=0)(RateSchedule).remote(requests_per_minute=rpm, tokens_per_minute=tpm)
+    # One block per part, so that the pool hands out parts one at a time as actors free up.
+    dataset = ray.data.from_items([{"index": i} for i in todo], override_num_blocks=len(todo))
+    scored = dataset.map_batches(
+        PartScorer,
+        batch_size=1,
+        concurrency=actors,
+        num_cpus=actor_cpus,
+        num_gpus=actor_gpus or None,
+        fn_constructor_kwargs={
+            "source": source,
+            "parts_location": parts.location,
+            "artifact": artifact,
+            "text_col": text_col,
+            "prefix": prefix,
+            "rows_per_part": rows_per_part,
+            "concurrency": math.ceil(concurrency / actors),
+            "schedule": schedule,
+            "use_cache": use_cache,
+        },  # fmt: skip
     )
-    return scored, summary
+    names = [f.name for f in fields(ScoreSummary)]
+    summaries: dict[int, ScoreSummary] = {}
+    for row in scored.iter_rows():
+        summary = ScoreSummary(**{name: _plain(row[name]) for name in names})
+        summaries[int(row["index"])] = summary
+        if on_progress is not None:
+            on_progress(summary.rows)
+    if rows is None and len(summaries) == len(todo):
+        _clear_staged(parts)
+    return summaries

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -16,6 +17,9 @@ from ..backends import BackendError
 from ..core import LabelwiseError, Reason, read_table, text_key
 from ..packaging import ClassifierRuntime, Prediction
 from ._cache import ResultCache
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -26,7 +30,10 @@ __all__ = [
     "read_probabilities",
     "read_scored",
     "score_dataframe",
+    "output_schema",
     "score_frame",
+    "score_texts",
+    "with_output_columns",
     "with_outputs",
 ]
 
@@ -66,6 +73,14 @@ def with_outputs(frame: pd.DataFrame, scored: pd.DataFrame, *, prefix: str = "")
     for column in OUTPUT_COLUMNS:
         result[prefix + column] = scored[column].to_numpy()
     return result
+
+
+def with_output_columns(table: pa.Table, outputs: pa.Table, *, prefix: str = "") -> pa.Table:
+    """``table`` with ``outputs``' columns appended as ``prefix + name`` (Arrow, no copy of the input)."""
+    check_output_names(table.column_names, prefix=prefix)
+    for column in OUTPUT_COLUMNS:
+        table = table.append_column(prefix + column, outputs[column])
+    return table
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,9 @@ class Runner(Protocol):
 
 @dataclass
 class ScoreSummary:
+    """What scoring did. ``unique_texts`` counts distinct texts within each part (a text repeated
+    across parts is answered from the cache there)."""
+
     rows: int
     unique_texts: int
     from_cache: int
@@ -125,6 +143,16 @@ class ScoreSummary:
     completion_tokens: int
     cost_usd: float
     seconds: float
+
+    @classmethod
+    def total(cls, parts: Sequence[ScoreSummary], *, seconds: float) -> ScoreSummary:
+        """The parts' figures added up, over ``seconds`` of wall time."""
+        added = {
+            name: sum(getattr(p, name) for p in parts)
+            for name in cls.__dataclass_fields__
+            if name != "seconds"
+        }
+        return cls(**added, seconds=seconds)
 
 
 def read_probabilities(raw: Any) -> dict[str, float] | None:
@@ -166,16 +194,24 @@ def _row(prediction: Prediction, *, cached: bool) -> dict[str, Any]:
     }
 
 
-async def score_frame(
-    frame: pd.DataFrame,
+def output_schema(prefix: str = "") -> pa.Schema:
+    """The types of the output columns, the same in every part whatever its rows hold."""
+    import pyarrow as pa
+
+    types = {"prompt_tokens": pa.int64(), "completion_tokens": pa.int64(), "latency_s": pa.float64(),
+             "cached": pa.bool_()}  # fmt: skip
+    return pa.schema([(prefix + c, types.get(c, pa.string())) for c in OUTPUT_COLUMNS])
+
+
+async def score_texts(
+    texts: Sequence[str],
     classifier: ClassifierRuntime,
     *,
-    text_col: str = "text",
     cache: ResultCache | None = None,
     on_progress: Callable[..., None] | None = None,
     via: Runner | None = None,
-) -> tuple[pd.DataFrame, ScoreSummary]:
-    """Score ``frame[text_col]``; returns the frame with the output columns added, in input order.
+) -> tuple[pa.Table, ScoreSummary]:
+    """Score ``texts``; returns the output columns (a row per text, in order) and a summary.
 
     Identical texts are scored once; texts already in ``cache`` are not scored again; every
     finished text is committed to ``cache`` at once. A text whose backend call fails after
@@ -185,17 +221,19 @@ async def score_frame(
     """
     import time
 
+    import pyarrow as pa
+
     started = time.perf_counter()
     tag = str(classifier.tag_)
-    texts = frame[text_col].fillna("").astype(str).tolist()
     keys = [text_key(t) for t in texts]
     unique: dict[str, str] = dict(zip(keys, texts, strict=True))
+    position = {k: i for i, k in enumerate(unique)}
     done = cache.get_many(tag, unique) if cache is not None else {}
     results: dict[str, tuple[Prediction | BackendError, bool]] = {k: (p, True) for k, p in done.items()}
+    counts = Counter(keys)
     if on_progress is not None and done:
-        on_progress(sum(1 for k in keys if k in done), cached=True)
+        on_progress(sum(counts[k] for k in done), cached=True)
     todo = [k for k in unique if k not in done]
-    counts = pd.Series(keys).value_counts().to_dict()
     each = via.each if via is not None else classifier.aclassify_each
     async for index, outcome in each([unique[k] for k in todo]):
         key = todo[index]
@@ -204,31 +242,44 @@ async def score_frame(
         if cache is not None and isinstance(outcome, Prediction) and outcome.reason is not Reason.EMPTY_TEXT:
             cache.put(key, outcome)
         if on_progress is not None:
-            on_progress(int(counts[key]))
+            on_progress(counts[key])
+    # One output row per distinct text, then repeated for its rows.
     rows = [
         _failed(outcome, tag) if isinstance(outcome, BackendError) else _row(outcome, cached=cached)
-        for outcome, cached in (results[k] for k in keys)
+        for outcome, cached in (results[k] for k in unique)
     ]
-    scored = frame.reset_index(drop=True).copy()
-    output = pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
-    for column in OUTPUT_COLUMNS:
-        scored[column] = output[column]
+    distinct = pa.Table.from_pylist(rows, schema=output_schema())
+    outputs = distinct.take(pa.array([position[k] for k in keys], type=pa.int64()))
     fresh = [p for p, _ in (results[k] for k in todo) if isinstance(p, Prediction)]
     prompt = sum(p.prompt_tokens for p in fresh)
     completion = sum(p.completion_tokens for p in fresh)
+    failed = {k for k in unique if isinstance(results[k][0], BackendError)}
     summary = ScoreSummary(
         rows=len(keys),
         unique_texts=len(unique),
         from_cache=len(done),
         scored=len(todo),
-        failed_rows=int((scored["status"] == "error").sum()),
+        failed_rows=sum(counts[k] for k in failed),
         prompt_tokens=prompt,
         completion_tokens=completion,
         cost_usd=classifier.artifact_.spec.backend.cost_usd(prompt, completion)
         * (via.price_factor if via is not None else 1.0),
         seconds=time.perf_counter() - started,
     )
-    return scored, summary
+    return outputs, summary
+
+
+async def score_frame(
+    frame: pd.DataFrame,
+    classifier: ClassifierRuntime,
+    *,
+    text_col: str = "text",
+    cache: ResultCache | None = None,
+) -> tuple[pd.DataFrame, ScoreSummary]:
+    """Score ``frame[text_col]``; returns the frame with the output columns added, in input order."""
+    texts = frame[text_col].fillna("").astype(str).tolist()
+    outputs, summary = await score_texts(texts, classifier, cache=cache)
+    return with_outputs(frame, outputs.to_pandas()), summary
 
 
 def score_dataframe(

@@ -28,13 +28,29 @@ FAILED_ROWS_EXIT = 3
 @batch_app.command("score")
 def batch_score(
     tag: Annotated[str, typer.Argument(help="Artifact tag.")],
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="CSV, JSONL or Parquet file.")],
+    input_path: Annotated[
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="CSV, JSONL or Parquet file (or a directory of Parquet files); a path or a URL "
+            "(s3://, gs://, or any fsspec URL).",
+        ),
+    ],
     out: Annotated[
-        Path, typer.Option("--out", help="Output file (CSV, JSONL or Parquet), written atomically.")
+        str,
+        typer.Option(
+            "--out",
+            help="A directory: Parquet parts written as they are scored, and a manifest. A name ending "
+            ".parquet, .csv or .jsonl: one file, assembled from the parts at the end.",
+        ),
     ],
     text_col: Annotated[str, typer.Option("--text-col", help="Column holding the text.")] = "text",
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 16,
-    rpm: Annotated[float | None, typer.Option(min=1, help="Requests per minute, at most.")] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Requests in flight at once (on Ray: across the cluster).")
+    ] = 16,
+    rpm: Annotated[
+        float | None, typer.Option(min=1, help="Requests per minute, at most (on Ray: the whole cluster's).")
+    ] = None,
     tpm: Annotated[float | None, typer.Option(min=1, help="Tokens per minute, at most (estimated).")] = None,
     no_cache: Annotated[
         bool,
@@ -43,8 +59,24 @@ def batch_score(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Estimate tokens and cost; call nothing.")
     ] = False,
-    engine: Annotated[str, typer.Option(help="local, or ray (Ray Data; no cache or checkpoint).")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray cluster address (default: a local Ray).")] = None,
+    rows_per_part: Annotated[
+        int | None,
+        typer.Option(
+            "--rows-per-part", min=1, help="Rows read, scored and written at a time [default: 10000]."
+        ),
+    ] = None,
+    engine: Annotated[str, typer.Option(help="local (this process), or ray (a pool of actors).")] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="With --engine ray: the cluster (ray start's address; default: a local Ray)."),
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(min=1, help="With --engine ray: scoring actors (default: one per CPU).")
+    ] = None,
+    actor_cpus: Annotated[float, typer.Option("--actor-cpus", min=0.1, help="CPUs each actor holds.")] = 1.0,
+    actor_gpus: Annotated[
+        float, typer.Option("--actor-gpus", min=0, help="GPUs each actor holds (a local model on a GPU).")
+    ] = 0.0,
     prefix: Annotated[
         str,
         typer.Option(help="Put this before each output column's name (predicted_ -> predicted_label, ...)."),
@@ -67,10 +99,11 @@ def batch_score(
 ) -> None:
     """Score every row of INPUT; keep its columns and add label, probabilities, status, error, ...
 
-    Re-running the same command after an interruption resumes: finished texts are not scored
-    again, and with --via batch-api the batches already sent are followed, not sent again. The
-    exit status is 3 when some rows failed after retries (they are in the output with status
-    "error"; the same command sends only those again).
+    INPUT is read and the output written part by part, so memory stays bounded whatever the
+    size. Re-running the same command after an interruption resumes: the parts written are
+    kept, finished texts are not scored again, and with --via batch-api the batches already
+    sent are followed, not sent again. The exit status is 3 when some rows failed after retries
+    (they are in the output with status "error"; the same command sends only those again).
     """
     from ..batch import batch_score as score
     from ..batch import estimate_batch_cost
@@ -88,7 +121,7 @@ def batch_score(
         return
     bar: ProgressBar | None = None
 
-    def started(message: str, rows: int) -> None:
+    def started(message: str, rows: int | None) -> None:
         nonlocal bar
         step(message)
         bar = ProgressBar("scoring", rows).start()
@@ -97,11 +130,13 @@ def batch_score(
         if bar is not None:
             bar.advance(rows, cached=cached)
 
+    sizing = {"rows_per_part": rows_per_part} if rows_per_part else {}
     try:
         result = score(
             tag, input_path, out, text_col=text_col, concurrency=concurrency, rpm=rpm, tpm=tpm,
-            use_cache=not no_cache, engine=engine, address=address, prefix=prefix, via=via,
-            poll_s=poll_s, batch_size=batch_size, on_start=started, on_status=step, on_progress=advance,
+            use_cache=not no_cache, engine=engine, address=address, actors=actors, actor_cpus=actor_cpus,
+            actor_gpus=actor_gpus, **sizing, prefix=prefix, via=via, poll_s=poll_s,
+            batch_size=batch_size, on_start=started, on_status=step, on_progress=advance,
         )  # fmt: skip
     except KeyboardInterrupt:
         if via != "batch-api":

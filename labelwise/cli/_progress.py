@@ -31,7 +31,7 @@ class ProgressBar:
     are those of the work actually done.
     """
 
-    def __init__(self, description: str, total: int, *, unit: str = "rows") -> None:
+    def __init__(self, description: str, total: int | None, *, unit: str = "rows") -> None:
         self.total, self.unit = total, unit
         self._done = self._timed = 0
         self._started = time.perf_counter()
@@ -78,5 +78,5 @@ class ProgressBar:
         per_s = self.per_s
         if per_s is not None:
             rate = f"{per_s:.1f} {self.unit}/s"
-            left = f"{_duration((self.total - self._done) / per_s)} left"
+            left = "" if self.total is None else f"{_duration((self.total - self._done) / per_s)} left"
         self._progress.update(self._task, completed=self._done, rate=rate, left=left)

@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 import httpx
 
-from ..backends import BackendError, RateLimiter
+from ..backends import BackendError, Limiter
 from ..core import LabelwiseError, run_sync
 from ._artifact import ClassifierArtifact, load_artifact
 from ._outcomes import Prediction
@@ -41,7 +41,7 @@ class ClassifierRuntime:
         max_concurrency: int = 8,
         random_state: int | None = None,
         on_retry: Callable[[BackendError, float], None] | None = None,
-        rate_limiter: RateLimiter | None = None,
+        rate_limiter: Limiter | None = None,
         abstain_label: str | None = None,  # for Classifier.predict; here so both take the same
         use_cache: bool = True,
     ) -> None:

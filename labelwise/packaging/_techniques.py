@@ -37,7 +37,7 @@ from ..backends import (
     Embedder,
     EmbeddingBackend,
     LabelToken,
-    RateLimiter,
+    Limiter,
     RetryPolicy,
     backend_class,
     call_with_retries,
@@ -111,7 +111,7 @@ class RunOptions:
     max_concurrency: int = 8
     random_state: int | None = None
     on_retry: Callable[[BackendError, float], None] | None = None
-    rate_limiter: RateLimiter | None = None
+    rate_limiter: Limiter | None = None
     backend: Backend | None = None
     """An injected backend instead of the one the spec names (tests, custom providers)."""
     use_cache: bool = True
@@ -361,9 +361,16 @@ class PromptTechnique(Technique):
                 task.cancel()
 
     async def _send(self, request: CompletionRequest) -> Any:
-        if self.options.rate_limiter is not None:
-            await self.options.rate_limiter.acquire(estimate_tokens(request))
-        return await self.backend.complete(request)
+        limiter = self.options.rate_limiter
+        if limiter is None:
+            return await self.backend.complete(request)
+        await limiter.acquire(estimate_tokens(request))
+        try:
+            return await self.backend.complete(request)
+        except BackendError as exc:
+            if exc.retry_after:  # the provider's quota is shared: nobody sends until it says
+                limiter.hold(exc.retry_after)
+            raise
 
     @functools.cached_property
     def _retry_policy(self) -> RetryPolicy:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from labelwise.backends import RateLimiter
+from labelwise.backends import RateLimiter, RateSchedule
 from labelwise.batch import ResultCache, score_dataframe
 from labelwise.packaging import package
 from tests.conftest import REPO, fake_server_spec
@@ -86,7 +86,7 @@ def test_faults_keep_every_row_and_the_exit_code_says_so(fake: FakeOpenAIServer,
     # stdout is the JSON report and nothing else; the bar and the failure note are on stderr.
     report = json.loads(result.stdout)
     assert report["rows"] == 20 and report["failed_rows"] >= 2
-    assert "20/20" in result.stderr and "rows failed" in result.stderr
+    assert "20/?" in result.stderr and "rows failed" in result.stderr  # a CSV: no row count before reading
     scored = pd.read_json(out, lines=True)
     assert len(scored) == 20 and scored["id"].tolist() == list(range(20))
     failed = scored[scored["status"] == "error"]
@@ -148,14 +148,27 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     assert not checkpoint.exists()
 
 
+def test_rate_schedule_keeps_every_window_under_the_limit() -> None:
+    schedule = RateSchedule(requests_per_minute=600, tokens_per_minute=6000)  # 10 requests/s, 100 tokens/s
+    sent = [0.0 + schedule.delay(10, now=0.0) for _ in range(100)]  # all ask at once
+    # A second's worth goes at once, then one request every 0.1 s: never more than 10 % over a
+    # 10-second window's allowance.
+    assert sum(t < 1e-9 for t in sent) <= 11
+    assert all(sum(start <= t < start + 10 for t in sent) <= 110 for start in sent)
+    assert sent == sorted(sent)  # in the order they asked
+    big = schedule.delay(3000, now=sent[-1])  # 30 s of tokens: it waits for its turn, then books them
+    assert big < 1.0 and schedule.delay(1, now=sent[-1]) >= 29
+    schedule.hold(120, now=1000.0)  # a Retry-After stops everyone
+    assert schedule.delay(1, now=1000.0) == pytest.approx(120)
+
+
 @pytest.mark.anyio
 async def test_rate_limiter_spaces_requests() -> None:
-    limiter = RateLimiter(requests_per_minute=600, tokens_per_minute=60)  # 10 requests/s; 1 token/s
+    limiter = RateLimiter(requests_per_minute=1200)  # 20 requests/s
     started = time.monotonic()
-    await limiter.acquire(60)  # a full minute of tokens is there at the start
-    assert time.monotonic() - started < 0.1
-    await limiter.acquire(1)  # the bucket is empty: one token takes a second to come back
-    assert 0.8 <= time.monotonic() - started < 2.0
+    for _ in range(41):  # a second's worth at once, then 20 a second
+        await limiter.acquire(1)
+    assert 0.9 <= time.monotonic() - started < 2.0
 
 
 def test_dry_run_estimates_without_calling(fake: FakeOpenAIServer, tmp_path: Path) -> None:
