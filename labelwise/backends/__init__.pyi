@@ -13,7 +13,7 @@ from ._base import (
     register_backend,
     speaks,
 )
-from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend
+from ._embeddings import Embedder, EmbeddingCache, SentenceTransformersBackend, models_loaded
 from ._errors import (
     BackendAuthError,
     BackendBadRequest,
@@ -95,6 +95,7 @@ __all__ = [
     "error_for_status",
     "is_azure_fine_tuned",
     "local_server",
+    "models_loaded",
     "openai_encoding",
     "providers_speaking",
     "register_backend",

@@ -19,13 +19,15 @@ __all__ = ["ResultCache", "text_key"]
 
 
 class ResultCache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, any_thread: bool = False) -> None:
+        """``any_thread``: used from one thread at a time, not always the same (a Ray actor)."""
         self.path = path
         self._db = open_keyed_db(
             path,
             "CREATE TABLE IF NOT EXISTS predictions ("
             " artifact_tag TEXT NOT NULL, text_sha256 TEXT NOT NULL, prediction TEXT NOT NULL,"
             " PRIMARY KEY (artifact_tag, text_sha256))",
+            check_same_thread=not any_thread,
         )
 
     def get_many(self, artifact_tag: str, keys: Iterable[str]) -> dict[str, Prediction]:

@@ -36,9 +36,14 @@ class BatchResult:
 
     summary: ScoreSummary
     output: str
+    models_loaded: dict[str, int] | None = None
+    """On Ray: the embedding models each actor (``host:pid``) loaded."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self.summary), "output": str(self.output)}
+        shown = {**asdict(self.summary), "output": str(self.output)}
+        if self.models_loaded is not None:
+            shown |= {"actors": len(self.models_loaded), "models_loaded": sum(self.models_loaded.values())}
+        return shown
 
 
 @dataclass(frozen=True)
@@ -223,14 +228,14 @@ def batch_score(
         if engine == "ray":
             from ._ray import score_parts_on_ray
 
-            scored = score_parts_on_ray(
+            scored, loads = score_parts_on_ray(
                 source, parts, classifier.artifact_, skip=set(done), rows_per_part=rows_per_part,
                 text_col=text_col, prefix=prefix, address=address, actors=actors, actor_cpus=actor_cpus,
                 actor_gpus=actor_gpus, concurrency=concurrency, rpm=rpm, tpm=tpm, use_cache=use_cache,
                 on_progress=on_progress,
             )  # fmt: skip
         else:
-            runner = None
+            loads, runner = None, None
             if via == "batch-api":
                 state = target.local_path("batches.json")
                 assert state is not None
@@ -257,7 +262,7 @@ def batch_score(
         checkpoint = target.local_path("checkpoint.sqlite")
         for leftover in checkpoint.parent.glob(f"{checkpoint.name}*") if checkpoint else ():
             leftover.unlink()
-    return BatchResult(summary=summary, output=target.out)
+    return BatchResult(summary=summary, output=target.out, models_loaded=loads)
 
 
 def _score_parts_here(

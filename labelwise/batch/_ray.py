@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
-from ..backends import RateSchedule
+from ..backends import RateSchedule, models_loaded
 from ..core import LabelwiseError, labelwise_home
 from ..packaging import ClassifierArtifact, ClassifierRuntime
 from ._cache import ResultCache
@@ -82,15 +82,18 @@ class PartScorer:
         )
         self.loop.run_until_complete(self.classifier.prepare())  # the model, once per actor
         # Each node's own persistent cache, shared by the actors on it.
-        self.cache = ResultCache(labelwise_home() / "batch-cache.sqlite") if use_cache else None
+        self.cache = (
+            ResultCache(labelwise_home() / "batch-cache.sqlite", any_thread=True) if use_cache else None
+        )
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        summaries: dict[str, list[Any]] = {"index": [], "worker": []}
+        summaries: dict[str, list[Any]] = {"index": [], "worker": [], "models_loaded": []}
         for index in batch["index"]:
             summary = self.loop.run_until_complete(self._score(int(index)))
             summaries["index"].append(int(index))
             summaries["worker"].append(self.worker)
+            summaries["models_loaded"].append(models_loaded())
             for name, value in asdict(summary).items():
                 summaries.setdefault(name, []).append(value)
         return summaries
@@ -175,8 +178,11 @@ def score_parts_on_ray(
     tpm: float | None,
     use_cache: bool,
     on_progress: Callable[..., None] | None = None,
-) -> dict[int, ScoreSummary]:
-    """Score the parts of ``source`` not in ``skip`` on Ray; returns each scored part's summary."""
+) -> tuple[dict[int, ScoreSummary], dict[str, int]]:
+    """Score the parts of ``source`` not in ``skip`` on Ray.
+
+    Returns each scored part's summary, and the models each actor (``host:pid``) loaded.
+    """
     import ray
 
     connect(address)
@@ -186,7 +192,7 @@ def score_parts_on_ray(
     )
     todo = [i for i in range(count) if i not in skip]
     if not todo:
-        return {}
+        return {}, {}
     if actors is None:  # one per CPU (or GPU) the cluster has, for a model on each
         resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
         per_actor = [(resources.get("CPU", 1.0), actor_cpus), (resources.get("GPU", 0.0), actor_gpus)]
@@ -217,11 +223,13 @@ def score_parts_on_ray(
     )
     names = [f.name for f in fields(ScoreSummary)]
     summaries: dict[int, ScoreSummary] = {}
+    loads: dict[str, int] = {}
     for row in scored.iter_rows():
+        loads[str(row["worker"])] = max(loads.get(str(row["worker"]), 0), int(row["models_loaded"]))
         summary = ScoreSummary(**{name: _plain(row[name]) for name in names})
         summaries[int(row["index"])] = summary
         if on_progress is not None:
             on_progress(summary.rows)
     if rows is None and len(summaries) == len(todo):
         _clear_staged(parts)
-    return summaries
+    return summaries, loads

@@ -24,16 +24,22 @@ def _format(path: Path) -> str:
 
 
 def read_table(path: Path, *, required: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read a table of at least one row; a file that is not one is a ``LabelwiseError``.
+    """Read a table of at least one row (a file, or a directory of Parquet parts); a file that is
+    not one is a ``LabelwiseError``.
 
     ``required`` maps each column that must be present to the option that names it, so the
     error can say how to choose another: ``{"text": "--text-col"}``.
     """
-    suffix = _format(path)
-    if not path.is_file():
-        raise LabelwiseError(f"{path} does not exist")
-    if path.stat().st_size == 0:
-        raise LabelwiseError(f"{path} is empty")
+    if path.is_dir():  # the parts labelwise batch score writes, or any directory of Parquet files
+        if not any(p.suffix == ".parquet" and not p.name.startswith(("_", ".")) for p in path.rglob("*")):
+            raise LabelwiseError(f"{path} is a directory without .parquet files")
+        suffix = ".parquet"
+    else:
+        suffix = _format(path)
+        if not path.is_file():
+            raise LabelwiseError(f"{path} does not exist")
+        if path.stat().st_size == 0:
+            raise LabelwiseError(f"{path} is empty")
     frame = _read(path, suffix)
     if frame.empty:
         raise LabelwiseError(f"{path} has no rows")
