@@ -158,6 +158,7 @@ class FakeOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.first_request_at: float | None = None  # time.time(), for start-up benches
+        self.per_second: Counter[int] = Counter()  # requests by whole second of time.time(), for rate benches
         self.files = FakeFiles()
         self.batch_api = FakeBatchAPI(self._completion, self.files, batch_deployments={})
         self.fine_tuning = FakeFineTuningAPI(self.files)
@@ -195,7 +196,9 @@ class FakeOpenAIServer:
 
         async def complete(request: Request) -> Response:
             self.requests += 1
-            self.first_request_at = self.first_request_at or time.time()
+            now = time.time()
+            self.first_request_at = self.first_request_at or now
+            self.per_second[int(now)] += 1
             if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
                 return JSONResponse({"error": {"message": "concurrency limit"}}, status_code=429)
             self.in_flight += 1
@@ -239,9 +242,10 @@ class FakeOpenAIServer:
         async def stats(request: Request) -> Response:
             """Counters for a bench in another process; DELETE starts them again."""
             counters = {"requests": self.requests, "first_request_at": self.first_request_at,
-                        "max_in_flight": self.max_in_flight}  # fmt: skip
+                        "max_in_flight": self.max_in_flight, "per_second": dict(self.per_second)}  # fmt: skip
             if request.method == "DELETE":
                 self.requests, self.first_request_at, self.max_in_flight = 0, None, 0
+                self.per_second.clear()
             return JSONResponse(counters)
 
         return Starlette(

@@ -2,7 +2,8 @@
 
 The schedule is the generic cell rate algorithm: each request books its share of the minute and
 is told when it may go. Providers enforce a minute's quota over shorter windows too ("60,000
-requests a minute may be enforced as 1,000 a second"), so only a second's worth may go at once.
+requests a minute may be enforced as 1,000 a second"), so only a quarter of a second's worth may
+go at once: no 10-second window holds more than 2.5 % over its share.
 One ``RateSchedule`` serves one process (``RateLimiter``) or a whole cluster (the Ray engine
 keeps one in an actor that every scorer asks).
 """
@@ -15,8 +16,8 @@ from typing import Protocol
 
 __all__ = ["Limiter", "RateLimiter", "RateSchedule"]
 
-BURST_S = 1.0
-"""How far ahead of the steady rate a request may go: a second's worth at once, at most."""
+BURST_S = 0.25
+"""How far ahead of the steady rate requests may go: a quarter of a second's worth at once."""
 
 
 class _Quota:

@@ -83,8 +83,12 @@ def test_one_file_is_assembled_from_the_parts(fake: FakeOpenAIServer, tmp_path: 
     frame.to_csv(path, index=False)
     out = tmp_path / f"out{suffix}"
     labelwise("batch", "score", tag, str(path), "--out", str(out), "--rows-per-part", "5")
-    scored = {".csv": lambda p: pd.read_csv(p, dtype=str, keep_default_na=False), ".jsonl": lambda p: pd.read_json(p, lines=True,
-              dtype=False), ".parquet": pd.read_parquet}[suffix](out)  # fmt: skip
+    if suffix == ".csv":
+        scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    elif suffix == ".jsonl":
+        scored = pd.read_json(out, lines=True, dtype=False)
+    else:
+        scored = pd.read_parquet(out)
     assert scored["id"].astype(int).tolist() == list(range(23))
     assert scored["code"].tolist() == ["007"] * 20 + ["n/a", "12", "x"]
     assert (scored["label"] == frame["truth"]).all()
@@ -170,3 +174,44 @@ def test_ray_actors_write_the_local_engines_parts(fake: FakeOpenAIServer, tmp_pa
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "here")[compared], pd.read_parquet(tmp_path / "ray")[compared]
     )
+
+
+@pytest.mark.slow
+def test_one_rate_limit_for_every_actor(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the 'ray' extra")
+    with FakeOpenAIServer(answer=answer, contract=False) as fake:
+        tag = _tag(fake, "parts-ray-rpm")
+        path = tmp_path / "in.parquet"
+        pd.DataFrame({"text": [f"ticket {i}" for i in range(90)]}).to_parquet(path)
+        labelwise("batch", "score", tag, str(path), "--out", str(tmp_path / "out"), "--rows-per-part", "15",
+                  "--engine", "ray", "--actors", "2", "--rpm", "1200")  # fmt: skip
+        per_second = dict(fake.per_second)
+    # 20 a second for the whole cluster, a quarter second's worth ahead at most; each actor
+    # alone would have been allowed as many.
+    seconds = range(min(per_second), max(per_second) + 1)
+    assert sum(per_second.values()) == 90 and len(seconds) >= 4
+    assert max(sum(per_second.get(s + k, 0) for k in range(2)) for s in seconds) <= 2 * 20 + 5 + 2
+
+
+@pytest.mark.slow
+def test_an_embedding_model_is_loaded_once_per_actor(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the 'ray' extra")
+    pytest.importorskip("sentence_transformers", reason="needs the 'embeddings' extra")
+    from labelwise.backends import BackendSpec
+    from labelwise.training import train_embedding
+    from tests.conftest import yelp_sample
+
+    data = tmp_path / "train.csv"
+    yelp_sample(120, seed=1).to_csv(data, index=False)
+    minilm = BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")
+    trained = train_embedding(data, name="parts-embed", embedder=minilm, label_col="stars", seed=0,
+                              families=("logistic_regression",), folds=2)  # fmt: skip
+    path = tmp_path / "in.parquet"
+    yelp_sample(60, seed=2)[["text"]].to_parquet(path)
+    report = json.loads(
+        labelwise("batch", "score", str(trained.artifact.tag), str(path), "--out", str(tmp_path / "out"),
+                  "--rows-per-part", "6", "--engine", "ray", "--actors", "2", "--json").stdout
+    )  # fmt: skip
+    # Ten parts on two actors: two loads, where a model per part would have been ten.
+    assert report["rows"] == 60 and report["actors"] == 2 and report["models_loaded"] == 2
+    assert (pd.read_parquet(tmp_path / "out")["status"] == "ok").all()
