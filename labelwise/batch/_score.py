@@ -177,7 +177,7 @@ def _failed(error: BackendError, tag: str) -> dict[str, Any]:
             "artifact_tag": tag}  # fmt: skip
 
 
-def _row(prediction: Prediction, *, cached: bool) -> dict[str, Any]:
+def _row(prediction: Prediction, *, cached: bool, scored_at: str) -> dict[str, Any]:
     return {
         "label": prediction.label,
         "probabilities": json.dumps(prediction.probabilities) if prediction.probabilities else None,
@@ -190,7 +190,7 @@ def _row(prediction: Prediction, *, cached: bool) -> dict[str, Any]:
         "cached": cached,
         "artifact_tag": prediction.artifact_tag,
         "model": prediction.model,
-        "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scored_at": scored_at,
     }
 
 
@@ -244,9 +244,12 @@ async def score_texts(
         if on_progress is not None:
             on_progress(counts[key])
     # One output row per distinct text, then repeated for its rows.
+    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = [
-        _failed(outcome, tag) if isinstance(outcome, BackendError) else _row(outcome, cached=cached)
-        for outcome, cached in (results[k] for k in unique)
+        _failed(outcome, tag)
+        if isinstance(outcome, BackendError)
+        else _row(outcome, cached=c, scored_at=scored_at)
+        for outcome, c in (results[k] for k in unique)
     ]
     distinct = pa.Table.from_pylist(rows, schema=output_schema())
     outputs = distinct.take(pa.array([position[k] for k in keys], type=pa.int64()))
