@@ -1,4 +1,5 @@
-"""TODO."""
+"""Backends: the model providers a classifier calls (OpenAI, Azure OpenAI, OpenAI-compatible
+servers, the embedded llama.cpp server, sentence-transformers), with retries and rate limits."""
 
 import lazy_loader
 

@@ -1,8 +1,8 @@
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._drift_data import load_drift_data
-from ._job import BatchResult, CostEstimate, Target, batch_score, estimate_batch_cost
-from ._parts import PartsDir, assemble
+from ._job import BatchResult, CostEstimate, batch_score, estimate_batch_cost
+from ._parts import PartsDir
 from ._rai import RaiData, SmallGroupWarning, calibration_analysis, cohort_metrics, error_analysis
 from ._rai_report import rai_report
 from ._ray import score_parts_on_ray
@@ -11,16 +11,13 @@ from ._score import (
     ScoredTable,
     ScoreSummary,
     check_output_names,
-    output_schema,
     read_probabilities,
     read_scored,
     score_dataframe,
     score_frame,
     score_texts,
-    with_output_columns,
-    with_outputs,
 )
-from ._sources import TableSource, filesystem_for
+from ._sources import TableSource
 
 __all__ = [
     "BatchAPIRunner",
@@ -34,17 +31,13 @@ __all__ = [
     "ScoredTable",
     "SmallGroupWarning",
     "TableSource",
-    "Target",
-    "assemble",
     "batch_score",
     "calibration_analysis",
     "check_output_names",
     "cohort_metrics",
     "error_analysis",
     "estimate_batch_cost",
-    "filesystem_for",
     "load_drift_data",
-    "output_schema",
     "rai_report",
     "read_probabilities",
     "read_scored",
@@ -52,6 +45,4 @@ __all__ = [
     "score_frame",
     "score_parts_on_ray",
     "score_texts",
-    "with_output_columns",
-    "with_outputs",
 ]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..backends import RateLimiter
 from ..core import LabelwiseError, labelwise_home, run_sync, text_key
@@ -21,11 +21,8 @@ from ..packaging import ClassifierRuntime, count_prompt_tokens
 from ._batch_api import BatchAPIRunner
 from ._cache import ResultCache
 from ._parts import PartsDir, assemble
-from ._score import ScoreSummary, check_output_names, score_texts, with_output_columns
+from ._score import ScoreSummary, check_output_names, part_texts, score_texts, with_output_columns
 from ._sources import TableSource, is_url
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["BatchResult", "CostEstimate", "batch_score", "estimate_batch_cost"]
 
@@ -95,21 +92,13 @@ class Target:
         return out.with_name(f".{out.name}.{name}") if self.is_file else out / f".{name}"
 
 
-def _cache(target: Target, use_cache: bool) -> ResultCache | None:
-    # Without the persistent cache a job checkpoint beside the output still makes a rerun resume.
-    if use_cache:
-        return ResultCache(labelwise_home() / "batch-cache.sqlite")
-    checkpoint = target.local_path("checkpoint.sqlite")
-    return ResultCache(checkpoint) if checkpoint is not None else None
-
-
-def _texts(part: pa.Table, text_col: str) -> list[str]:
-    import pyarrow as pa
-
-    column = part[text_col]
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        column = column.cast(pa.string())
-    return ["" if t is None else t for t in column.to_pylist()]
+def _cache(target: Target, use_cache: bool, *, create: bool = True) -> ResultCache | None:
+    """The persistent cache, or without it a job checkpoint beside the output, so that a rerun
+    resumes all the same. ``create=False`` (a dry run): only one that is already there."""
+    path = labelwise_home() / "batch-cache.sqlite" if use_cache else target.local_path("checkpoint.sqlite")
+    if path is None or not (create or path.exists()):
+        return None
+    return ResultCache(path)
 
 
 def estimate_batch_cost(
@@ -117,7 +106,7 @@ def estimate_batch_cost(
 ) -> CostEstimate:
     """Tokens and cost of ``batch_score`` with the same arguments; texts already cached are free."""
     source = TableSource.open(input_path, text_col=text_col)
-    cache = _cache(Target(str(out)), use_cache)
+    cache = _cache(Target(str(out)), use_cache, create=False)
     seen: set[str] = set()
     rows, cached, prompt, completion = 0, 0, 0, 0
     counted = ""
@@ -125,7 +114,7 @@ def estimate_batch_cost(
         with ClassifierRuntime.load(tag) as classifier:
             spec = classifier.artifact_.spec
             for part in source.parts(ROWS_PER_PART):
-                texts = _texts(part, text_col)
+                texts = part_texts(part, text_col)
                 rows += len(texts)
                 unique = {k: t for t in texts if t.strip() and (k := text_key(t)) not in seen}
                 seen.update(unique)
@@ -289,7 +278,11 @@ def _score_parts_here(
                     if index in skip:
                         continue
                     outputs, summary = await score_texts(
-                        _texts(part, text_col), classifier, cache=cache, on_progress=on_progress, via=runner
+                        part_texts(part, text_col),
+                        classifier,
+                        cache=cache,
+                        on_progress=on_progress,
+                        via=runner,
                     )
                     parts.write(index, with_output_columns(part, outputs, prefix=prefix), summary)
                     scored[index] = summary

@@ -31,7 +31,7 @@ from ..core import LabelwiseError, labelwise_home
 from ..packaging import ClassifierArtifact, ClassifierRuntime
 from ._cache import ResultCache
 from ._parts import PartsDir
-from ._score import ScoreSummary, score_texts, with_output_columns
+from ._score import ScoreSummary, part_texts, score_texts, with_output_columns
 from ._sources import TableSource
 
 if TYPE_CHECKING:
@@ -105,8 +105,9 @@ class PartScorer:
         else:
             staged = f"{self.parts.location.rstrip('/')}/{_staged(index)}"
             part = TableSource.open(staged, text_col=self.text_col).read_rows(0, 2**62)
-        texts = ["" if t is None else str(t) for t in part[self.text_col].to_pylist()]
-        outputs, summary = await score_texts(texts, self.classifier, cache=self.cache)
+        outputs, summary = await score_texts(
+            part_texts(part, self.text_col), self.classifier, cache=self.cache
+        )
         self.parts.write(index, with_output_columns(part, outputs, prefix=self.prefix), summary)
         return summary
 

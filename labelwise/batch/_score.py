@@ -33,8 +33,8 @@ __all__ = [
     "output_schema",
     "score_frame",
     "score_texts",
+    "part_texts",
     "with_output_columns",
-    "with_outputs",
 ]
 
 OUTPUT_COLUMNS = [
@@ -66,13 +66,14 @@ def check_output_names(columns: Sequence[object], *, prefix: str = "") -> None:
         )
 
 
-def with_outputs(frame: pd.DataFrame, scored: pd.DataFrame, *, prefix: str = "") -> pd.DataFrame:
-    """``frame`` with the output columns of ``scored`` (same rows, same order) as ``prefix + name``."""
-    check_output_names(list(frame.columns), prefix=prefix)
-    result = frame.reset_index(drop=True).copy()
-    for column in OUTPUT_COLUMNS:
-        result[prefix + column] = scored[column].to_numpy()
-    return result
+def part_texts(part: pa.Table, text_col: str) -> list[str]:
+    """The texts of a part's ``text_col``, as strings ("" where missing)."""
+    import pyarrow as pa
+
+    column = part[text_col]
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    return ["" if t is None else t for t in column.to_pylist()]
 
 
 def with_output_columns(table: pa.Table, outputs: pa.Table, *, prefix: str = "") -> pa.Table:
@@ -280,9 +281,13 @@ async def score_frame(
     cache: ResultCache | None = None,
 ) -> tuple[pd.DataFrame, ScoreSummary]:
     """Score ``frame[text_col]``; returns the frame with the output columns added, in input order."""
+    check_output_names(list(frame.columns))
     texts = frame[text_col].fillna("").astype(str).tolist()
     outputs, summary = await score_texts(texts, classifier, cache=cache)
-    return with_outputs(frame, outputs.to_pandas()), summary
+    scored = frame.reset_index(drop=True).copy()
+    for column, values in outputs.to_pandas().items():
+        scored[column] = values.to_numpy()
+    return scored, summary
 
 
 def score_dataframe(

@@ -1,4 +1,5 @@
-"""TODO."""
+"""Monitoring: drift checks, accuracy estimated from confidence, the golden-set canary and
+feedback summaries."""
 
 import lazy_loader
 
