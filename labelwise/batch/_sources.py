@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core import LabelwiseError
+from ..core import LabelwiseError, not_utf8
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -216,8 +216,19 @@ class TableSource:
     def _unreadable(self, exc: Exception) -> LabelwiseError:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "UTF8" in first or "UTF-8" in first:
-            return LabelwiseError(
-                f"{self.location} is not UTF-8 text ({first}); "
-                "save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
-            )
+            return self._not_utf8() or LabelwiseError(f"{self.location} is not UTF-8 text ({first})")
         return LabelwiseError(f"{self.location} is not readable as {self.kind}: {first}")
+
+    def _not_utf8(self) -> LabelwiseError | None:
+        """The error naming the first byte that is not UTF-8 (found by reading up to it)."""
+        import codecs
+
+        decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+        with self.filesystem.open_input_stream(self.files[0], compression="detect") as stream:
+            while chunk := stream.read(1 << 20):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    return not_utf8(self.location, chunk[exc.start], offset + exc.start)
+                offset += len(chunk)
+        return None

@@ -19,7 +19,7 @@ from ._settings import (
     labelwise_home,
 )
 from ._strict import StrictModel
-from ._tables import read_table, write_atomic, write_frame, write_table
+from ._tables import not_utf8, read_table, write_atomic, write_frame, write_table
 from ._wilson import wilson_interval
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "free_port",
     "labelwise_home",
     "open_keyed_db",
+    "not_utf8",
     "read_table",
     "rows_for_keys",
     "run_sync",

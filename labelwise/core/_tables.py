@@ -11,7 +11,7 @@ from ._errors import LabelwiseError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_table", "write_atomic", "write_frame", "write_table"]
+__all__ = ["not_utf8", "read_table", "write_atomic", "write_frame", "write_table"]
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 
@@ -62,16 +62,21 @@ def _read(path: Path, suffix: str) -> pd.DataFrame:
             return pd.read_json(path, lines=True, encoding="utf-8")
         return pd.read_parquet(path)
     except UnicodeDecodeError as exc:
-        raise LabelwiseError(
-            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-            "save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
-        ) from None
+        raise not_utf8(path, exc.object[exc.start], exc.start) from None
     except pd.errors.EmptyDataError:
         raise LabelwiseError(f"{path} holds no columns") from None
     except (pd.errors.ParserError, ValueError, OSError) as exc:
         # ValueError: malformed JSON lines, or pyarrow's ArrowInvalid on a bad Parquet file.
         kind = {".csv": "CSV", ".jsonl": "JSON Lines", ".parquet": "Parquet"}[suffix]
         raise LabelwiseError(f"{path} is not readable as {kind}: {str(exc).splitlines()[0]}") from None
+
+
+def not_utf8(location: object, byte: int, offset: int) -> LabelwiseError:
+    """The error for a text file that is not UTF-8, naming its first bad byte and what to do."""
+    return LabelwiseError(
+        f"{location} is not UTF-8 text (byte 0x{byte:02x} at offset {offset}); "
+        "save it as UTF-8, e.g. iconv -f latin1 -t utf-8"
+    )
 
 
 def write_table(rows: Sequence[dict[str, Any]], path: Path, *, columns: Sequence[str]) -> None:
