@@ -49,14 +49,19 @@ class RateSchedule:
         self.tokens = _Quota(tokens_per_minute) if tokens_per_minute else None
         self.held_until = 0.0
 
-    def delay(self, tokens: int, now: float | None = None) -> float:
-        """Seconds from ``now`` (``time.time()``) until a request of ``tokens`` may be sent."""
+    def send_at(self, tokens: int, now: float | None = None) -> float:
+        """When (``time.time()``) a request of ``tokens`` asking at ``now`` may be sent; booked."""
         now = time.time() if now is None else now
         booked = [(q, amount) for q, amount in ((self.requests, 1), (self.tokens, tokens)) if q is not None]
         at = max([now, self.held_until, *(quota.earliest(now) for quota, _ in booked)])
         for quota, amount in booked:
             quota.book(amount, at)
-        return at - now
+        return at
+
+    def delay(self, tokens: int, now: float | None = None) -> float:
+        """Seconds from ``now`` until a request of ``tokens`` may be sent; booked."""
+        now = time.time() if now is None else now
+        return self.send_at(tokens, now) - now
 
     def hold(self, seconds: float, now: float | None = None) -> None:
         """Send nothing for ``seconds``."""

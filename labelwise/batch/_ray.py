@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,9 @@ class SharedRateLimiter:
         self.schedule = schedule
 
     async def acquire(self, tokens: int) -> None:
-        wait = await self.schedule.delay.remote(tokens)
+        # A time, not a delay: a reply that comes late must not push the request later still.
+        # (Nodes' clocks are assumed in step, as NTP keeps them, to well within a request.)
+        wait = await self.schedule.send_at.remote(tokens) - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
 
