@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -17,19 +16,10 @@ import pytest
 
 from labelwise.batch import batch_score
 from labelwise.packaging import package
+from tests.batch.conftest import answer
 from tests.conftest import REPO, fake_server_spec
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
-
-
-def answer(prompt: str) -> str:
-    return "negative" if "bad" in prompt else "positive"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(answer=answer) as server:
-        yield server
 
 
 def _tag(fake: FakeOpenAIServer, name: str) -> str:

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,21 +18,12 @@ import pytest
 from labelwise.backends import RateLimiter, RateSchedule
 from labelwise.batch import ResultCache, score_dataframe
 from labelwise.packaging import package
+from tests.batch.conftest import answer
 from tests.conftest import REPO, fake_server_spec
 from tests.fake_openai import FakeOpenAIServer
 from tests.test_cli import labelwise
 
 LABELS = ["negative", "neutral", "positive"]
-
-
-def answer(prompt: str) -> str:
-    return "negative" if "bad" in prompt else "positive"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(answer=answer) as server:
-        yield server
 
 
 def _artifact_tag(fake: FakeOpenAIServer, name: str, *, max_retries: int = 1) -> str:
