@@ -223,7 +223,7 @@ def score_parts_on_ray(
             "concurrency": math.ceil(concurrency / actors),
             "schedule": schedule,
             "use_cache": use_cache,
-        },  # fmt: skip
+        },
     )
     names = [f.name for f in fields(ScoreSummary)]
     summaries: dict[int, ScoreSummary] = {}
