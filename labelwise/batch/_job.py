@@ -203,6 +203,10 @@ def batch_score(
         rows_per_part = 2**62  # one part: the runner splits the texts into the provider's batches
     limiter = RateLimiter(requests_per_minute=rpm, tokens_per_minute=tpm) if rpm or tpm else None
     classifier = ClassifierRuntime.load(tag, max_concurrency=concurrency, rate_limiter=limiter)
+    if engine == "ray":
+        from ._ray import connect
+
+        connect(address)  # before anything is written
     parts = PartsDir(target.parts_location)
     job = {"input": source.location, "files": source.fingerprint(), "artifact_tag": str(classifier.tag_),
            "text_col": text_col, "prefix": prefix, "rows_per_part": rows_per_part}  # fmt: skip

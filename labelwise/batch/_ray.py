@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -38,7 +39,7 @@ from ._sources import TableSource
 if TYPE_CHECKING:
     import ray
 
-__all__ = ["PartScorer", "SharedRateLimiter", "score_parts_on_ray"]
+__all__ = ["PartScorer", "SharedRateLimiter", "connect", "score_parts_on_ray"]
 
 STAGED_PREFIX = ".input-"
 
@@ -150,18 +151,26 @@ def _clear_staged(parts: PartsDir) -> None:
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray on this machine."""
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), or start a Ray on this machine.
+
+    An address where nothing listens is refused at once: Ray itself retries for minutes.
+    """
     try:
         import ray
     except ImportError:
         raise LabelwiseError("--engine ray needs the 'ray' extra: pip install 'labelwise[ray]'") from None
-    if not ray.is_initialized():
+    if ray.is_initialized():
+        return
+    host, _, port = (address or "").removeprefix("ray://").rpartition(":")
+    if host and port.isdigit():
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        except ConnectionError as exc:
+            socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as exc:
             raise LabelwiseError(
-                f"no Ray cluster at {address}: {exc} (start one with `ray start --head`)"
+                f"no Ray cluster at --address {address} ({exc.strerror or exc}): start one with "
+                "`ray start --head`, or give the address it printed"
             ) from None
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
 def score_parts_on_ray(

@@ -15,6 +15,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from labelwise.batch import batch_score
+from labelwise.core import free_port
 from labelwise.packaging import package
 from tests.batch.conftest import answer
 from tests.conftest import REPO, fake_server_spec
@@ -130,6 +131,17 @@ def test_parts_of_another_job_are_not_mixed_in(fake: FakeOpenAIServer, tmp_path:
     header_only.write_text("text\n")
     result = labelwise("batch", "score", tag, str(header_only), "--out", str(tmp_path / "e"), check=False)
     assert result.returncode == 2 and "has no rows" in result.stderr and not (tmp_path / "e").exists()
+
+
+def test_a_cluster_that_is_not_there_is_named_at_once(fake: FakeOpenAIServer, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="needs the 'ray' extra")
+    path = tmp_path / "in.csv"
+    _rows(3).to_csv(path, index=False)
+    nobody = f"127.0.0.1:{free_port()}"
+    result = labelwise("batch", "score", _tag(fake, "parts-no-ray"), str(path), "--out", str(tmp_path / "out"),
+                       "--engine", "ray", "--address", nobody, check=False)  # fmt: skip
+    assert result.returncode == 2 and "no Ray cluster at --address" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_input_and_output_behind_urls(fake: FakeOpenAIServer) -> None:
