@@ -138,8 +138,9 @@ def test_a_cluster_that_is_not_there_is_named_at_once(fake: FakeOpenAIServer, tm
     path = tmp_path / "in.csv"
     _rows(3).to_csv(path, index=False)
     nobody = f"127.0.0.1:{free_port()}"
-    result = labelwise("batch", "score", _tag(fake, "parts-no-ray"), str(path), "--out", str(tmp_path / "out"),
-                       "--engine", "ray", "--address", nobody, check=False)  # fmt: skip
+    tag = _tag(fake, "parts-no-ray")
+    result = labelwise("batch", "score", tag, str(path), "--out", str(tmp_path / "out"), "--engine", "ray",
+                       "--address", nobody, check=False)  # fmt: skip
     assert result.returncode == 2 and "no Ray cluster at --address" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
