@@ -159,6 +159,7 @@ class FakeOpenAIServer:
         self.max_in_flight = 0
         self.first_request_at: float | None = None  # time.time(), for start-up benches
         self.per_second: Counter[int] = Counter()  # requests by whole second of time.time(), for rate benches
+        self.request_times: list[float] = []  # time.time() of each request, for rate tests
         self.files = FakeFiles()
         self.batch_api = FakeBatchAPI(self._completion, self.files, batch_deployments={})
         self.fine_tuning = FakeFineTuningAPI(self.files)
@@ -199,6 +200,7 @@ class FakeOpenAIServer:
             now = time.time()
             self.first_request_at = self.first_request_at or now
             self.per_second[int(now)] += 1
+            self.request_times.append(now)
             if self.max_concurrency is not None and self.in_flight >= self.max_concurrency:
                 return JSONResponse({"error": {"message": "concurrency limit"}}, status_code=429)
             self.in_flight += 1
@@ -246,6 +248,7 @@ class FakeOpenAIServer:
             if request.method == "DELETE":
                 self.requests, self.first_request_at, self.max_in_flight = 0, None, 0
                 self.per_second.clear()
+                self.request_times.clear()
             return JSONResponse(counters)
 
         return Starlette(
