@@ -128,8 +128,6 @@ def estimate_batch_cost(
     finally:
         if cache is not None:
             cache.close()
-    if not rows:
-        raise LabelwiseError(f"{input_path} has no rows")
     cost = spec.backend.cost_usd(prompt, completion)
     factor = spec.backend.backend.batch_price_factor
     return CostEstimate(
@@ -235,20 +233,22 @@ def batch_score(
                 runner = BatchAPIRunner(
                     classifier, state, poll_s=poll_s, max_requests=batch_size, on_status=on_status
                 )
-            scored = _score_parts_here(
-                source, parts, classifier, skip=set(done), rows_per_part=rows_per_part,
-                text_col=text_col, prefix=prefix, cache_of=lambda: _cache(target, use_cache), runner=runner,
-                on_progress=on_progress,
-            )  # fmt: skip
+            cache = _cache(target, use_cache)  # after parts.start: a checkpoint may go inside --out
+            try:
+                scored = _score_parts_here(
+                    source, parts, classifier, skip=set(done), rows_per_part=rows_per_part,
+                    text_col=text_col, prefix=prefix, cache=cache, runner=runner, on_progress=on_progress,
+                )  # fmt: skip
+            finally:
+                if cache is not None:
+                    cache.close()
     finally:
         classifier.close()
-    every = {**done, **scored}
-    if not every:
-        raise LabelwiseError(f"{source.location} has no rows")
+    every = {**done, **scored}  # TableSource.open refused a table without rows: never empty
     summary = ScoreSummary.total(list(every.values()), seconds=time.perf_counter() - started)
     parts.finish(every, summary)
     if target.is_file:
-        assemble(parts, parts.files(), target.out)
+        assemble(parts, sorted(every), target.out)
         parts.remove()
     if not use_cache and not summary.failed_rows:
         # Done and written. With failed rows the checkpoint stays, so the same call retries only those.
@@ -267,7 +267,7 @@ def _score_parts_here(
     rows_per_part: int,
     text_col: str,
     prefix: str,
-    cache_of: Callable[[], ResultCache | None],
+    cache: ResultCache | None,
     runner: BatchAPIRunner | None,
     on_progress: Callable[..., None] | None,
 ) -> dict[int, ScoreSummary]:
@@ -275,24 +275,15 @@ def _score_parts_here(
     scored: dict[int, ScoreSummary] = {}
 
     async def run() -> None:
-        cache = cache_of()
-        try:
-            async with classifier:
-                for index, part in enumerate(source.parts(rows_per_part)):
-                    if index in skip:
-                        continue
-                    outputs, summary = await score_texts(
-                        part_texts(part, text_col),
-                        classifier,
-                        cache=cache,
-                        on_progress=on_progress,
-                        via=runner,
-                    )
-                    parts.write(index, with_output_columns(part, outputs, prefix=prefix), summary)
-                    scored[index] = summary
-        finally:
-            if cache is not None:
-                cache.close()
+        async with classifier:
+            for index, part in enumerate(source.parts(rows_per_part)):
+                if index in skip:
+                    continue
+                outputs, summary = await score_texts(
+                    part_texts(part, text_col), classifier, cache=cache, on_progress=on_progress, via=runner
+                )
+                parts.write(index, with_output_columns(part, outputs, prefix=prefix), summary)
+                scored[index] = summary
 
     asyncio.run(run())
     return scored

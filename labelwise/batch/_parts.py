@@ -13,7 +13,8 @@ start with ``_`` or ``.``, so the directory reads as one table.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
 
-__all__ = ["PartsDir", "assemble", "part_name"]
+__all__ = ["PartsDir", "assemble", "part_name", "write_whole"]
 
 JOB_FILE = "_job.json"
 MANIFEST_FILE = "_manifest.json"
@@ -36,6 +37,16 @@ SUMMARY_KEY = b"labelwise.part"
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
+
+
+@contextmanager
+def write_whole(filesystem: pafs.FileSystem, path: str) -> Iterator[Any]:
+    """A stream to ``path`` that is there whole or not at all: a hidden file, renamed at the end."""
+    where = PurePosixPath(path)
+    partial = str(where.with_name(f".{where.name}.partial"))
+    with filesystem.open_output_stream(partial) as stream:
+        yield stream
+    filesystem.move(partial, path)
 
 
 class PartsDir:
@@ -96,11 +107,8 @@ class PartsDir:
         import pyarrow.parquet as pq
 
         meta = {**(table.schema.metadata or {}), SUMMARY_KEY: json.dumps(asdict(summary)).encode()}
-        name = part_name(index)
-        partial = self.join(f".{name}.partial")
-        with self.filesystem.open_output_stream(partial) as stream:
+        with write_whole(self.filesystem, self.join(part_name(index))) as stream:
             pq.write_table(table.replace_schema_metadata(meta), stream)
-        self.filesystem.move(partial, self.join(name))
 
     def finish(self, parts: Mapping[int, ScoreSummary], total: ScoreSummary) -> None:
         """Write the manifest: the parts in order, their rows, and the job's totals."""
@@ -115,9 +123,6 @@ class PartsDir:
         }
         self._write_json(MANIFEST_FILE, manifest)
 
-    def files(self) -> list[str]:
-        return [self.join(part_name(i)) for i in sorted(self.done())]
-
     def remove(self) -> None:
         self.filesystem.delete_dir(self.path)
 
@@ -129,23 +134,20 @@ class PartsDir:
             return None
 
     def _write_json(self, name: str, value: Any) -> None:
-        partial = self.join(f".{name}.partial")
-        with self.filesystem.open_output_stream(partial) as stream:
+        with write_whole(self.filesystem, self.join(name)) as stream:
             stream.write(json.dumps(value, indent=1).encode())
-        self.filesystem.move(partial, self.join(name))
 
 
-def assemble(parts: PartsDir, files: Iterable[str], out: str) -> None:
-    """Write ``files`` (parts, in order) as the one table ``out`` (by suffix), part by part."""
+def assemble(parts: PartsDir, indexes: Iterable[int], out: str) -> None:
+    """Write the parts ``indexes`` (in order) as the one table ``out`` (by suffix), part by part."""
     import pyarrow.parquet as pq
 
     suffix = table_format(out)
     filesystem, path = filesystem_for(out)
-    partial = str(PurePosixPath(path).with_name(f".{PurePosixPath(path).name}.partial"))
     writer = None
-    with filesystem.open_output_stream(partial) as stream:
-        for number, file in enumerate(files):
-            table = pq.read_table(parts.filesystem.open_input_file(file))
+    with write_whole(filesystem, path) as stream:
+        for number, index in enumerate(indexes):
+            table = pq.read_table(parts.filesystem.open_input_file(parts.join(part_name(index))))
             table = table.replace_schema_metadata(None)
             if suffix == ".parquet":
                 writer = writer or pq.ParquetWriter(stream, table.schema)
@@ -158,4 +160,3 @@ def assemble(parts: PartsDir, files: Iterable[str], out: str) -> None:
                 )
         if writer is not None:
             writer.close()
-    filesystem.move(partial, path)

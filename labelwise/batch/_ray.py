@@ -32,7 +32,7 @@ from ..backends import RateSchedule, models_loaded
 from ..core import LabelwiseError, labelwise_home
 from ..packaging import ClassifierArtifact, ClassifierRuntime
 from ._cache import ResultCache
-from ._parts import PartsDir
+from ._parts import PartsDir, write_whole
 from ._score import ScoreSummary, part_texts, score_texts, with_output_columns
 from ._sources import TableSource
 
@@ -103,12 +103,13 @@ class PartScorer:
         return summaries
 
     async def _score(self, index: int) -> ScoreSummary:
+        import pyarrow.parquet as pq
+
         start = index * self.rows_per_part
         if self.source.suffix == ".parquet":
             part = self.source.read_rows(start, start + self.rows_per_part)
         else:
-            staged = f"{self.parts.location.rstrip('/')}/{_staged(index)}"
-            part = TableSource.open(staged, text_col=self.text_col).read_rows(0, 2**62)
+            part = pq.read_table(self.parts.filesystem.open_input_file(self.parts.join(_staged(index))))
         outputs, summary = await score_texts(
             part_texts(part, self.text_col), self.classifier, cache=self.cache
         )
@@ -134,10 +135,8 @@ def _stage(source: TableSource, parts: PartsDir, rows_per_part: int, skip: set[i
         count = index + 1
         if index in skip:
             continue
-        staged = parts.join(_staged(index))
-        with parts.filesystem.open_output_stream(staged + ".partial") as stream:
+        with write_whole(parts.filesystem, parts.join(_staged(index))) as stream:
             pq.write_table(part, stream)
-        parts.filesystem.move(staged + ".partial", staged)
     return count
 
 

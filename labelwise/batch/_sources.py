@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +69,16 @@ def table_format(location: str) -> str:
 
 @dataclass(frozen=True)
 class TableSource:
-    """A table to read part by part. ``open`` checks it is there, readable and has ``text_col``."""
+    """A table to read part by part. ``open`` checks it is there, readable, not empty and has
+    ``text_col``, and learns its schema (and a Parquet table's row counts) once."""
 
     location: str
     suffix: str
     files: tuple[str, ...]
     """The files, in reading order: one, or a directory's Parquet files sorted by name."""
-    columns: tuple[str, ...]
+    schema: pa.Schema | None = None
+    file_rows: tuple[int, ...] | None = None
+    """Parquet: each file's rows, from its footer; ``None`` for CSV and JSON Lines."""
 
     @classmethod
     def open(cls, location: str | Path, *, text_col: str, option: str = "--text-col") -> TableSource:
@@ -100,17 +103,41 @@ class TableSource:
                 raise LabelwiseError(f"{location} is empty")
         else:
             raise LabelwiseError(f"{location} does not exist")
-        source = cls(location=location, suffix=suffix, files=tuple(files), columns=())
-        columns = tuple(source._schema().names)
-        if text_col not in columns:
+        source = cls(location=location, suffix=suffix, files=tuple(files))._learned()
+        if text_col not in source.columns:
             raise LabelwiseError(
-                f"{location} has no column {text_col!r}; columns: {', '.join(columns)} "
+                f"{location} has no column {text_col!r}; columns: {', '.join(source.columns)} "
                 f"(choose one with {option})"
             )
-        source = cls(location=location, suffix=suffix, files=tuple(files), columns=columns)
-        if not any(batch.num_rows for batch in source._batches()):  # stops at the first rows
-            raise LabelwiseError(f"{location} has no rows")
         return source
+
+    def _learned(self) -> TableSource:
+        """This source with its schema and row counts, read once; a table without rows refused."""
+        try:
+            if self.suffix == ".parquet":
+                footers = [self._parquet(file) for file in self.files]
+                schema, file_rows = footers[0].schema_arrow, tuple(f.metadata.num_rows for f in footers)
+                has_rows = sum(file_rows) > 0
+            else:
+                reader, file_rows = self._reader(), None
+                schema = reader.schema
+                has_rows = any(batch.num_rows for batch in reader)  # stops at the first rows
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise self._unreadable(exc) from None
+        if not has_rows:
+            raise LabelwiseError(f"{self.location} has no rows")
+        return replace(self, schema=schema, file_rows=file_rows)
+
+    @property
+    def known_schema(self) -> pa.Schema:
+        """The schema ``open`` learned."""
+        if self.schema is None:
+            raise LabelwiseError("a TableSource is made by TableSource.open")
+        return self.schema
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.known_schema.names)
 
     @property
     def kind(self) -> str:
@@ -129,15 +156,12 @@ class TableSource:
 
     def num_rows(self) -> int | None:
         """Rows in the table where its metadata says so (Parquet), else None."""
-        if self.suffix != ".parquet":
-            return None
-        return sum(int(self._parquet(f).metadata.num_rows) for f in self.files)
+        return None if self.file_rows is None else sum(self.file_rows)
 
     def parts(self, rows: int) -> Iterator[pa.Table]:
         """The table in parts of exactly ``rows`` rows (the last one shorter), in order."""
         import pyarrow as pa
 
-        schema = self._schema()
         pending: list[pa.RecordBatch] = []
         count = 0
         for batch in self._batches():
@@ -147,42 +171,35 @@ class TableSource:
                 count += take
                 batch = batch.slice(take)
                 if count == rows:
-                    yield pa.Table.from_batches(pending, schema)
+                    yield pa.Table.from_batches(pending, self.known_schema)
                     pending, count = [], 0
         if count:
-            yield pa.Table.from_batches(pending, schema)
+            yield pa.Table.from_batches(pending, self.known_schema)
 
     def read_rows(self, start: int, stop: int) -> pa.Table:
-        """Rows ``[start, stop)`` of a Parquet table, reading only the row groups that hold them."""
+        """Rows ``[start, stop)`` of a Parquet table, opening only the files and reading only the
+        row groups that hold them."""
         import pyarrow as pa
 
-        if self.suffix != ".parquet":
+        if self.file_rows is None:
             raise LabelwiseError(f"{self.location}: only Parquet is read by row ranges")
         pieces, offset = [], 0
-        for file in self.files:
-            parquet = self._parquet(file)
-            for group in range(parquet.metadata.num_row_groups):
-                size = parquet.metadata.row_group(group).num_rows
-                if offset + size > start and offset < stop:
-                    table = parquet.read_row_group(group)
-                    low, high = max(start - offset, 0), min(stop - offset, size)
-                    pieces.append(table.slice(low, high - low))
-                offset += size
-                if offset >= stop:
-                    return pa.concat_tables(pieces)
-        return pa.concat_tables(pieces) if pieces else self._schema().empty_table()
+        for file, rows in zip(self.files, self.file_rows, strict=True):
+            if offset + rows > start and offset < stop:
+                parquet = self._parquet(file)
+                for group in range(parquet.metadata.num_row_groups):
+                    size = parquet.metadata.row_group(group).num_rows
+                    if offset + size > start and offset < stop:
+                        low, high = max(start - offset, 0), min(stop - offset, size)
+                        pieces.append(parquet.read_row_group(group).slice(low, high - low))
+                    offset += size
+            else:
+                offset += rows
+            if offset >= stop:
+                break
+        return pa.concat_tables(pieces) if pieces else self.known_schema.empty_table()
 
     # -- reading -----------------------------------------------------------------------------
-
-    def _schema(self) -> pa.Schema:
-        try:
-            if self.suffix == ".parquet":
-                return self._parquet(self.files[0]).schema_arrow
-            return self._reader().schema
-        except StopIteration:
-            raise LabelwiseError(f"{self.location} has no rows") from None
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise self._unreadable(exc) from None
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -200,18 +217,25 @@ class TableSource:
         return pq.ParquetFile(self.filesystem.open_input_file(file))
 
     def _reader(self) -> Any:
+        """A streaming reader of the CSV or JSON Lines file; CSV columns typed as text."""
         import pyarrow as pa
         import pyarrow.csv as pcsv
         import pyarrow.json as pjson
 
-        stream = self.filesystem.open_input_stream(self.files[0], compression="detect")
+        def stream() -> Any:
+            return self.filesystem.open_input_stream(self.files[0], compression="detect")
+
         if self.suffix == ".jsonl":
-            return pjson.open_json(stream, read_options=pjson.ReadOptions(block_size=READ_BLOCK_BYTES))
+            return pjson.open_json(stream(), read_options=pjson.ReadOptions(block_size=READ_BLOCK_BYTES))
         read = pcsv.ReadOptions(block_size=READ_BLOCK_BYTES)
-        header = pcsv.open_csv(stream, read_options=read).schema.names
-        stream = self.filesystem.open_input_stream(self.files[0], compression="detect")
-        as_text = pcsv.ConvertOptions(column_types=dict.fromkeys(header, pa.string()))
-        return pcsv.open_csv(stream, read_options=read, convert_options=as_text)
+        # The header's names are known once the schema is: only the first open reads them apart.
+        names = (
+            self.schema.names
+            if self.schema is not None
+            else pcsv.open_csv(stream(), read_options=read).schema.names
+        )
+        as_text = pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+        return pcsv.open_csv(stream(), read_options=read, convert_options=as_text)
 
     def _unreadable(self, exc: Exception) -> LabelwiseError:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
