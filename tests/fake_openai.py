@@ -52,6 +52,8 @@ class _ContractCheck:
         more = True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away mid-request (a killed process): no exchange to judge
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
