@@ -23,7 +23,7 @@ from ._base import EmbeddingBackend, embedding_backend, register_backend
 from ._retry import RetryPolicy, call_with_retries
 from ._spec import BackendSpec
 
-__all__ = ["Embedder", "EmbeddingCache", "SentenceTransformersBackend", "models_loaded"]
+__all__ = ["Embedder", "EmbeddingCache", "SentenceTransformersBackend", "model_location", "models_loaded"]
 
 # Models that a package on the index ships, so that they load with no network.
 _PACKAGED_MODELS = {
@@ -46,9 +46,14 @@ def model_location(model: str) -> str:
 
 def models_loaded() -> int:
     """How many embedding models this process has loaded (each is loaded once, then kept)."""
+    from ._encoder import encoders_loaded
     from ._onnx import onnx_int8_encoder
 
-    return _sentence_transformer.cache_info().misses + onnx_int8_encoder.cache_info().misses
+    return (
+        _sentence_transformer.cache_info().misses
+        + onnx_int8_encoder.cache_info().misses
+        + encoders_loaded()
+    )
 
 
 def hide_transformers_progress() -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core import SpecError, labelwise_home
 
-__all__ = ["OnnxInt8Encoder", "onnx_int8_encoder"]
+__all__ = ["OnnxInt8Encoder", "export_quantized", "onnx_int8_encoder", "onnx_session"]
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _RECIPE = "eager-fused-int8-first-block-float"  # part of the file's key: a new recipe, a new file
@@ -57,14 +57,9 @@ def _quantized_file(model: str, location: Path) -> Path:
 
 
 def _export_int8(model: str, target: Path) -> None:
-    """Export, fuse and quantize the transformer, and move the file into place atomically."""
-    import warnings
-
-    import onnx
+    """The sentence-transformers model's transformer, to ``last_hidden_state``."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoModel
 
     from ._embeddings import hide_transformers_progress, model_location
 
@@ -78,27 +73,40 @@ def _export_int8(model: str, target: Path) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    location = model_location(model)
     hide_transformers_progress()
-    config = AutoConfig.from_pretrained(location, local_files_only=True)
+    # Eager attention exports as plain MatMul/Softmax, the pattern the optimizer fuses.
+    location = model_location(model)
+    transformer = AutoModel.from_pretrained(location, attn_implementation="eager", local_files_only=True)
+    export_quantized(LastHiddenState(transformer), transformer.config, "last_hidden_state", target)
+
+
+def export_quantized(module: Any, config: Any, output: str, target: Path) -> None:
+    """Export a BERT-like ``module(input_ids, attention_mask, token_type_ids) -> output`` to ONNX,
+    fuse, quantize to int8, and move the file into place atomically."""
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
     target.parent.mkdir(parents=True, exist_ok=True)
     float_file = target.with_name(f".{target.name}.{os.getpid()}.float")
     fused_file = target.with_name(f".{target.name}.{os.getpid()}.fused")
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     example = torch.ones((1, 8), dtype=torch.long)
     try:
-        # Eager attention exports as plain MatMul/Softmax, the pattern the optimizer fuses.
-        transformer = AutoModel.from_pretrained(location, attn_implementation="eager", local_files_only=True)
-        exported = LastHiddenState(transformer).eval()
-        axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
+        axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {output: {0: "batch"}}
+        if output == "last_hidden_state":
+            axes[output] = {0: "batch", 1: "tokens"}
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing
             torch.onnx.export(
-                exported,
+                module.eval(),
                 (example, example, torch.zeros_like(example)),
                 str(float_file),
                 input_names=list(_INPUTS),
-                output_names=["last_hidden_state"],
+                output_names=[output],
                 opset_version=17,
                 dynamic_axes=axes,
                 dynamo=False,
@@ -143,11 +151,19 @@ def _root_logger_silenced() -> Iterator[None]:
         root.removeHandler(quiet)
 
 
+def onnx_session(onnx_file: Path) -> Any:
+    """An ONNX Runtime session on the CPU, on every core."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    return onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxInt8Encoder:
     """Tokenize, run the quantized transformer, mean-pool: ``encode(texts) -> (n, dim)`` array."""
 
     def __init__(self, location: Path, onnx_file: Path, *, max_tokens: int | None) -> None:
-        import onnxruntime
         from tokenizers import Tokenizer
 
         pooling = json.loads((location / "1_Pooling" / "config.json").read_text())
@@ -157,24 +173,16 @@ class OnnxInt8Encoder:
         self.tokenizer = Tokenizer.from_file(str(location / "tokenizer.json"))
         self.tokenizer.enable_truncation(min(max_tokens or limit, limit))
         self.tokenizer.enable_padding()
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
-        self.session = onnxruntime.InferenceSession(
-            str(onnx_file), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnx_session(onnx_file)
 
     def encode(self, texts: list[str], *, batch_size: int = 8) -> np.ndarray:
-        # Longest first and in small batches, so little of each batch is padding.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        from ._encoder import by_length, token_arrays
+
         vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for start in range(0, len(order), batch_size):
-            chosen = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in chosen])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            (hidden,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
-                                                "token_type_ids": np.zeros_like(ids)})  # fmt: skip
-            weights = mask[..., None].astype(np.float32)
+        for chosen in by_length(texts, batch_size):
+            feed = token_arrays(self.tokenizer, [texts[i] for i in chosen])
+            (hidden,) = self.session.run(None, feed)
+            weights = feed["attention_mask"][..., None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             for i, vector in zip(chosen, pooled, strict=True):
                 vectors[i] = vector

@@ -43,7 +43,10 @@ __all__ = [
     "FineTuned",
     "Hyperparameters",
     "IsotonicCurve",
+    "LocalFineTuned",
+    "LocalTrainingProvenance",
     "TaskSpec",
+    "TrainingData",
     "ZeroShot",
     "format_validation_error",
     "read_yaml_model",
@@ -357,7 +360,76 @@ class Embedding(_TechniqueSpec):
             raise ValueError("scoring does not apply to technique embedding (its head gives probabilities)")
 
 
-TechniqueSpec = Annotated[ZeroShot | FewShot | FineTuned | Embedding, Field(discriminator="kind")]
+class TrainingData(StrictModel):
+    """The rows a local fine-tune was made from: the file, and each split's size and hash."""
+
+    name: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    rows: int = Field(ge=0)
+    text_col: str
+    label_col: str
+    duplicates_removed: int = Field(default=0, ge=0)
+    splits: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="train, validation and test: rows, labels and the SHA-256 of their sorted text keys.",
+    )
+
+
+class LocalTrainingProvenance(StrictModel):
+    """How a model fine-tuned here was made: enough to make it again and to judge it."""
+
+    base_model: str = Field(min_length=1)
+    base_model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    mode: Literal["end_to_end", "few_labels"] = "end_to_end"
+    data: TrainingData
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    curve: list[dict[str, float]] = Field(
+        default_factory=list, description="Each evaluation: step, epoch, train_loss, valid_loss, valid_accuracy."
+    )
+    best_step: int | None = None
+    stopped_early: bool = False
+    device: str = "cpu"
+    seconds: float = Field(default=0.0, ge=0)
+    validation_metrics: dict[str, float] = Field(
+        default_factory=dict, description="What the training loop measured on validation at the kept step."
+    )
+
+
+class LocalFineTuned(_TechniqueSpec):
+    """An encoder fine-tuned here (``labelwise finetune start --local``): its weights are in the artifact.
+
+    ``backend`` names the base model and how the weights run: ``provider: sentence_transformers``,
+    ``runtime: torch | onnx_int8``, ``max_tokens``.
+    """
+
+    kind: Literal["local_fine_tuned"]
+    normalize: bool = Field(default=False, description="L2-normalise the pooled vector before the head.")
+    provenance: LocalTrainingProvenance
+
+    @property
+    def own_scoring(self) -> str:
+        return "encoder_head"
+
+    @property
+    def reported_metrics(self) -> dict[str, float]:
+        return dict(self.provenance.validation_metrics)
+
+    def check(self, spec: ClassifierSpec) -> None:
+        if spec.backend.provider != "sentence_transformers":
+            raise ValueError(
+                "technique local_fine_tuned runs its weights in this process: backend.provider must be "
+                f"sentence_transformers, not {spec.backend.provider}"
+            )
+        if not spec.backend.model or not spec.backend.max_tokens:
+            raise ValueError("technique local_fine_tuned needs backend.model (the base) and backend.max_tokens")
+        if spec.scoring != "generate":
+            raise ValueError("scoring does not apply to technique local_fine_tuned (its head gives probabilities)")
+
+
+TechniqueSpec = Annotated[
+    ZeroShot | FewShot | FineTuned | Embedding | LocalFineTuned, Field(discriminator="kind")
+]
 
 FewShot.model_rebuild()  # its embedder is a BackendSpec, defined after it
 

@@ -6,7 +6,8 @@ tokens) and how a loaded artifact classifies texts:
 
 - ``PromptTechnique`` (zero_shot, fine_tuned): render a prompt, complete it, score the answer;
 - ``FewShotTechnique`` (few_shot): the same with examples, fixed or nearest to each input;
-- ``EmbeddingTechnique`` (embedding): embed the text and read the scikit-learn head.
+- ``EmbeddingTechnique`` (embedding): embed the text and read the scikit-learn head;
+- ``EncoderTechnique`` (local_fine_tuned): run the encoder fine-tuned here, weights and head.
 
 Nothing outside this module branches on the technique's type.
 """
@@ -28,6 +29,7 @@ import httpx
 import numpy as np
 
 from ..backends import (
+    ENCODER_FILES,
     Backend,
     BackendError,
     BackendSpec,
@@ -41,7 +43,9 @@ from ..backends import (
     RetryPolicy,
     backend_class,
     call_with_retries,
+    EncoderFormat,
     completion_backend,
+    encoder_predictor,
     openai_encoding,
 )
 from ..core import SpecError, text_key
@@ -50,7 +54,7 @@ from ._head import HEAD_FILE, load_head
 from ._outcomes import Prediction
 from ._prompts import Template, render_examples
 from ._scoring import Scorer, check_label_tokens
-from ._spec import ClassifierSpec, Embedding, Example, FewShot, FineTuned, ZeroShot
+from ._spec import ClassifierSpec, Embedding, Example, FewShot, FineTuned, LocalFineTuned, ZeroShot
 
 __all__ = [
     "MODEL_FILES",
@@ -58,6 +62,7 @@ __all__ = [
     "TRAINING_TEXTS",
     "TECHNIQUES",
     "EmbeddingTechnique",
+    "EncoderTechnique",
     "FewShotTechnique",
     "PromptTechnique",
     "RunOptions",
@@ -71,7 +76,7 @@ __all__ = [
 
 POOL_EMBEDDINGS = "pool_embeddings.npy"
 TRAINING_TEXTS = "training_texts.sha256"  # one text_key per line: what a head was fitted on
-MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS, TRAINING_TEXTS)
+MODEL_FILES = (HEAD_FILE, POOL_EMBEDDINGS, TRAINING_TEXTS, *ENCODER_FILES)
 EXAMPLES_FILE = "examples.jsonl"
 _EMBEDDING_CHUNK = 256
 
@@ -118,7 +123,7 @@ class RunOptions:
     """Embeddings from the persistent cache where it has them; ``False``: always from the backend."""
 
 
-_Spec = TypeVar("_Spec", ZeroShot, FewShot, FineTuned, Embedding)
+_Spec = TypeVar("_Spec", ZeroShot, FewShot, FineTuned, Embedding, LocalFineTuned)
 
 
 def _narrow(spec: ClassifierSpec, kind: type[_Spec]) -> _Spec:
@@ -552,31 +557,81 @@ class EmbeddingTechnique(Technique):
         return self.embedder.embedded
 
     async def each(self, texts: list[str]) -> AsyncIterator[Result]:
-        # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.
-        for start in range(0, len(texts), _EMBEDDING_CHUNK):
-            chunk = texts[start : start + _EMBEDDING_CHUNK]
-            try:
-                predictions = await self._predict(chunk)
-            except BackendError as exc:
-                for offset in range(len(chunk)):
-                    yield start + offset, exc
-                continue
-            for offset, prediction in enumerate(predictions):
-                yield start + offset, prediction
+        async for result in _in_chunks(self, texts):
+            yield result
 
-    async def _predict(self, texts: list[str]) -> list[Prediction]:
-        """Embed the non-empty texts in one go and read the head's probabilities."""
-        spec = self.spec
-        technique = _narrow(spec, Embedding)
-        started = time.perf_counter()
-        predictions = [Prediction.of_empty_text(self.tag) for _ in texts]
-        filled = [i for i, t in enumerate(texts) if t.strip()]
-        if not filled:
-            return predictions
-        vectors = await self.embedder.aembed([texts[i][: technique.max_text_chars] for i in filled])
+    async def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """Embed the texts in one go and read the head's probabilities, and the head's classes."""
+        vectors = await self.embedder.aembed(texts)
         proba = np.asarray(self.head.predict_proba(vectors), dtype=np.float64)
         proba /= proba.sum(axis=1, keepdims=True)  # float32 inputs leave sums a hair off 1
-        classes = [str(c) for c in self.head.classes_]
+        return proba, [str(c) for c in self.head.classes_]
+
+
+class EncoderTechnique(Technique):
+    """An encoder fine-tuned here: its weights, pooling and linear head, from the artifact's files."""
+
+    batches_across_requests = True
+
+    @classmethod
+    def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
+        return set(model_files.get(TRAINING_TEXTS, b"").decode().split())
+
+    @classmethod
+    def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
+        missing = [name for name in ENCODER_FILES if name not in given]
+        if missing:
+            raise ArtifactError(
+                f"technique local_fine_tuned needs its weights ({', '.join(missing)} missing): "
+                "`labelwise finetune start DATA --local` trains and packages them"
+            )
+        return dict(given)
+
+    @classmethod
+    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
+        return True
+
+    @functools.cached_property
+    def predictor(self) -> Any:
+        spec = self.spec
+        form = EncoderFormat(
+            n_labels=len(spec.task.labels),
+            normalize=_narrow(spec, LocalFineTuned).normalize,
+            max_tokens=spec.backend.max_tokens or 512,
+        )
+        return encoder_predictor(self.model_files, form, spec.backend.runtime or "torch")
+
+    async def prepare(self) -> None:
+        await asyncio.to_thread(lambda: self.predictor)  # load (or export to ONNX) before traffic
+
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
+        async for result in _in_chunks(self, texts):
+            yield result
+
+    async def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        proba = await asyncio.to_thread(self.predictor.predict_proba, texts)
+        return proba, list(self.spec.task.labels)
+
+
+async def _in_chunks(
+    technique: EmbeddingTechnique | EncoderTechnique, texts: list[str]
+) -> AsyncIterator[Result]:
+    """Predictions of a technique that reads probabilities off a model, in chunks (so that long
+    jobs save results as they come); a failed chunk fails its rows. Empty texts get no label."""
+    spec = technique.spec
+    limit = spec.technique.max_text_chars
+    for start in range(0, len(texts), _EMBEDDING_CHUNK):
+        chunk = texts[start : start + _EMBEDDING_CHUNK]
+        started = time.perf_counter()
+        predictions = [Prediction.of_empty_text(technique.tag) for _ in chunk]
+        filled = [i for i, t in enumerate(chunk) if t.strip()]
+        try:
+            proba, classes = await technique.probabilities([chunk[i][:limit] for i in filled]) if filled else (
+                np.zeros((0, 0)), [])
+        except BackendError as exc:
+            for offset in range(len(chunk)):
+                yield start + offset, exc
+            continue
         latency = time.perf_counter() - started
         for row, i in zip(proba, filled, strict=True):
             by_class = dict(zip(classes, map(float, row), strict=True))
@@ -585,10 +640,11 @@ class EmbeddingTechnique(Technique):
                 label=max(probabilities, key=probabilities.__getitem__),
                 probabilities=probabilities,
                 latency_s=latency,
-                artifact_tag=self.tag,
+                artifact_tag=technique.tag,
                 model=spec.model_name,
             )
-        return predictions
+        for offset, prediction in enumerate(predictions):
+            yield start + offset, prediction
 
 
 TECHNIQUES: dict[str, type[Technique]] = {
@@ -596,6 +652,7 @@ TECHNIQUES: dict[str, type[Technique]] = {
     "few_shot": FewShotTechnique,
     "fine_tuned": PromptTechnique,
     "embedding": EmbeddingTechnique,
+    "local_fine_tuned": EncoderTechnique,
 }
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from ..backends import openai_encoding
 from ..core import LabelwiseError, write_atomic
-from ..evaluation import Estimate, LabelledData, evaluate_predictions, stratified_split
+from ..evaluation import Estimate, LabelledData, evaluate_predictions, load_labelled, stratified_split
 from ..packaging import Classifier, ClassifierSpec, Prediction, Scorer, prompt_scorer
 from ._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
 
@@ -207,8 +207,14 @@ def gap_report(
     reported: dict[str, float],
     test: LabelledData | None = None,
 ) -> GapReport:
-    """Replay the validation file (as trained and as the artifact serves it) and a test set."""
+    """Replay the validation file (as trained and as the artifact serves it) and a test set.
+
+    A provider's model reads a chat fine-tuning file; a model fine-tuned here (no prompt) reads the
+    validation rows as a table (``text``, ``label``), which it saw as it was trained.
+    """
     spec = classifier.artifact_.spec
+    if spec.technique.prompt_template is None:
+        return _table_gap(classifier, validation_file, reported=reported, test=test)
     rows = _read_chat_file(validation_file)
     unknown = sorted({label for _, _, label in rows} - set(spec.task.labels))
     if unknown:
@@ -243,6 +249,28 @@ def gap_report(
         reported=reported,
         validation_as_served=measured_served,
         validation_as_trained=measured_trained,
+        test=measured_test,
+        findings=findings,
+    )
+
+
+def _table_gap(
+    classifier: Classifier, validation_file: Path, *, reported: dict[str, float], test: LabelledData | None
+) -> GapReport:
+    spec = classifier.artifact_.spec
+    validation = load_labelled(validation_file, text_col="text", label_col="label", label_set=spec.task.labels)
+    served = _measure(validation.labels, classifier.classify(validation.texts), spec)
+    measured_test = _measure(test.labels, classifier.classify(test.texts), spec) if test is not None else None
+    findings = _findings(
+        spec, reported=reported, served=served, trained=served, test=measured_test, mismatched=0,
+        rows=len(validation.texts), validation_labels=validation.labels,
+        test_labels=test.labels if test else None,
+    )  # fmt: skip
+    return GapReport(
+        artifact_tag=str(classifier.tag_),
+        reported=reported,
+        validation_as_served=served,
+        validation_as_trained=served,
         test=measured_test,
         findings=findings,
     )

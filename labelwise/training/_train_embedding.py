@@ -122,7 +122,7 @@ def _with_total(on_embedded: Callable[..., None], total: int, count: int, *, cac
 
 
 @dataclass(frozen=True)
-class _Split:
+class Split:
     train: LabelledData
     test: LabelledData
     labels: list[str]
@@ -138,9 +138,9 @@ class _Fitted:
     embedding_seconds: float
 
 
-def _read_and_split(
+def read_and_split(
     path: Path, *, text_col: str, label_col: str, test_size: float, seed: int, sample: int | None
-) -> _Split:
+) -> Split:
     """The labelled rows (a seeded sample), held-out rows first, one row per text."""
     frame = read_table(path, required={text_col: "--text-col", label_col: "--label-col"})
     total = len(frame)
@@ -159,7 +159,7 @@ def _read_and_split(
     train, test = split_labelled(
         LabelledData(texts=texts, labels=truth, dataset=dataset), test_size=test_size, seed=seed
     )
-    return _Split(train, test, labels, ordinal, len(texts) - len(train.texts) - len(test.texts))
+    return Split(train, test, labels, ordinal, len(texts) - len(train.texts) - len(test.texts))
 
 
 def _embed_and_fit(
@@ -194,7 +194,7 @@ def _embed_and_fit(
     return _Fitted(choice, encoder.id, encoder.embedded, embedding_seconds)
 
 
-def _package(name: str, embedder: BackendSpec, split: _Split, fitted: _Fitted) -> ClassifierArtifact:
+def _package(name: str, embedder: BackendSpec, split: Split, fitted: _Fitted) -> ClassifierArtifact:
     """The chosen head packaged with its spec and the keys of the texts it was fitted to."""
     choice = fitted.choice
     spec = ClassifierSpec.from_dict(
@@ -246,7 +246,7 @@ def train_embedding(
     texts as they are embedded.
     """
     say = on_step or (lambda _message: None)
-    split = _read_and_split(
+    split = read_and_split(
         path, text_col=text_col, label_col=label_col, test_size=test_size, seed=seed, sample=sample
     )
     if split.repeated:

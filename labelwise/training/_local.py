@@ -1,0 +1,207 @@
+"""``finetune start --local``: fine-tune an encoder here, package it, measure it, report the gap.
+
+The steps: split the data (test rows first, then validation: ``split_for_training``); train
+(``train_encoder``, resumable from its checkpoints in ``OUT/checkpoint``); package the kept
+weights as safetensors with their provenance; measure the artifact on the held-out rows and
+attach the eval card and what monitoring needs; with ``runtime onnx_int8``, check the int8
+model against the float one on the same rows; and the gap report: what the training loop saw on
+validation against the artifact's measurements. ``OUT`` keeps the validation and test rows, so
+``labelwise finetune gap`` can be run again later.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from ..backends import ENCODER_CONFIG, ENCODER_TOKENIZER, ENCODER_WEIGHTS, EncoderFormat, encoder_predictor
+from ..core import text_key, write_atomic, write_frame
+from ..evaluation import EvalCard, LabelledData, attach_evaluation, evaluate
+from ..packaging import (
+    TRAINING_TEXTS,
+    Classifier,
+    ClassifierArtifact,
+    ClassifierSpec,
+    LocalTrainingProvenance,
+    Prediction,
+    package,
+)
+from ._finetune import GapReport, gap_report
+from ._local_loop import TrainedEncoder, TrainProgress, base_model_files, pick_device, train_encoder
+from ._local_recipe import LocalRecipe, LocalSplits, split_for_training
+
+__all__ = ["LocalFineTuneReport", "LocalFineTuneResult", "Int8Check", "finetune_local", "package_encoder"]
+
+VALIDATION_FILE = "validation.csv"
+TEST_FILE = "test.csv"
+REPORT_FILE = "report.json"
+
+
+class Int8Check(BaseModel):
+    """The int8 ONNX model against the float weights it was made from, on the held-out rows."""
+
+    rows: int
+    label_agreement: float
+    max_probability_difference: float
+    float_accuracy: float
+    int8_accuracy: float
+
+
+class LocalFineTuneReport(BaseModel):
+    artifact_tag: str
+    created: bool
+    base_model: str
+    mode: str
+    device: str
+    runtime: str
+    train_rows: int
+    validation_rows: int
+    test_rows: int
+    steps: int
+    best_step: int
+    stopped_early: bool
+    training_seconds: float
+    examples_per_s: float
+    validation_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+    int8_check: Int8Check | None = None
+    out: str
+
+
+@dataclass(frozen=True)
+class LocalFineTuneResult:
+    artifact: ClassifierArtifact
+    card: EvalCard
+    predictions: list[Prediction]
+    test: LabelledData
+    report: LocalFineTuneReport
+    gap: GapReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"tag": str(self.artifact.tag), "report": self.report.model_dump(mode="json"),
+                "eval_card": self.card.model_dump(mode="json"), "gap": self.gap.model_dump(mode="json")}  # fmt: skip
+
+
+def _write_rows(data: LabelledData, path: Path) -> None:
+    write_frame(pd.DataFrame({"text": data.texts, "label": data.labels}), path)
+
+
+def package_encoder(
+    name: str,
+    splits: LocalSplits,
+    recipe: LocalRecipe,
+    trained: TrainedEncoder,
+    *,
+    seed: int,
+    runtime: Literal["torch", "onnx_int8"],
+    normalize: bool = False,
+) -> tuple[ClassifierArtifact, bool]:
+    """The kept weights packaged with their provenance; the texts they saw (training and
+    validation) travel with them, so ``eval`` can tell when it is measured on them."""
+    _, base_sha256 = base_model_files(recipe.base_model)
+    provenance = LocalTrainingProvenance(
+        base_model=recipe.base_model, base_model_sha256=base_sha256, mode=recipe.mode, data=splits.data,
+        hyperparameters=recipe.model_dump(mode="json", exclude={"base_model", "mode"}), seed=seed,
+        curve=trained.curve, best_step=trained.best_step, stopped_early=trained.stopped_early,
+        device=trained.device, seconds=round(trained.seconds, 1), validation_metrics=trained.validation_metrics,
+    )  # fmt: skip
+    backend: dict[str, Any] = {"provider": "sentence_transformers", "model": recipe.base_model,
+                               "max_tokens": recipe.max_tokens}  # fmt: skip
+    if runtime == "onnx_int8":
+        backend["runtime"] = runtime
+    spec = ClassifierSpec.from_dict(
+        {
+            "name": name,
+            "task": {"labels": splits.labels, "ordinal": splits.ordinal},
+            "technique": {"kind": "local_fine_tuned", "normalize": normalize,
+                          "provenance": provenance.model_dump(mode="json")},  # fmt: skip
+            "backend": backend,
+        },
+        source="finetune start --local",
+    )
+    seen = sorted({text_key(t) for t in (*splits.train.texts, *splits.validation.texts)})
+    files = {ENCODER_WEIGHTS: trained.weights, ENCODER_CONFIG: trained.config,
+             ENCODER_TOKENIZER: trained.tokenizer, TRAINING_TEXTS: "\n".join(seen).encode()}  # fmt: skip
+    return package(spec, model_files=files)
+
+
+def _int8_check(
+    artifact: ClassifierArtifact, test: LabelledData, served: list[Prediction]
+) -> Int8Check:
+    """The float weights' predictions on the same rows, against the int8 model's (``served``)."""
+    spec = artifact.spec
+    labels = spec.task.labels
+    form = EncoderFormat(len(labels), normalize=False, max_tokens=spec.backend.max_tokens or 512)
+    floats = encoder_predictor(artifact.model_files, form, "torch").predict_proba(test.texts)
+    int8 = np.asarray([[p.probabilities.get(label, 0.0) for label in labels] for p in served])
+    float_labels = [labels[i] for i in floats.argmax(axis=1)]
+    truth = np.asarray(test.labels)
+    return Int8Check(
+        rows=len(test.texts),
+        label_agreement=float(np.mean([p.label == f for p, f in zip(served, float_labels, strict=True)])),
+        max_probability_difference=float(np.abs(floats - int8).max()),
+        float_accuracy=float(np.mean(np.asarray(float_labels) == truth)),
+        int8_accuracy=float(np.mean(np.asarray([p.label for p in served]) == truth)),
+    )
+
+
+def finetune_local(
+    path: Path,
+    *,
+    name: str,
+    out: Path,
+    recipe: LocalRecipe | None = None,
+    text_col: str = "text",
+    label_col: str = "label",
+    test_share: float = 0.2,
+    seed: int = 0,
+    sample: int | None = None,
+    train_rows: int | None = None,
+    device: str = "auto",
+    runtime: Literal["torch", "onnx_int8"] = "torch",
+    restart: bool = False,
+    on_step: Callable[[str], None] | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+) -> LocalFineTuneResult:
+    """Fine-tune, package, measure and report; the same call after a kill resumes the training."""
+    say = on_step or (lambda _message: None)
+    recipe = recipe or LocalRecipe()
+    device = pick_device(device)
+    splits = split_for_training(path, text_col=text_col, label_col=label_col, test_share=test_share,
+                                seed=seed, sample=sample, train_rows=train_rows)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    if restart:
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    _write_rows(splits.validation, out / VALIDATION_FILE)
+    _write_rows(splits.test, out / TEST_FILE)
+    say(f"fine-tuning {recipe.base_model} on {len(splits.train.texts)} rows ({len(splits.validation.texts)} "
+        f"for validation, {len(splits.test.texts)} held out) on {device}")  # fmt: skip
+    trained = train_encoder(splits, recipe, seed=seed, device=device, checkpoints=out / "checkpoint",
+                            on_progress=on_progress)  # fmt: skip
+    artifact, created = package_encoder(name, splits, recipe, trained, seed=seed, runtime=runtime)
+    say(f"measuring {artifact.tag} on {len(splits.test.texts)} held-out rows")
+    with Classifier(artifact=artifact) as classifier:
+        held_out = classifier.classify(splits.test.texts)
+        card, predictions = evaluate(classifier, splits.test, random_state=seed, predictions=held_out)
+        check = _int8_check(artifact, splits.test, held_out) if runtime == "onnx_int8" else None
+        gap = gap_report(classifier, out / VALIDATION_FILE, reported=trained.validation_metrics,
+                         test=splits.test)  # fmt: skip
+    artifact = attach_evaluation(str(artifact.tag), card, splits.test, predictions, source=path.name, seed=seed)
+    report = LocalFineTuneReport(
+        artifact_tag=str(artifact.tag), created=created, base_model=recipe.base_model, mode=recipe.mode,
+        device=device, runtime=runtime, train_rows=len(splits.train.texts),
+        validation_rows=len(splits.validation.texts), test_rows=len(splits.test.texts), steps=trained.steps,
+        best_step=trained.best_step, stopped_early=trained.stopped_early,
+        training_seconds=round(trained.seconds, 1), examples_per_s=round(trained.examples_per_s, 2),
+        validation_metrics=trained.validation_metrics,
+        test_metrics={k: v.value for k, v in card.metrics.items()}, int8_check=check, out=str(out),
+    )  # fmt: skip
+    write_atomic(out / REPORT_FILE, report.model_dump_json(indent=2).encode())
+    return LocalFineTuneResult(artifact, card, predictions, splits.test, report, gap)
