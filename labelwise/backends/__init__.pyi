@@ -21,9 +21,10 @@ from ._encoder import (
     ENCODER_WEIGHTS,
     EncoderFormat,
     EncoderPredictor,
+    EncoderTokenizer,
     by_length,
     encoder_predictor,
-    load_tokenizer,
+    padded,
     token_arrays,
 )
 from ._encoder_model import EncoderClassifier, classifier_from_base, config_file, weights_file
@@ -88,6 +89,8 @@ __all__ = [
     "EncoderClassifier",
     "EncoderFormat",
     "EncoderPredictor",
+    "EncoderTokenizer",
+    "padded",
     "LabelToken",
     "Limiter",
     "LocalBackend",
@@ -118,7 +121,6 @@ __all__ = [
     "encoder_predictor",
     "error_for_status",
     "is_azure_fine_tuned",
-    "load_tokenizer",
     "local_server",
     "model_location",
     "models_loaded",

@@ -28,10 +28,11 @@ __all__ = [
     "ENCODER_WEIGHTS",
     "EncoderFormat",
     "EncoderPredictor",
+    "EncoderTokenizer",
     "by_length",
     "encoder_predictor",
     "encoders_loaded",
-    "load_tokenizer",
+    "padded",
     "token_arrays",
 ]
 
@@ -60,18 +61,47 @@ def by_length(items: Sequence[Sized], batch_size: int) -> Iterator[list[int]]:
         yield order[start : start + batch_size]
 
 
-def load_tokenizer(data: bytes, max_tokens: int) -> Any:
-    """A fast tokenizer from its JSON, truncating to ``max_tokens`` and padding each batch."""
-    from tokenizers import Tokenizer
+class EncoderTokenizer:
+    """Token ids of texts, cut to ``max_tokens`` as the encoder was trained: the first quarter and
+    the last three quarters of a long text are kept (reviews say what they think at the start and
+    at the end; head-and-tail truncation, Sun et al. 2019), with the model's opening and closing
+    tokens kept in place."""
 
-    tokenizer = Tokenizer.from_str(data.decode())
-    tokenizer.enable_truncation(max_tokens)
-    tokenizer.enable_padding()
-    return tokenizer
+    def __init__(self, data: bytes, max_tokens: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_str(data.decode())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self.max_tokens = max_tokens
+
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        keep = self.max_tokens - 2
+        head = keep // 4
+        cut = []
+        for encoding in self._tokenizer.encode_batch(list(texts)):
+            ids = encoding.ids
+            if len(ids) > self.max_tokens:
+                inner = ids[1:-1]
+                ids = [ids[0], *inner[:head], *inner[len(inner) - (keep - head) :], ids[-1]]
+            cut.append(ids)
+        return cut
+
+
+def padded(ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    """The model's three inputs for a batch of token ids, padded to the longest (int64, as both
+    runtimes take them; BERT-like tokenizers pad with id 0)."""
+    width = max((len(row) for row in ids), default=0)
+    input_ids = np.zeros((len(ids), width), dtype=np.int64)
+    mask = np.zeros((len(ids), width), dtype=np.int64)
+    for row, values in enumerate(ids):
+        input_ids[row, : len(values)] = values
+        mask[row, : len(values)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
 
 
 def token_arrays(tokenizer: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The model's three inputs for a batch of texts (int64, as both runtimes take them)."""
+    """The three inputs of a batch of texts, from a ``tokenizers`` tokenizer that pads."""
     encodings = tokenizer.encode_batch(list(texts))
     ids = np.array([e.ids for e in encodings], dtype=np.int64)
     mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -90,7 +120,7 @@ class EncoderPredictor:
     _lock = threading.Lock()
 
     def __init__(self, files: Mapping[str, bytes], form: EncoderFormat, runtime: Runtime) -> None:
-        self.tokenizer = load_tokenizer(files[ENCODER_TOKENIZER], form.max_tokens)
+        self.tokenizer = EncoderTokenizer(files[ENCODER_TOKENIZER], form.max_tokens)
         self.runtime = runtime
         if runtime == "onnx_int8":
             from ._onnx import onnx_session
@@ -114,7 +144,7 @@ class EncoderPredictor:
         rows: list[np.ndarray] = [np.empty(0)] * len(texts)
         with self._lock:
             for chosen in by_length(texts, batch_size):
-                probabilities = _softmax(self.logits(token_arrays(self.tokenizer, [texts[i] for i in chosen])))
+                probabilities = _softmax(self.logits(padded(self.tokenizer.ids([texts[i] for i in chosen]))))
                 for i, row in zip(chosen, probabilities, strict=True):
                     rows[i] = row
         return np.stack(rows) if rows else np.zeros((0, 0))

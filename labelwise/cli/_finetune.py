@@ -29,7 +29,7 @@ from ._progress import err_console, step
 
 if TYPE_CHECKING:
     from ..packaging import ClassifierArtifact, ClassifierSpec, Hyperparameters
-    from ..training import Deployment, GapReport, JobProgress
+    from ..training import Deployment, GapReport, JobProgress, TrainProgress
 
 T = TypeVar("T")
 
@@ -340,13 +340,56 @@ def _deployment(deploy: str | None, deployment: str | None, poll_s: float = 10.0
 @finetune_app.command("start")
 def finetune_start(
     data: Annotated[Path, typer.Argument(help="Labelled CSV, JSONL or Parquet file.")],
-    spec: SpecOption,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec",
+            help="Provider: a fine_tuned spec (its system, prompt_format, backend and decoding say how the "
+            "model is called; model_id and provenance come from the job). --local: not needed.",
+        ),
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local", help="Fine-tune an encoder here, on this machine's CPU or GPU, with no provider."
+        ),
+    ] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="--local: the artifact's name (default: the data file's).")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", min=0.01, help="--local: epochs (default 2).")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=8, help="--local: tokens kept of each text, its start and end (default 128).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="--local: default 16.")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", min=0, help="--local: the encoder's (default 5e-5).")
+    ] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option("--loss", help="--local: cross_entropy (default) or ordinal (ordered labels)."),
+    ] = None,
+    labelled_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--labelled-rows", min=4,
+            help="--local: train and validate on this many of the rows left after the test share "
+            "(seeded, stratified): what more data buys, on the same test rows.",
+        ),
+    ] = None,
+    device: Annotated[
+        str, typer.Option("--device", help="--local: auto (a GPU if present), cpu, cuda, cuda:N or mps.")
+    ] = "auto",
+    runtime: Annotated[
+        str,
+        typer.Option("--runtime", help="--local: torch, or onnx_int8 (checked against the float model)."),
+    ] = "torch",
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for the files, job.json and reports (default finetune-NAME)."),
     ] = None,
     base_model: Annotated[
-        str | None, typer.Option("--base-model", help="Default: the spec's provenance.base_model.")
+        str | None, typer.Option("--base-model", help="Provider: default the spec's provenance.base_model. --local: a Hugging Face encoder folder (default all-MiniLM-L6-v2, shipped as a package).")
     ] = None,
     hyperparameters: Annotated[
         list[str] | None,
@@ -368,19 +411,31 @@ def finetune_start(
     price: Price = DEFAULT_PRICE,
     poll_interval: PollInterval = 10.0,
     restart: Annotated[
-        bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out.")
+        bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out (--local: train from the start).")
     ] = False,
     concurrency: Concurrency = 16,
     deploy: DeployOption = None,
     deployment: DeploymentOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fine-tune on the provider, follow the job, package the model, evaluate it, report the gap.
+    """Fine-tune (on the provider, or here with --local), package the model, evaluate it, report the gap.
 
-    Interrupted, the same command follows the same job again (its id is in OUT/job.json).
+    Interrupted, the same command follows the same job again (its id is in OUT/job.json), or with
+    --local goes on from the last checkpoint in OUT/checkpoint.
     """
     from ..training import finetune_start as start
 
+    if local:
+        recipe = {"base_model": base_model, "epochs": epochs, "max_tokens": max_tokens, "batch_size": batch_size,
+                  "learning_rate": learning_rate, "loss": loss}  # fmt: skip
+        _start_local(
+            data, name=name, recipe=recipe, out=out, test_share=test_share, text_col=text_col,
+            label_col=label_col, sample=sample, seed=seed, labelled_rows=labelled_rows, device=device,
+            runtime=runtime, restart=restart, as_json=as_json,
+        )  # fmt: skip
+        return
+    if spec is None:
+        raise typer.BadParameter("give --spec (a fine_tuned spec) for a provider, or --local to train here")
     template, base = _fine_tuned_template(spec)
     result = _following(
         template,
@@ -401,6 +456,84 @@ def finetune_start(
         print_card(result.card)
     if result.gap is not None:
         _print_gap(result.gap)
+
+
+def _start_local(
+    data: Path, *, name: str | None, recipe: dict[str, Any], out: Path | None, runtime: str, as_json: bool,
+    **options: Any,
+) -> None:  # fmt: skip
+    from pydantic import ValidationError
+
+    from ..packaging import format_validation_error
+    from ..training import LocalRecipe, finetune_local
+
+    if runtime not in ("torch", "onnx_int8"):
+        raise typer.BadParameter(f"--runtime {runtime}: expected torch or onnx_int8")
+    try:
+        chosen = LocalRecipe.model_validate({k: v for k, v in recipe.items() if v is not None})
+    except ValidationError as exc:
+        raise LabelwiseError(format_validation_error(exc, source="the options", what="recipe")) from None
+    name = name or data.stem.replace("_", "-").lower()
+    with _TrainingDisplay() as display:
+        result = finetune_local(
+            data, name=name, out=out or Path(f"finetune-{name}"), recipe=chosen, runtime=runtime,  # type: ignore[arg-type]
+            on_step=display.say, on_progress=display, **options,
+        )  # fmt: skip
+    if as_json:
+        print_json(result.as_dict())
+        return
+    report = result.report
+    state = "packaged" if report.created else "already packaged, unchanged"
+    console.print(f"{report.artifact_tag} ({state}): {report.base_model} fine-tuned on {report.device}")
+    console.print(
+        f"{report.train_rows} training, {report.validation_rows} validation, {report.test_rows} held-out rows; "
+        f"{report.steps} steps in {report.training_seconds:.0f} s ({report.examples_per_s:.1f} examples/s), "
+        f"kept step {report.best_step}{', stopped early' if report.stopped_early else ''}"
+    )
+    if report.int8_check is not None:
+        check = report.int8_check
+        console.print(
+            f"int8 ONNX against float on {check.rows} held-out rows: same label {check.label_agreement:.1%}, "
+            f"accuracy {check.int8_accuracy:.3f} vs {check.float_accuracy:.3f}"
+        )
+    print_card(result.card)
+    _print_gap(result.gap)
+
+
+class _TrainingDisplay:
+    """A bar of training steps on stderr, with the latest losses, validation accuracy and time left."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("training"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TextColumn("{task.fields[figures]}"), console=err_console,
+        )  # fmt: skip
+        self._task: Any = None
+        self._figures = ""
+
+    def __enter__(self) -> _TrainingDisplay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._progress.stop()
+
+    def say(self, message: str) -> None:
+        if self._task is None:
+            step(message)
+        else:
+            self._progress.console.print(message)
+
+    def __call__(self, progress: TrainProgress) -> None:
+        if self._task is None:
+            self._progress.start()
+            self._task = self._progress.add_task("training", total=progress.total_steps, figures="")
+        if progress.valid_loss is not None:
+            self._figures = (
+                f"epoch {progress.epoch:.2f}  loss {progress.train_loss:.3f}  valid loss {progress.valid_loss:.3f}"
+                f"  valid acc {progress.valid_accuracy:.3f}"
+            )
+        left = "" if progress.seconds_left is None else f"  {progress.seconds_left / 60:.1f} min left"
+        self._progress.update(self._task, completed=progress.step, figures=self._figures + left)
 
 
 @finetune_app.command("import")

@@ -163,7 +163,7 @@ def finetune_local(
     test_share: float = 0.2,
     seed: int = 0,
     sample: int | None = None,
-    train_rows: int | None = None,
+    labelled_rows: int | None = None,
     device: str = "auto",
     runtime: Literal["torch", "onnx_int8"] = "torch",
     restart: bool = False,
@@ -175,7 +175,7 @@ def finetune_local(
     recipe = recipe or LocalRecipe()
     device = pick_device(device)
     splits = split_for_training(path, text_col=text_col, label_col=label_col, test_share=test_share,
-                                seed=seed, sample=sample, train_rows=train_rows)  # fmt: skip
+                                seed=seed, sample=sample, labelled_rows=labelled_rows)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     if restart:
         shutil.rmtree(out / "checkpoint", ignore_errors=True)

@@ -26,11 +26,12 @@ import torch
 
 from ..backends import (
     EncoderClassifier,
+    EncoderTokenizer,
     by_length,
     classifier_from_base,
     config_file,
-    load_tokenizer,
     model_location,
+    padded,
     weights_file,
 )
 from ..core import LabelwiseError, write_atomic
@@ -109,24 +110,17 @@ def base_model_files(base_model: str) -> tuple[Path, str]:
 
 
 class _Batches:
-    """Token ids of every text, tokenized once; batches padded to their longest text."""
+    """Token ids of every text, tokenized once as the served model will; batches padded to their longest."""
 
-    def __init__(self, tokenizer: Any, texts: Sequence[str], labels: Sequence[int]) -> None:
-        tokenizer.no_padding()
-        self.ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
+    def __init__(self, tokenizer: EncoderTokenizer, texts: Sequence[str], labels: Sequence[int]) -> None:
+        self.ids = tokenizer.ids(texts)
         self.labels = np.asarray(labels, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def batch(self, rows: Sequence[int], device: str) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        width = max(len(self.ids[i]) for i in rows)
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for row, i in enumerate(rows):
-            ids[row, : len(self.ids[i])] = self.ids[i]
-            mask[row, : len(self.ids[i])] = 1
-        inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        inputs = padded([self.ids[i] for i in rows])
         tensors = {name: torch.from_numpy(array).to(device) for name, array in inputs.items()}
         return tensors, torch.from_numpy(self.labels[list(rows)]).to(device)
 
@@ -253,10 +247,9 @@ def train_encoder(
     ordinal = recipe.loss == "ordinal"
     if ordinal and not splits.ordinal:
         raise LabelwiseError("loss ordinal needs ordered labels (numbers, such as stars)")
-    train = _Batches(load_tokenizer(tokenizer_json, recipe.max_tokens), splits.train.texts,
-                     [index[label] for label in splits.train.labels])  # fmt: skip
-    validation = _Batches(load_tokenizer(tokenizer_json, recipe.max_tokens), splits.validation.texts,
-                          [index[label] for label in splits.validation.labels])  # fmt: skip
+    tokenizer = EncoderTokenizer(tokenizer_json, recipe.max_tokens)
+    train = _Batches(tokenizer, splits.train.texts, [index[label] for label in splits.train.labels])
+    validation = _Batches(tokenizer, splits.validation.texts, [index[label] for label in splits.validation.labels])
     model = classifier_from_base(str(location), len(splits.labels), normalize=False, seed=seed).to(device)
     model.train()
     per_epoch = math.ceil(len(train) / recipe.batch_size)
@@ -285,7 +278,7 @@ def train_encoder(
         optimizer.step()
         schedule.step()
         step, steps_timed = step + 1, steps_timed + 1
-        losses.append(float(loss))
+        losses.append(loss.item())
         state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - step_started
         per_step = (time.perf_counter() - clock) / steps_timed
         if on_progress is not None:

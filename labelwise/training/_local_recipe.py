@@ -34,8 +34,8 @@ class LocalRecipe(BaseModel):
 
     base_model: str = DEFAULT_BASE_MODEL
     mode: Literal["end_to_end", "few_labels"] = "end_to_end"
-    max_tokens: int = Field(default=256, ge=8, le=8192)
-    epochs: float = Field(default=3, gt=0)
+    max_tokens: int = Field(default=128, ge=8, le=8192)
+    epochs: float = Field(default=2, gt=0)
     batch_size: int = Field(default=16, ge=1)
     learning_rate: float = Field(default=5e-5, gt=0)
     head_learning_rate: float = Field(default=1e-3, gt=0, description="The new head learns from zero.")
@@ -77,21 +77,22 @@ def split_for_training(
     test_share: float,
     seed: int,
     sample: int | None = None,
-    train_rows: int | None = None,
+    labelled_rows: int | None = None,
 ) -> LocalSplits:
-    """Test rows held out first, then validation; ``train_rows`` keeps that many training rows
-    (seeded, stratified) to measure what more data buys on the same test rows."""
+    """Test rows held out first, then validation. ``labelled_rows`` keeps that many of the other
+    rows (seeded, stratified) before validation is held out of them: what more labelled data buys,
+    measured on the same test rows."""
     split = read_and_split(path, text_col=text_col, label_col=label_col, test_size=test_share, seed=seed,
                            sample=sample)  # fmt: skip
     rest = split.train
+    if labelled_rows is not None and labelled_rows < len(rest.texts):
+        rest, _ = split_labelled(rest, test_size=len(rest.texts) - labelled_rows, seed=seed)
     held = validation_size(len(rest.texts), len(split.labels))
     if held < len(split.labels):
         raise LabelwiseError(
             f"{path}: {len(rest.texts)} rows left after the test share: too few to hold out a validation split"
         )
     train, validation = split_labelled(rest, test_size=held, seed=seed)
-    if train_rows is not None and train_rows < len(train.texts):
-        train, _ = split_labelled(train, test_size=len(train.texts) - train_rows, seed=seed)
     data = TrainingData(
         name=path.name, sha256=split.train.dataset.sha256, rows=split.train.dataset.rows, text_col=text_col,
         label_col=label_col, duplicates_removed=split.repeated,
