@@ -15,9 +15,16 @@ from transformers import AutoModel, AutoTokenizer
 
 
 def plain_loop(
-    location: str, texts: Sequence[str], labels: Sequence[int], *, n_labels: int, steps: int, batch_size: int,
-    max_tokens: int, seed: int = 0,
-) -> float:  # fmt: skip
+    location: str,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    n_labels: int,
+    steps: int,
+    batch_size: int,
+    max_tokens: int,
+    seed: int = 0,
+) -> float:
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(location, local_files_only=True)
     body = AutoModel.from_pretrained(location, local_files_only=True, attn_implementation="eager")
@@ -29,8 +36,13 @@ def plain_loop(
     started = time.perf_counter()
     for step in range(steps):
         rows = order[(step * batch_size) % len(texts) :][:batch_size].tolist()
-        batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_tokens,
-                          return_tensors="pt")  # fmt: skip
+        batch = tokenizer(
+            [texts[i] for i in rows],
+            padding=True,
+            truncation=True,
+            max_length=max_tokens,
+            return_tensors="pt",
+        )
         hidden = body(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
         logits = head((hidden * mask).sum(1) / mask.sum(1))

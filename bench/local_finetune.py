@@ -28,7 +28,6 @@ from pathlib import Path
 os.environ.setdefault("LABELWISE_HOME", tempfile.mkdtemp(prefix="labelwise-bench-"))
 os.environ.setdefault("BENTOML_HOME", os.path.join(os.environ["LABELWISE_HOME"], "bentoml"))
 
-import numpy as np  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
@@ -51,62 +50,109 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "yelp-sample.csv"
 SEED = 0
 
 
-def _baselines(train_texts: list[str], train_labels: list[str], test_texts: list[str]) -> dict[str, list[str]]:
-    embedder = Embedder.with_default_cache(BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2"))
+def _baselines(
+    train_texts: list[str], train_labels: list[str], test_texts: list[str]
+) -> dict[str, list[str]]:
+    embedder = Embedder.with_default_cache(
+        BackendSpec(provider="sentence_transformers", model="all-MiniLM-L6-v2")
+    )
     head = LogisticRegression(max_iter=2000, C=1.0, random_state=SEED)
     head.fit(embedder.embed(train_texts), train_labels)
     frozen = [str(x) for x in head.predict(embedder.embed(test_texts))]
-    tfidf = make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2)),
-                          LogisticRegression(max_iter=2000, random_state=SEED))  # fmt: skip
+    tfidf = make_pipeline(
+        TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2)),
+        LogisticRegression(max_iter=2000, random_state=SEED),
+    )
     tfidf.fit(train_texts, train_labels)
     return {"frozen embeddings": frozen, "tf-idf": [str(x) for x in tfidf.predict(test_texts)]}
 
 
 def _size(size: int, recipe: LocalRecipe, work: Path) -> dict[str, object]:
     started = time.perf_counter()
-    result = finetune_local(SAMPLE, name=f"bench-ft-{size}", out=work / f"ft-{size}", recipe=recipe,
-                            label_col="stars", seed=SEED, labelled_rows=size, device="auto")  # fmt: skip
+    result = finetune_local(
+        SAMPLE,
+        name=f"bench-ft-{size}",
+        out=work / f"ft-{size}",
+        recipe=recipe,
+        label_col="stars",
+        seed=SEED,
+        labelled_rows=size,
+        device="auto",
+    )
     wall = time.perf_counter() - started
     report = result.report
-    splits = split_for_training(SAMPLE, text_col="text", label_col="stars", test_share=0.2, seed=SEED,
-                                labelled_rows=size)  # fmt: skip
+    splits = split_for_training(
+        SAMPLE, text_col="text", label_col="stars", test_share=0.2, seed=SEED, labelled_rows=size
+    )
     budget_texts = splits.train.texts + splits.validation.texts
     budget_labels = splits.train.labels + splits.validation.labels
     predictions = {"local fine-tune": [p.label for p in result.predictions]}
     predictions |= _baselines(budget_texts, budget_labels, result.test.texts)
     truth = result.test.labels
     labels = splits.labels
-    row: dict[str, object] = {"size": size, "train_rows": report.train_rows, "validation_rows": report.validation_rows,
-                              "test_rows": report.test_rows, "wall_s": round(wall, 1),
-                              "training_s": report.training_seconds, "examples_per_s": report.examples_per_s,
-                              "steps": report.steps, "best_step": report.best_step,
-                              "stopped_early": report.stopped_early}  # fmt: skip
+    row: dict[str, object] = {
+        "size": size,
+        "train_rows": report.train_rows,
+        "validation_rows": report.validation_rows,
+        "test_rows": report.test_rows,
+        "wall_s": round(wall, 1),
+        "training_s": report.training_seconds,
+        "examples_per_s": report.examples_per_s,
+        "steps": report.steps,
+        "best_step": report.best_step,
+        "stopped_early": report.stopped_early,
+    }
     for baseline in ("frozen embeddings", "tf-idf"):
-        tests = compare_predictions(truth, predictions[baseline], predictions["local fine-tune"], labels=labels,
-                                    ordinal=True, random_state=SEED)  # fmt: skip
+        tests = compare_predictions(
+            truth,
+            predictions[baseline],
+            predictions["local fine-tune"],
+            labels=labels,
+            ordinal=True,
+            random_state=SEED,
+        )
         for test in tests:
             if test.metric in ("accuracy", "weighted_f1", "mae"):
                 row[f"{test.metric} vs {baseline}"] = {
-                    "baseline": round(test.value_a, 4), "fine-tune": round(test.value_b, 4),
-                    "difference": round(test.difference, 4), "interval": [round(test.low, 4), round(test.high, 4)],
+                    "baseline": round(test.value_a, 4),
+                    "fine-tune": round(test.value_b, 4),
+                    "difference": round(test.difference, 4),
+                    "interval": [round(test.low, 4), round(test.high, 4)],
                     "p": round(test.p_value, 4),
-                }  # fmt: skip
+                }
     return row
 
 
 def _throughput(recipe: LocalRecipe, steps: int, work: Path) -> dict[str, float]:
-    splits = split_for_training(SAMPLE, text_col="text", label_col="stars", test_share=0.2, seed=SEED,
-                                labelled_rows=2 * steps * recipe.batch_size)  # fmt: skip
+    splits = split_for_training(
+        SAMPLE,
+        text_col="text",
+        label_col="stars",
+        test_share=0.2,
+        seed=SEED,
+        labelled_rows=2 * steps * recipe.batch_size,
+    )
     one_pass = recipe.model_copy(update={"epochs": 1, "evaluations_per_epoch": 1})
     trained = train_encoder(splits, one_pass, seed=SEED, device="cpu", checkpoints=work / "throughput")
     location, _ = base_model_files(recipe.base_model)
     index = {label: i for i, label in enumerate(splits.labels)}
-    peer = plain_loop(str(location), splits.train.texts, [index[x] for x in splits.train.labels],
-                      n_labels=len(splits.labels), steps=trained.steps, batch_size=recipe.batch_size,
-                      max_tokens=recipe.max_tokens)  # fmt: skip
-    return {"steps": trained.steps, "labelwise_s": round(trained.train_seconds, 2), "plain_pytorch_s": round(peer, 2),
-            "ratio": round(trained.train_seconds / peer, 3), "labelwise_examples_per_s": round(trained.examples_per_s, 2),
-            "labelwise_with_evaluation_s": round(trained.seconds, 2)}  # fmt: skip
+    peer = plain_loop(
+        str(location),
+        splits.train.texts,
+        [index[x] for x in splits.train.labels],
+        n_labels=len(splits.labels),
+        steps=trained.steps,
+        batch_size=recipe.batch_size,
+        max_tokens=recipe.max_tokens,
+    )
+    return {
+        "steps": trained.steps,
+        "labelwise_s": round(trained.train_seconds, 2),
+        "plain_pytorch_s": round(peer, 2),
+        "ratio": round(trained.train_seconds / peer, 3),
+        "labelwise_examples_per_s": round(trained.examples_per_s, 2),
+        "labelwise_with_evaluation_s": round(trained.seconds, 2),
+    }
 
 
 def main() -> None:

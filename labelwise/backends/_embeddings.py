@@ -50,9 +50,7 @@ def models_loaded() -> int:
     from ._onnx import onnx_int8_encoder
 
     return (
-        _sentence_transformer.cache_info().misses
-        + onnx_int8_encoder.cache_info().misses
-        + encoders_loaded()
+        _sentence_transformer.cache_info().misses + onnx_int8_encoder.cache_info().misses + encoders_loaded()
     )
 
 

@@ -357,11 +357,18 @@ def finetune_start(
     name: Annotated[
         str | None, typer.Option("--name", help="--local: the artifact's name (default: the data file's).")
     ] = None,
-    epochs: Annotated[float | None, typer.Option("--epochs", min=0.01, help="--local: epochs (default 2).")] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", min=8, help="--local: tokens kept of each text, its start and end (default 128).")
+    epochs: Annotated[
+        float | None, typer.Option("--epochs", min=0.01, help="--local: epochs (default 2).")
     ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="--local: default 16.")] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens", min=8, help="--local: tokens kept of each text, its start and end (default 128)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="--local: default 16.")
+    ] = None,
     learning_rate: Annotated[
         float | None, typer.Option("--learning-rate", min=0, help="--local: the encoder's (default 5e-5).")
     ] = None,
@@ -372,7 +379,8 @@ def finetune_start(
     labelled_rows: Annotated[
         int | None,
         typer.Option(
-            "--labelled-rows", min=4,
+            "--labelled-rows",
+            min=4,
             help="--local: train and validate on this many of the rows left after the test share "
             "(seeded, stratified): what more data buys, on the same test rows.",
         ),
@@ -389,7 +397,12 @@ def finetune_start(
         typer.Option("--out", help="Folder for the files, job.json and reports (default finetune-NAME)."),
     ] = None,
     base_model: Annotated[
-        str | None, typer.Option("--base-model", help="Provider: default the spec's provenance.base_model. --local: a Hugging Face encoder folder (default all-MiniLM-L6-v2, shipped as a package).")
+        str | None,
+        typer.Option(
+            "--base-model",
+            help="Provider: default the spec's provenance.base_model. --local: a Hugging Face encoder "
+            "folder (default all-MiniLM-L6-v2, shipped as a package).",
+        ),
     ] = None,
     hyperparameters: Annotated[
         list[str] | None,
@@ -411,7 +424,11 @@ def finetune_start(
     price: Price = DEFAULT_PRICE,
     poll_interval: PollInterval = 10.0,
     restart: Annotated[
-        bool, typer.Option("--restart", help="Make a new job even when one is recorded in --out (--local: train from the start).")
+        bool,
+        typer.Option(
+            "--restart",
+            help="Make a new job even when one is recorded in --out (--local: train from the start).",
+        ),
     ] = False,
     concurrency: Concurrency = 16,
     deploy: DeployOption = None,
@@ -426,7 +443,8 @@ def finetune_start(
     from ..training import finetune_start as start
 
     if local:
-        recipe = {"base_model": base_model, "epochs": epochs, "max_tokens": max_tokens, "batch_size": batch_size,
+        recipe = {"base_model": base_model, "epochs": epochs, "max_tokens": max_tokens,
+                  "batch_size": batch_size,
                   "learning_rate": learning_rate, "loss": loss}  # fmt: skip
         _start_local(
             data, name=name, recipe=recipe, out=out, test_share=test_share, text_col=text_col,
@@ -486,7 +504,8 @@ def _start_local(
     state = "packaged" if report.created else "already packaged, unchanged"
     console.print(f"{report.artifact_tag} ({state}): {report.base_model} fine-tuned on {report.device}")
     console.print(
-        f"{report.train_rows} training, {report.validation_rows} validation, {report.test_rows} held-out rows; "
+        f"{report.train_rows} training, {report.validation_rows} validation, "
+        f"{report.test_rows} held-out rows; "
         f"{report.steps} steps in {report.training_seconds:.0f} s ({report.examples_per_s:.1f} examples/s), "
         f"kept step {report.best_step}{', stopped early' if report.stopped_early else ''}"
     )
@@ -529,7 +548,8 @@ class _TrainingDisplay:
             self._task = self._progress.add_task("training", total=progress.total_steps, figures="")
         if progress.valid_loss is not None:
             self._figures = (
-                f"epoch {progress.epoch:.2f}  loss {progress.train_loss:.3f}  valid loss {progress.valid_loss:.3f}"
+                f"epoch {progress.epoch:.2f}  loss {progress.train_loss:.3f}  "
+                f"valid loss {progress.valid_loss:.3f}"
                 f"  valid acc {progress.valid_accuracy:.3f}"
             )
         left = "" if progress.seconds_left is None else f"  {progress.seconds_left / 60:.1f} min left"

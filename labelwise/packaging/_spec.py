@@ -385,7 +385,8 @@ class LocalTrainingProvenance(StrictModel):
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     curve: list[dict[str, float]] = Field(
-        default_factory=list, description="Each evaluation: step, epoch, train_loss, valid_loss, valid_accuracy."
+        default_factory=list,
+        description="Each evaluation: step, epoch, train_loss, valid_loss, valid_accuracy.",
     )
     best_step: int | None = None
     stopped_early: bool = False
@@ -422,9 +423,13 @@ class LocalFineTuned(_TechniqueSpec):
                 f"sentence_transformers, not {spec.backend.provider}"
             )
         if not spec.backend.model or not spec.backend.max_tokens:
-            raise ValueError("technique local_fine_tuned needs backend.model (the base) and backend.max_tokens")
+            raise ValueError(
+                "technique local_fine_tuned needs backend.model (the base) and backend.max_tokens"
+            )
         if spec.scoring != "generate":
-            raise ValueError("scoring does not apply to technique local_fine_tuned (its head gives probabilities)")
+            raise ValueError(
+                "scoring does not apply to technique local_fine_tuned (its head gives probabilities)"
+            )
 
 
 TechniqueSpec = Annotated[

@@ -38,12 +38,12 @@ from ..backends import (
     CompletionRequest,
     Embedder,
     EmbeddingBackend,
+    EncoderFormat,
     LabelToken,
     Limiter,
     RetryPolicy,
     backend_class,
     call_with_retries,
-    EncoderFormat,
     completion_backend,
     encoder_predictor,
     openai_encoding,
@@ -626,8 +626,11 @@ async def _in_chunks(
         predictions = [Prediction.of_empty_text(technique.tag) for _ in chunk]
         filled = [i for i, t in enumerate(chunk) if t.strip()]
         try:
-            proba, classes = await technique.probabilities([chunk[i][:limit] for i in filled]) if filled else (
-                np.zeros((0, 0)), [])
+            proba, classes = (
+                await technique.probabilities([chunk[i][:limit] for i in filled])
+                if filled
+                else (np.zeros((0, 0)), [])
+            )
         except BackendError as exc:
             for offset in range(len(chunk)):
                 yield start + offset, exc

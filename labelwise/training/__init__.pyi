@@ -12,8 +12,8 @@ from ._jobs import (
     spec_from_job,
     template_base_model,
 )
-from ._local import Int8Check, LocalFineTuneReport, LocalFineTuneResult, finetune_local, package_encoder
-from ._local_loop import TrainProgress, TrainedEncoder, base_model_files, pick_device, train_encoder
+from ._local import Int8Check, LocalFineTuneReport, LocalFineTuneResult, encoder_artifact, finetune_local
+from ._local_loop import TrainedEncoder, TrainProgress, base_model_files, pick_device, train_encoder
 from ._local_recipe import DEFAULT_BASE_MODEL, LocalRecipe, LocalSplits, split_for_training
 from ._provider import (
     Deployment,
@@ -65,13 +65,13 @@ __all__ = [
     "cancel_job",
     "export_finetune",
     "finetune_import",
+    "encoder_artifact",
     "finetune_local",
     "finetune_start",
     "fit_head",
     "follow_job",
     "gap_report",
     "launch",
-    "package_encoder",
     "package_job",
     "pick_device",
     "prepare",

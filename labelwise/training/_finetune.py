@@ -258,7 +258,9 @@ def _table_gap(
     classifier: Classifier, validation_file: Path, *, reported: dict[str, float], test: LabelledData | None
 ) -> GapReport:
     spec = classifier.artifact_.spec
-    validation = load_labelled(validation_file, text_col="text", label_col="label", label_set=spec.task.labels)
+    validation = load_labelled(
+        validation_file, text_col="text", label_col="label", label_set=spec.task.labels
+    )
     served = _measure(validation.labels, classifier.classify(validation.texts), spec)
     measured_test = _measure(test.labels, classifier.classify(test.texts), spec) if test is not None else None
     findings = _findings(

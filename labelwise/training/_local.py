@@ -37,7 +37,7 @@ from ._finetune import GapReport, gap_report
 from ._local_loop import TrainedEncoder, TrainProgress, base_model_files, pick_device, train_encoder
 from ._local_recipe import LocalRecipe, LocalSplits, split_for_training
 
-__all__ = ["LocalFineTuneReport", "LocalFineTuneResult", "Int8Check", "finetune_local", "package_encoder"]
+__all__ = ["LocalFineTuneReport", "LocalFineTuneResult", "Int8Check", "encoder_artifact", "finetune_local"]
 
 VALIDATION_FILE = "validation.csv"
 TEST_FILE = "test.csv"
@@ -85,15 +85,19 @@ class LocalFineTuneResult:
     gap: GapReport
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tag": str(self.artifact.tag), "report": self.report.model_dump(mode="json"),
-                "eval_card": self.card.model_dump(mode="json"), "gap": self.gap.model_dump(mode="json")}  # fmt: skip
+        return {
+            "tag": str(self.artifact.tag),
+            "report": self.report.model_dump(mode="json"),
+            "eval_card": self.card.model_dump(mode="json"),
+            "gap": self.gap.model_dump(mode="json"),
+        }
 
 
 def _write_rows(data: LabelledData, path: Path) -> None:
     write_frame(pd.DataFrame({"text": data.texts, "label": data.labels}), path)
 
 
-def package_encoder(
+def encoder_artifact(
     name: str,
     splits: LocalSplits,
     recipe: LocalRecipe,
@@ -102,39 +106,55 @@ def package_encoder(
     seed: int,
     runtime: Literal["torch", "onnx_int8"],
     normalize: bool = False,
-) -> tuple[ClassifierArtifact, bool]:
-    """The kept weights packaged with their provenance; the texts they saw (training and
-    validation) travel with them, so ``eval`` can tell when it is measured on them."""
+) -> ClassifierArtifact:
+    """The kept weights with their provenance, as an artifact not yet stored; the texts they saw
+    (training and validation) travel with them, so ``eval`` can tell when it is measured on them."""
     _, base_sha256 = base_model_files(recipe.base_model)
     provenance = LocalTrainingProvenance(
-        base_model=recipe.base_model, base_model_sha256=base_sha256, mode=recipe.mode, data=splits.data,
-        hyperparameters=recipe.model_dump(mode="json", exclude={"base_model", "mode"}), seed=seed,
-        curve=trained.curve, best_step=trained.best_step, stopped_early=trained.stopped_early,
-        device=trained.device, seconds=round(trained.seconds, 1), validation_metrics=trained.validation_metrics,
-    )  # fmt: skip
-    backend: dict[str, Any] = {"provider": "sentence_transformers", "model": recipe.base_model,
-                               "max_tokens": recipe.max_tokens}  # fmt: skip
+        base_model=recipe.base_model,
+        base_model_sha256=base_sha256,
+        mode=recipe.mode,
+        data=splits.data,
+        hyperparameters=recipe.model_dump(mode="json", exclude={"base_model", "mode"}),
+        seed=seed,
+        curve=trained.curve,
+        best_step=trained.best_step,
+        stopped_early=trained.stopped_early,
+        device=trained.device,
+        seconds=round(trained.seconds, 1),
+        validation_metrics=trained.validation_metrics,
+    )
+    backend: dict[str, Any] = {
+        "provider": "sentence_transformers",
+        "model": recipe.base_model,
+        "max_tokens": recipe.max_tokens,
+    }
     if runtime == "onnx_int8":
         backend["runtime"] = runtime
     spec = ClassifierSpec.from_dict(
         {
             "name": name,
             "task": {"labels": splits.labels, "ordinal": splits.ordinal},
-            "technique": {"kind": "local_fine_tuned", "normalize": normalize,
-                          "provenance": provenance.model_dump(mode="json")},  # fmt: skip
+            "technique": {
+                "kind": "local_fine_tuned",
+                "normalize": normalize,
+                "provenance": provenance.model_dump(mode="json"),
+            },
             "backend": backend,
         },
         source="finetune start --local",
     )
     seen = sorted({text_key(t) for t in (*splits.train.texts, *splits.validation.texts)})
-    files = {ENCODER_WEIGHTS: trained.weights, ENCODER_CONFIG: trained.config,
-             ENCODER_TOKENIZER: trained.tokenizer, TRAINING_TEXTS: "\n".join(seen).encode()}  # fmt: skip
-    return package(spec, model_files=files)
+    files = {
+        ENCODER_WEIGHTS: trained.weights,
+        ENCODER_CONFIG: trained.config,
+        ENCODER_TOKENIZER: trained.tokenizer,
+        TRAINING_TEXTS: "\n".join(seen).encode(),
+    }
+    return ClassifierArtifact(spec=spec, model_files=files)
 
 
-def _int8_check(
-    artifact: ClassifierArtifact, test: LabelledData, served: list[Prediction]
-) -> Int8Check:
+def _int8_check(artifact: ClassifierArtifact, test: LabelledData, served: list[Prediction]) -> Int8Check:
     """The float weights' predictions on the same rows, against the int8 model's (``served``)."""
     spec = artifact.spec
     labels = spec.task.labels
@@ -174,34 +194,59 @@ def finetune_local(
     say = on_step or (lambda _message: None)
     recipe = recipe or LocalRecipe()
     device = pick_device(device)
-    splits = split_for_training(path, text_col=text_col, label_col=label_col, test_share=test_share,
-                                seed=seed, sample=sample, labelled_rows=labelled_rows)  # fmt: skip
+    splits = split_for_training(
+        path,
+        text_col=text_col,
+        label_col=label_col,
+        test_share=test_share,
+        seed=seed,
+        sample=sample,
+        labelled_rows=labelled_rows,
+    )
     out.mkdir(parents=True, exist_ok=True)
     if restart:
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
     _write_rows(splits.validation, out / VALIDATION_FILE)
     _write_rows(splits.test, out / TEST_FILE)
-    say(f"fine-tuning {recipe.base_model} on {len(splits.train.texts)} rows ({len(splits.validation.texts)} "
-        f"for validation, {len(splits.test.texts)} held out) on {device}")  # fmt: skip
-    trained = train_encoder(splits, recipe, seed=seed, device=device, checkpoints=out / "checkpoint",
-                            on_progress=on_progress)  # fmt: skip
-    artifact, created = package_encoder(name, splits, recipe, trained, seed=seed, runtime=runtime)
+    say(
+        f"fine-tuning {recipe.base_model} on {len(splits.train.texts)} rows ({len(splits.validation.texts)} "
+        f"for validation, {len(splits.test.texts)} held out) on {device}"
+    )
+    trained = train_encoder(
+        splits, recipe, seed=seed, device=device, checkpoints=out / "checkpoint", on_progress=on_progress
+    )
+    built = encoder_artifact(name, splits, recipe, trained, seed=seed, runtime=runtime)
+    artifact, created = package(built.spec, model_files=built.model_files)
     say(f"measuring {artifact.tag} on {len(splits.test.texts)} held-out rows")
     with Classifier(artifact=artifact) as classifier:
         held_out = classifier.classify(splits.test.texts)
         card, predictions = evaluate(classifier, splits.test, random_state=seed, predictions=held_out)
         check = _int8_check(artifact, splits.test, held_out) if runtime == "onnx_int8" else None
-        gap = gap_report(classifier, out / VALIDATION_FILE, reported=trained.validation_metrics,
-                         test=splits.test)  # fmt: skip
-    artifact = attach_evaluation(str(artifact.tag), card, splits.test, predictions, source=path.name, seed=seed)
+        gap = gap_report(
+            classifier, out / VALIDATION_FILE, reported=trained.validation_metrics, test=splits.test
+        )
+    artifact = attach_evaluation(
+        str(artifact.tag), card, splits.test, predictions, source=path.name, seed=seed
+    )
     report = LocalFineTuneReport(
-        artifact_tag=str(artifact.tag), created=created, base_model=recipe.base_model, mode=recipe.mode,
-        device=device, runtime=runtime, train_rows=len(splits.train.texts),
-        validation_rows=len(splits.validation.texts), test_rows=len(splits.test.texts), steps=trained.steps,
-        best_step=trained.best_step, stopped_early=trained.stopped_early,
-        training_seconds=round(trained.seconds, 1), examples_per_s=round(trained.examples_per_s, 2),
+        artifact_tag=str(artifact.tag),
+        created=created,
+        base_model=recipe.base_model,
+        mode=recipe.mode,
+        device=device,
+        runtime=runtime,
+        train_rows=len(splits.train.texts),
+        validation_rows=len(splits.validation.texts),
+        test_rows=len(splits.test.texts),
+        steps=trained.steps,
+        best_step=trained.best_step,
+        stopped_early=trained.stopped_early,
+        training_seconds=round(trained.seconds, 1),
+        examples_per_s=round(trained.examples_per_s, 2),
         validation_metrics=trained.validation_metrics,
-        test_metrics={k: v.value for k, v in card.metrics.items()}, int8_check=check, out=str(out),
-    )  # fmt: skip
+        test_metrics={k: v.value for k, v in card.metrics.items()},
+        int8_check=check,
+        out=str(out),
+    )
     write_atomic(out / REPORT_FILE, report.model_dump_json(indent=2).encode())
     return LocalFineTuneResult(artifact, card, predictions, splits.test, report, gap)

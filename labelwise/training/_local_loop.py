@@ -150,8 +150,13 @@ def evaluate_split(
 
 
 def _identity(recipe: LocalRecipe, splits: LocalSplits, seed: int, base_sha256: str) -> str:
-    facts = {"recipe": recipe.model_dump(mode="json"), "seed": seed, "base": base_sha256,
-             "data": splits.data.model_dump(mode="json"), "labels": splits.labels}  # fmt: skip
+    facts = {
+        "recipe": recipe.model_dump(mode="json"),
+        "seed": seed,
+        "base": base_sha256,
+        "data": splits.data.model_dump(mode="json"),
+        "labels": splits.labels,
+    }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
@@ -201,16 +206,23 @@ class _Checkpoint:
             )
         return dict(state)
 
-    def save(self, state: dict[str, Any], model: EncoderClassifier, optimizer: Any, schedule: Any,
-             best: bool) -> None:  # fmt: skip
+    def save(
+        self, state: dict[str, Any], model: EncoderClassifier, optimizer: Any, schedule: Any, best: bool
+    ) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         weights = weights_file(model)
         write_atomic(self.folder / _WEIGHTS, weights)
         if best:
             write_atomic(self.folder / _BEST, weights)
         partial = self.folder / f".{_OPTIMIZER}.partial"
-        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                    "rng": torch.get_rng_state()}, partial)  # fmt: skip
+        torch.save(
+            {
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": torch.get_rng_state(),
+            },
+            partial,
+        )
         os.replace(partial, self.folder / _OPTIMIZER)
         write_atomic(self.folder / _STATE, json.dumps({**state, "identity": self.identity}).encode())
 
@@ -234,9 +246,13 @@ def train_encoder(
     checkpoints: Path,
     on_progress: Callable[[TrainProgress], None] | None = None,
     on_evaluation: Callable[[dict[str, float]], None] | None = None,
+    keep_training: bool = True,
 ) -> TrainedEncoder:
     """Fine-tune ``recipe.base_model`` end to end on ``splits.train``, keeping the weights with the
-    lowest validation loss; ``on_evaluation(point)`` hears each evaluation (a sweep reports it)."""
+    lowest validation loss; ``on_evaluation(point)`` hears each evaluation (a sweep reports it).
+
+    ``keep_training=False`` trains no further than the checkpoint (a sweep's trial that Tune stopped).
+    """
     started = time.perf_counter()
     torch.manual_seed(seed)
     if device == "cpu":
@@ -249,7 +265,9 @@ def train_encoder(
         raise LabelwiseError("loss ordinal needs ordered labels (numbers, such as stars)")
     tokenizer = EncoderTokenizer(tokenizer_json, recipe.max_tokens)
     train = _Batches(tokenizer, splits.train.texts, [index[label] for label in splits.train.labels])
-    validation = _Batches(tokenizer, splits.validation.texts, [index[label] for label in splits.validation.labels])
+    validation = _Batches(
+        tokenizer, splits.validation.texts, [index[label] for label in splits.validation.labels]
+    )
     model = classifier_from_base(str(location), len(splits.labels), normalize=False, seed=seed).to(device)
     model.train()
     per_epoch = math.ceil(len(train) / recipe.batch_size)
@@ -258,13 +276,22 @@ def train_encoder(
     optimizer = _optimizer(model, recipe)
     schedule = _schedule(optimizer, round(recipe.warmup_share * total), total)
     checkpoint = _Checkpoint(checkpoints, _identity(recipe, splits, seed, base_sha256))
-    state = checkpoint.load() or {"step": 0, "curve": [], "best_loss": None, "best_step": 0, "bad": 0,
-                                  "seconds": 0.0, "stopped_early": False}  # fmt: skip
+    state = checkpoint.load() or {
+        "step": 0,
+        "curve": [],
+        "best_loss": None,
+        "best_step": 0,
+        "bad": 0,
+        "seconds": 0.0,
+        "stopped_early": False,
+    }
     if state["step"]:
         checkpoint.restore(model, optimizer, schedule)
     step, losses = int(state["step"]), []
     clock, steps_timed = time.perf_counter(), 0
-    done = state["stopped_early"] or step >= total
+    done = state["stopped_early"] or step >= total or not keep_training
+    if not state["step"] and not keep_training:
+        raise LabelwiseError(f"{checkpoints} holds no checkpoint to read")
     while not done:
         step_started = time.perf_counter()
         epoch, within = divmod(step, per_epoch)
@@ -287,8 +314,13 @@ def train_encoder(
             continue
         valid_loss, predicted = evaluate_split(model, validation, device, ordinal=ordinal)
         accuracy = float(np.mean(predicted == validation.labels))
-        point = {"step": step, "epoch": round(step / per_epoch, 3), "train_loss": float(np.mean(losses)),
-                 "valid_loss": valid_loss, "valid_accuracy": accuracy}  # fmt: skip
+        point = {
+            "step": step,
+            "epoch": round(step / per_epoch, 3),
+            "train_loss": float(np.mean(losses)),
+            "valid_loss": valid_loss,
+            "valid_accuracy": accuracy,
+        }
         losses = []
         improved = state["best_loss"] is None or valid_loss < state["best_loss"]
         state["curve"].append(point)
@@ -302,8 +334,17 @@ def train_encoder(
         clock, steps_timed = time.perf_counter(), 0
         checkpoint.save(state, model, optimizer, schedule, best=improved)
         if on_progress is not None:
-            on_progress(TrainProgress(step, total, step / per_epoch, point["train_loss"], valid_loss, accuracy,
-                                      per_step * (total - step)))  # fmt: skip
+            on_progress(
+                TrainProgress(
+                    step,
+                    total,
+                    step / per_epoch,
+                    point["train_loss"],
+                    valid_loss,
+                    accuracy,
+                    per_step * (total - step),
+                )
+            )
         if on_evaluation is not None:
             on_evaluation(point)
         done = state["stopped_early"] or step >= total
@@ -331,7 +372,7 @@ def _metrics(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> dict[st
 
     return {
         "accuracy": float(np.mean(truth == predicted)),
-        "weighted_f1": float(f1_score(truth, predicted, average="weighted", labels=list(range(n_labels)),
-                                      zero_division=0)),  # fmt: skip
+        "weighted_f1": float(
+            f1_score(truth, predicted, average="weighted", labels=list(range(n_labels)), zero_division=0)
+        ),
     }
-

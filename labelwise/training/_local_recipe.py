@@ -46,7 +46,9 @@ class LocalRecipe(BaseModel):
         description="ordinal: cross-entropy plus the expected distance in labels (ordered labels only).",
     )
     evaluations_per_epoch: int = Field(default=2, ge=1)
-    patience: int = Field(default=2, ge=1, description="Evaluations without a lower validation loss before stopping.")
+    patience: int = Field(
+        default=2, ge=1, description="Evaluations without a lower validation loss before stopping."
+    )
     pairs_per_text: int = Field(default=20, ge=1, description="few_labels: contrastive pairs drawn per text.")
 
 
@@ -82,20 +84,26 @@ def split_for_training(
     """Test rows held out first, then validation. ``labelled_rows`` keeps that many of the other
     rows (seeded, stratified) before validation is held out of them: what more labelled data buys,
     measured on the same test rows."""
-    split = read_and_split(path, text_col=text_col, label_col=label_col, test_size=test_share, seed=seed,
-                           sample=sample)  # fmt: skip
+    split = read_and_split(
+        path, text_col=text_col, label_col=label_col, test_size=test_share, seed=seed, sample=sample
+    )
     rest = split.train
     if labelled_rows is not None and labelled_rows < len(rest.texts):
         rest, _ = split_labelled(rest, test_size=len(rest.texts) - labelled_rows, seed=seed)
     held = validation_size(len(rest.texts), len(split.labels))
     if held < len(split.labels):
         raise LabelwiseError(
-            f"{path}: {len(rest.texts)} rows left after the test share: too few to hold out a validation split"
+            f"{path}: {len(rest.texts)} rows left after the test share: too few to hold out "
+            "a validation split"
         )
     train, validation = split_labelled(rest, test_size=held, seed=seed)
     data = TrainingData(
-        name=path.name, sha256=split.train.dataset.sha256, rows=split.train.dataset.rows, text_col=text_col,
-        label_col=label_col, duplicates_removed=split.repeated,
+        name=path.name,
+        sha256=split.train.dataset.sha256,
+        rows=split.train.dataset.rows,
+        text_col=text_col,
+        label_col=label_col,
+        duplicates_removed=split.repeated,
         splits={"train": _facts(train), "validation": _facts(validation), "test": _facts(split.test)},
-    )  # fmt: skip
+    )
     return LocalSplits(train, validation, split.test, split.labels, split.ordinal, data)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from ._jobs import (
 from ._start import PreparedData, prepare
 from ._sweep_spec import HYPERPARAMETERS, SweepSpec, max_epochs, scheduler, search_algorithm
 
-__all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "run_sweep"]
+__all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "ray_session", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,8 @@ class SweepOutcome:
     best_spec: ClassifierSpec | None
     best_predictions: list[Prediction] = field(default_factory=list)
     test: LabelledData | None = None
+    best_files: dict[str, bytes] = field(default_factory=dict)
+    """What packaging the best trial needs beside its spec (a local trial's weights)."""
 
 
 def run_sweep(
@@ -177,7 +179,15 @@ def run_sweep(
     address: str | None = None,
     on_step: Callable[[str], None] = lambda message: None,
 ) -> SweepOutcome:
-    """Prepare the data, upload it once, run the trials on Ray Tune, and measure the finished ones."""
+    """Prepare the data, upload it once, run the trials on Ray Tune, and measure the finished ones.
+
+    A sweep with ``local`` trains its trials here instead (``run_local_sweep``).
+    """
+    if sweep.local is not None:
+        from ._local_sweep import run_local_sweep
+
+        return run_local_sweep(sweep, base_dir, out, address=address, on_step=on_step)
+    assert sweep.base is not None  # the spec requires base or local
     spec = ClassifierSpec.from_yaml(base_dir / sweep.base)
     base_model = template_base_model(spec, where=f"the sweep's base {sweep.base}")
     data = load_labelled(
@@ -185,8 +195,9 @@ def run_sweep(
         label_set=spec.task.labels, sample=sweep.data.sample, seed=sweep.data.seed,
     )  # fmt: skip
     prepared = prepare(
-        data, spec, out, base_model=base_model, epochs=max_epochs(sweep), test_share=sweep.test_share,
-        seed=sweep.seed, usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
+        data, spec, out, base_model=base_model, epochs=math.ceil(max_epochs(sweep)),
+        test_share=sweep.test_share, seed=sweep.seed,
+        usd_per_million_training_tokens=sweep.usd_per_million_training_tokens,
         validation_share=sweep.validation_share,
     )  # fmt: skip
     on_step(
@@ -243,11 +254,7 @@ def _tune(
     address: str | None,
     on_step: Callable[[str], None],
 ) -> list[Any]:
-    try:
-        import ray
-        from ray import tune
-    except ImportError:
-        raise LabelwiseError("sweeps run on Ray Tune: pip install 'labelwise[tune]'") from None
+    from ray import tune
 
     class EndJobs(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -257,30 +264,40 @@ def _tune(
             ender.end(trial.trial_id)
 
     space = {name: dim.tune_domain() for name, dim in sweep.space.items()}
-    # Ray and Tune print on stdout, which holds only the command's result.
+    with ray_session(address):
+        on_step(f"sweeping on Ray Tune, at most {sweep.max_concurrent_jobs} jobs at once")
+        # A trial waits on the provider: it needs little CPU; the job quota sets the concurrency.
+        trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
+        tune_config = tune.TuneConfig(
+            metric="valid_loss",
+            mode="min",
+            scheduler=scheduler(sweep, context.rows_per_epoch, max_epochs(sweep)),
+            search_alg=search_algorithm(sweep),
+            num_samples=sweep.num_samples,
+            reuse_actors=True,  # one worker process per concurrent job, not one per trial
+        )
+        run_config = tune.RunConfig(
+            name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[EndJobs()], verbose=0
+        )
+        grid = tune.Tuner(trainable, param_space=space, tune_config=tune_config, run_config=run_config).fit()
+        return [grid[i] for i in range(len(grid))]
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Ray Tune, on ``address`` or a cluster started here (and stopped after); Ray's and Tune's
+    prints go to stderr, since stdout holds only the command's result."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise LabelwiseError("sweeps run on Ray Tune: pip install 'labelwise[tune]'") from None
     with contextlib.redirect_stdout(sys.stderr):
         started_here = not ray.is_initialized()
         if started_here:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        on_step(f"sweeping on Ray Tune, at most {sweep.max_concurrent_jobs} jobs at once")
         try:
-            # A trial waits on the provider: it needs little CPU; the job quota sets the concurrency.
-            trainable = tune.with_resources(tune.with_parameters(_trial, context=context), {"cpu": 0.1})
-            tune_config = tune.TuneConfig(
-                metric="valid_loss",
-                mode="min",
-                scheduler=scheduler(sweep, context.rows_per_epoch, max_epochs(sweep)),
-                search_alg=search_algorithm(sweep),
-                num_samples=sweep.num_samples,
-                reuse_actors=True,  # one worker process per concurrent job, not one per trial
-            )
-            run_config = tune.RunConfig(
-                name=sweep.name, storage_path=str((out / "ray").resolve()), callbacks=[EndJobs()], verbose=0
-            )
-            grid = tune.Tuner(
-                trainable, param_space=space, tune_config=tune_config, run_config=run_config
-            ).fit()
-            return [grid[i] for i in range(len(grid))]
+            yield tune
         finally:
             if started_here:
                 ray.shutdown()

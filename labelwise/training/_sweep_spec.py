@@ -8,6 +8,7 @@ in examples seen, so that trials of different batch sizes are compared after equ
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,8 @@ from ._jobs import DEFAULT_USD_PER_MILLION_TRAINING_TOKENS
 
 __all__ = [
     "HYPERPARAMETERS",
+    "LOCAL_HYPERPARAMETERS",
+    "LocalTrials",
     "Dimension",
     "EarlyStopping",
     "SweepSpec",
@@ -69,11 +72,31 @@ class EarlyStopping(StrictModel):
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
+LOCAL_HYPERPARAMETERS = ("epochs", "batch_size", "learning_rate", "head_learning_rate", "max_tokens", "loss",
+                         "warmup_share", "weight_decay")  # fmt: skip
+
+
+class LocalTrials(StrictModel):
+    """Trials trained here: each a Ray Tune trainable with its own CPUs (and GPUs)."""
+
+    cpus_per_trial: float = Field(default=1, gt=0)
+    gpus_per_trial: float = Field(default=0, ge=0)
+    recipe: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed recipe settings (finetune start --local's) for every trial."
+    )
+
+
 class SweepSpec(StrictModel):
     """A sweep declared as data (paths relative to the sweep file)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    base: str = Field(description="The fine_tuned spec every trial's artifact is derived from.")
+    base: str | None = Field(
+        default=None,
+        description="The fine_tuned spec every trial's artifact is derived from (provider sweeps).",
+    )
+    local: LocalTrials | None = Field(
+        default=None, description="Train each trial here (finetune start --local) instead of on a provider."
+    )
     data: DataRef
     test_share: float = Field(default=0.2, gt=0, lt=1)
     validation_share: float | None = Field(
@@ -95,11 +118,12 @@ class SweepSpec(StrictModel):
 
     @model_validator(mode="after")
     def _space(self) -> SweepSpec:
-        unknown = sorted(set(self.space) - {*HYPERPARAMETERS, "base_model"})
+        if (self.base is None) == (self.local is None):
+            raise ValueError("give base (a fine_tuned spec, for a provider) or local (train here), not both")
+        swept = LOCAL_HYPERPARAMETERS if self.local else HYPERPARAMETERS
+        unknown = sorted(set(self.space) - {*swept, "base_model"})
         if unknown:
-            raise ValueError(
-                f"space: {unknown} are not swept; use {', '.join(HYPERPARAMETERS)} or base_model"
-            )
+            raise ValueError(f"space: {unknown} are not swept; use {', '.join(swept)} or base_model")
         metrics = {**METRICS, **ORDINAL_METRICS, **PROBABILITY_METRICS}
         if self.metric not in metrics:
             raise ValueError(f"metric {self.metric!r} is not measured; one of {', '.join(sorted(metrics))}")
@@ -129,22 +153,29 @@ def search_algorithm(sweep: SweepSpec) -> Any:
     return BasicVariantGenerator(random_state=sweep.seed, max_concurrent=sweep.max_concurrent_jobs)
 
 
-def scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: int) -> Any:
+def scheduler(sweep: SweepSpec, rows_per_epoch: int, max_epochs: float) -> Any:
     if sweep.early_stopping is None:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
         time_attr="examples_seen",
-        max_t=max(1, max_epochs * rows_per_epoch),
+        max_t=max(1, math.ceil(max_epochs * rows_per_epoch)),
         grace_period=max(1, int(sweep.early_stopping.grace_epochs * rows_per_epoch)),
         reduction_factor=sweep.early_stopping.reduction_factor,
     )
 
 
-def max_epochs(sweep: SweepSpec) -> int:
-    dim = sweep.space.get("n_epochs")
+def max_epochs(sweep: SweepSpec) -> float:
+    if sweep.local is not None:
+        from ._local_recipe import LocalRecipe
+
+        dim = sweep.space.get("epochs")
+        if dim is None:
+            return float(LocalRecipe.model_validate(sweep.local.recipe).epochs)
+    else:
+        dim = sweep.space.get("n_epochs")
     if dim is None:
         return 3
     values = dim.grid or dim.choice or [(dim.randint or dim.uniform or dim.loguniform or (3, 3))[1]]
-    return int(max(values))
+    return float(max(values))
