@@ -625,7 +625,7 @@ def finetune_sweep(
     if package_best:
         if outcome.best_spec is None or board.best is None or board.best.card is None:
             raise LabelwiseError("no trial finished: nothing to package")
-        artifact, _ = package(outcome.best_spec)
+        artifact, _ = package(outcome.best_spec, model_files=outcome.best_files)
         packaged = str(artifact.tag)
         card = board.best.card.model_copy(update={"artifact_tag": packaged})
         assert outcome.test is not None

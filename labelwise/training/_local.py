@@ -11,6 +11,7 @@ validation against the artifact's measurements. ``OUT`` keeps the validation and
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ __all__ = ["LocalFineTuneReport", "LocalFineTuneResult", "Int8Check", "encoder_a
 VALIDATION_FILE = "validation.csv"
 TEST_FILE = "test.csv"
 REPORT_FILE = "report.json"
+TRAINING_RUN = "training_run.json"
 
 
 class Int8Check(BaseModel):
@@ -121,7 +123,6 @@ def encoder_artifact(
         best_step=trained.best_step,
         stopped_early=trained.stopped_early,
         device=trained.device,
-        seconds=round(trained.seconds, 1),
         validation_metrics=trained.validation_metrics,
     )
     backend: dict[str, Any] = {
@@ -194,6 +195,7 @@ def finetune_local(
     say = on_step or (lambda _message: None)
     recipe = recipe or LocalRecipe()
     device = pick_device(device)
+    base_model_files(recipe.base_model)  # a missing base model is refused before anything is written
     splits = split_for_training(
         path,
         text_col=text_col,
@@ -225,8 +227,16 @@ def finetune_local(
         gap = gap_report(
             classifier, out / VALIDATION_FILE, reported=trained.validation_metrics, test=splits.test
         )
+    # The run's timing describes it without changing the model: an attachment, outside the version.
+    timing = json.dumps(trained.timing(), indent=2).encode()
     artifact = attach_evaluation(
-        str(artifact.tag), card, splits.test, predictions, source=path.name, seed=seed
+        str(artifact.tag),
+        card,
+        splits.test,
+        predictions,
+        source=path.name,
+        seed=seed,
+        also={TRAINING_RUN: timing},
     )
     report = LocalFineTuneReport(
         artifact_tag=str(artifact.tag),

@@ -10,6 +10,7 @@ data goes on from the last one and ends with the same weights as an uninterrupte
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -74,6 +75,16 @@ class TrainedEncoder:
     """The training steps' own time (``seconds`` adds the evaluations and checkpoints)."""
     validation_metrics: dict[str, float] = field(default_factory=dict)
 
+    def timing(self) -> dict[str, float | int | str]:
+        """How long the run took, where: what a report says, not what the model is."""
+        return {
+            "device": self.device,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "train_seconds": round(self.train_seconds, 1),
+            "examples_per_s": round(self.examples_per_s, 2),
+        }
+
     @property
     def examples_per_s(self) -> float:
         """Training examples a second, over the training steps alone."""
@@ -91,6 +102,7 @@ def pick_device(device: str) -> str:
     return device
 
 
+@functools.lru_cache(maxsize=8)
 def base_model_files(base_model: str) -> tuple[Path, str]:
     """The base model's folder and the SHA-256 of its files (names and contents)."""
     location = Path(model_location(base_model))
