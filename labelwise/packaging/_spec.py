@@ -390,7 +390,9 @@ class LocalTrainingProvenance(StrictModel):
     )
     best_step: int | None = None
     stopped_early: bool = False
-    device: str = Field(default="cpu", description="Where it trained: weights differ a little between devices.")
+    device: str = Field(
+        default="cpu", description="Where it trained: weights differ a little between devices."
+    )
     validation_metrics: dict[str, float] = Field(
         default_factory=dict, description="What the training loop measured on validation at the kept step."
     )

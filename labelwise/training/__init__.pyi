@@ -1,4 +1,5 @@
 from ._deploy import DeploymentNeeded
+from ._few_labels import contrastive_pairs, train_few_labels
 from ._finetune import ExportReport, GapReport, export_finetune, gap_report
 from ._head import DEFAULT_FAMILIES, FAMILIES, fit_head
 from ._jobs import (
@@ -63,9 +64,10 @@ __all__ = [
     "base_model_files",
     "cancel_fine_tuning",
     "cancel_job",
+    "contrastive_pairs",
+    "encoder_artifact",
     "export_finetune",
     "finetune_import",
-    "encoder_artifact",
     "finetune_local",
     "finetune_start",
     "fit_head",
@@ -84,4 +86,5 @@ __all__ = [
     "template_base_model",
     "train_embedding",
     "train_encoder",
+    "train_few_labels",
 ]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from ..backends import ENCODER_CONFIG, ENCODER_TOKENIZER, ENCODER_WEIGHTS, EncoderFormat, encoder_predictor
+from ..backends import ENCODER_CONFIG, ENCODER_TOKENIZER, ENCODER_WEIGHTS
 from ..core import text_key, write_atomic, write_frame
 from ..evaluation import EvalCard, LabelledData, attach_evaluation, evaluate
 from ..packaging import (
@@ -34,6 +34,7 @@ from ..packaging import (
     Prediction,
     package,
 )
+from ._few_labels import train_few_labels
 from ._finetune import GapReport, gap_report
 from ._local_loop import TrainedEncoder, TrainProgress, base_model_files, pick_device, train_encoder
 from ._local_recipe import LocalRecipe, LocalSplits, split_for_training
@@ -107,7 +108,6 @@ def encoder_artifact(
     *,
     seed: int,
     runtime: Literal["torch", "onnx_int8"],
-    normalize: bool = False,
 ) -> ClassifierArtifact:
     """The kept weights with their provenance, as an artifact not yet stored; the texts they saw
     (training and validation) travel with them, so ``eval`` can tell when it is measured on them."""
@@ -138,7 +138,7 @@ def encoder_artifact(
             "task": {"labels": splits.labels, "ordinal": splits.ordinal},
             "technique": {
                 "kind": "local_fine_tuned",
-                "normalize": normalize,
+                "normalize": trained.normalize,
                 "provenance": provenance.model_dump(mode="json"),
             },
             "backend": backend,
@@ -158,18 +158,22 @@ def encoder_artifact(
 def _int8_check(artifact: ClassifierArtifact, test: LabelledData, served: list[Prediction]) -> Int8Check:
     """The float weights' predictions on the same rows, against the int8 model's (``served``)."""
     spec = artifact.spec
+    exact_spec = spec.model_copy(update={"backend": spec.backend.model_copy(update={"runtime": None})})
+    with Classifier(artifact=ClassifierArtifact(spec=exact_spec, model_files=artifact.model_files)) as exact:
+        floats = exact.classify(test.texts)
     labels = spec.task.labels
-    form = EncoderFormat(len(labels), normalize=False, max_tokens=spec.backend.max_tokens or 512)
-    floats = encoder_predictor(artifact.model_files, form, "torch").predict_proba(test.texts)
-    int8 = np.asarray([[p.probabilities.get(label, 0.0) for label in labels] for p in served])
-    float_labels = [labels[i] for i in floats.argmax(axis=1)]
-    truth = np.asarray(test.labels)
+    gaps = [
+        abs(a.probabilities[x] - b.probabilities[x])
+        for a, b in zip(served, floats, strict=True)
+        for x in labels
+    ]
+    truth = test.labels
     return Int8Check(
         rows=len(test.texts),
-        label_agreement=float(np.mean([p.label == f for p, f in zip(served, float_labels, strict=True)])),
-        max_probability_difference=float(np.abs(floats - int8).max()),
-        float_accuracy=float(np.mean(np.asarray(float_labels) == truth)),
-        int8_accuracy=float(np.mean(np.asarray([p.label for p in served]) == truth)),
+        label_agreement=float(np.mean([a.label == b.label for a, b in zip(served, floats, strict=True)])),
+        max_probability_difference=max(gaps, default=0.0),
+        float_accuracy=float(np.mean([p.label == t for p, t in zip(floats, truth, strict=True)])),
+        int8_accuracy=float(np.mean([p.label == t for p, t in zip(served, truth, strict=True)])),
     )
 
 
@@ -214,7 +218,8 @@ def finetune_local(
         f"fine-tuning {recipe.base_model} on {len(splits.train.texts)} rows ({len(splits.validation.texts)} "
         f"for validation, {len(splits.test.texts)} held out) on {device}"
     )
-    trained = train_encoder(
+    train = train_few_labels if recipe.mode == "few_labels" else train_encoder
+    trained = train(
         splits, recipe, seed=seed, device=device, checkpoints=out / "checkpoint", on_progress=on_progress
     )
     built = encoder_artifact(name, splits, recipe, trained, seed=seed, runtime=runtime)

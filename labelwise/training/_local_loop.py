@@ -38,7 +38,14 @@ from ..backends import (
 from ..core import LabelwiseError, write_atomic
 from ._local_recipe import LocalRecipe, LocalSplits
 
-__all__ = ["TrainProgress", "TrainedEncoder", "base_model_files", "pick_device", "train_encoder"]
+__all__ = [
+    "TrainProgress",
+    "TrainedEncoder",
+    "base_model_files",
+    "metrics_of",
+    "pick_device",
+    "train_encoder",
+]
 
 _STATE = "state.json"
 _WEIGHTS = "model.safetensors"
@@ -74,6 +81,8 @@ class TrainedEncoder:
     train_seconds: float
     """The training steps' own time (``seconds`` adds the evaluations and checkpoints)."""
     validation_metrics: dict[str, float] = field(default_factory=dict)
+    normalize: bool = False
+    """The pooled vector is L2-normalised before the head (the few-labels mode's body does)."""
 
     def timing(self) -> dict[str, float | int | str]:
         """How long the run took, where: what a report says, not what the model is."""
@@ -375,11 +384,11 @@ def train_encoder(
         seconds=float(state["seconds"]) or time.perf_counter() - started,
         examples_trained=int(state["step"]) * recipe.batch_size,
         train_seconds=float(state.get("train_seconds", 0.0)),
-        validation_metrics=_metrics(validation.labels, predicted, len(splits.labels)),
+        validation_metrics=metrics_of(validation.labels, predicted, len(splits.labels)),
     )
 
 
-def _metrics(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> dict[str, float]:
+def metrics_of(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     return {

@@ -67,7 +67,9 @@ def test_data_rules_hold_out_test_then_validation_one_row_per_text(data: Path) -
     assert len(splits.validation.texts) == 96 and len(splits.train.texts) == 96
     assert splits.labels == ["1", "2", "3", "4", "5"] and splits.ordinal
     assert splits.data.splits["test"]["rows"] == 48 and len(splits.data.sha256) == 64
-    fewer = split_for_training(data, text_col="text", label_col="stars", test_share=0.2, seed=0, labelled_rows=100)
+    fewer = split_for_training(
+        data, text_col="text", label_col="stars", test_share=0.2, seed=0, labelled_rows=100
+    )
     assert fewer.test.texts == splits.test.texts  # more data is measured on the same test rows
     assert len(fewer.train.texts) + len(fewer.validation.texts) == 100
 
@@ -83,7 +85,9 @@ def test_the_artifact_holds_safetensors_provenance_and_no_pickle(trained: Traine
     assert not [n for n in names if n.endswith((".pt", ".pkl", ".bin", ".skops"))]
     provenance = spec.technique.provenance  # type: ignore[union-attr]
     assert provenance.base_model == "all-MiniLM-L6-v2" and len(provenance.base_model_sha256) == 64
-    assert provenance.data.splits["train"]["rows"] == 96 and provenance.seed == 0 and provenance.device == "cpu"
+    assert (
+        provenance.data.splits["train"]["rows"] == 96 and provenance.seed == 0 and provenance.device == "cpu"
+    )
     assert [point["step"] for point in provenance.curve] == [3, 6]
     assert provenance.hyperparameters["learning_rate"] == TINY.learning_rate
     assert set(provenance.validation_metrics) == {"accuracy", "weighted_f1"}
@@ -97,7 +101,9 @@ def test_the_artifact_holds_safetensors_provenance_and_no_pickle(trained: Traine
 def test_a_tampered_weight_file_is_refused(trained: Trained, tmp_path: Path) -> None:
     artifact = trained.result.artifact
     # A copy under another name, so the module's artifact stays whole.
-    copy, _ = package(artifact.spec.model_copy(update={"name": "ft-tampered"}), model_files=artifact.model_files)
+    copy, _ = package(
+        artifact.spec.model_copy(update={"name": "ft-tampered"}), model_files=artifact.model_files
+    )
     weights = Path(bentoml.models.get(str(copy.tag)).path) / "encoder.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -115,19 +121,39 @@ def test_a_killed_run_resumes_to_the_same_weights(trained: Trained, tmp_path: Pa
             raise Killed
 
     with pytest.raises(Killed):
-        finetune_local(trained.data, name="ft-tiny", out=tmp_path, recipe=TINY, label_col="stars", device="cpu",
-                       on_progress=kill_after_first_evaluation)  # fmt: skip
+        finetune_local(
+            trained.data,
+            name="ft-tiny",
+            out=tmp_path,
+            recipe=TINY,
+            label_col="stars",
+            device="cpu",
+            on_progress=kill_after_first_evaluation,
+        )
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
     assert state["step"] == 3  # the checkpoint of the first evaluation
     resumed_steps: list[int] = []
-    resumed = finetune_local(trained.data, name="ft-tiny", out=tmp_path, recipe=TINY, label_col="stars",
-                             device="cpu", on_progress=lambda p: resumed_steps.append(p.step))  # fmt: skip
+    resumed = finetune_local(
+        trained.data,
+        name="ft-tiny",
+        out=tmp_path,
+        recipe=TINY,
+        label_col="stars",
+        device="cpu",
+        on_progress=lambda p: resumed_steps.append(p.step),
+    )
     assert min(resumed_steps) == 4  # went on from step 3, not from the start
     # The same weights and provenance as the run that was never stopped: the same version.
     assert resumed.artifact.tag == trained.result.artifact.tag and not resumed.report.created
     with pytest.raises(LabelwiseError, match="another run"):
-        finetune_local(trained.data, name="ft-tiny", out=tmp_path, recipe=TINY.model_copy(update={"epochs": 2}),
-                       label_col="stars", device="cpu")  # fmt: skip
+        finetune_local(
+            trained.data,
+            name="ft-tiny",
+            out=tmp_path,
+            recipe=TINY.model_copy(update={"epochs": 2}),
+            label_col="stars",
+            device="cpu",
+        )
 
 
 def test_it_classifies_through_the_runtime_batch_and_gap(trained: Trained, tmp_path: Path) -> None:
@@ -158,14 +184,23 @@ def test_it_classifies_through_the_runtime_batch_and_gap(trained: Trained, tmp_p
 def test_int8_onnx_is_checked_against_the_float_model(trained: Trained) -> None:
     artifact = trained.result.artifact
     spec = artifact.spec.model_copy(
-        update={"name": "ft-tiny-int8", "backend": artifact.spec.backend.model_copy(update={"runtime": "onnx_int8"})}
+        update={
+            "name": "ft-tiny-int8",
+            "backend": artifact.spec.backend.model_copy(update={"runtime": "onnx_int8"}),
+        }
     )
-    int8 = ClassifierArtifact(spec=ClassifierSpec.model_validate(spec.model_dump()), model_files=artifact.model_files)
+    int8 = ClassifierArtifact(
+        spec=ClassifierSpec.model_validate(spec.model_dump()), model_files=artifact.model_files
+    )
     texts = trained.result.test.texts
     with Classifier(artifact=int8) as quantized, Classifier(artifact=artifact) as exact:
         fast, floats = quantized.classify(texts), exact.classify(texts)
     labels = artifact.spec.task.labels
-    gaps = [abs(a.probabilities[x] - b.probabilities[x]) for a, b in zip(fast, floats, strict=True) for x in labels]
+    gaps = [
+        abs(a.probabilities[x] - b.probabilities[x])
+        for a, b in zip(fast, floats, strict=True)
+        for x in labels
+    ]
     assert max(gaps) < 0.05
     assert np.mean([a.label == b.label for a, b in zip(fast, floats, strict=True)]) >= 0.8
 
@@ -182,15 +217,41 @@ def test_spec_refuses_a_local_fine_tune_on_a_provider(trained: Trained) -> None:
 
 def test_cli_fine_tunes_locally_and_reports_the_gap(trained: Trained, tmp_path: Path) -> None:
     result = labelwise(
-        "finetune", "start", str(trained.data), "--local", "--label-col", "stars", "--name", "ft-tiny",
-        "--max-tokens", "32", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--out", str(trained.out),
+        "finetune",
+        "start",
+        str(trained.data),
+        "--local",
+        "--label-col",
+        "stars",
+        "--name",
+        "ft-tiny",
+        "--max-tokens",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        str(trained.out),
         "--json",
-    )  # fmt: skip
+    )
     shown = json.loads(result.stdout)  # stdout holds the JSON only; progress went to stderr
     assert shown["tag"] == str(trained.result.artifact.tag)  # the finished checkpoint, packaged again
     assert shown["report"]["train_rows"] == 96 and "accuracy" in shown["eval_card"]["metrics"]
-    gap = labelwise("finetune", "gap", shown["tag"], "--validation", str(trained.out / "validation.csv"),
-                    "--test", str(trained.out / "test.csv"), "--label-col", "label", "--json")  # fmt: skip
+    gap = labelwise(
+        "finetune",
+        "gap",
+        shown["tag"],
+        "--validation",
+        str(trained.out / "validation.csv"),
+        "--test",
+        str(trained.out / "test.csv"),
+        "--label-col",
+        "label",
+        "--json",
+    )
     assert json.loads(gap.stdout)["test"]["rows"] == 48
 
 
@@ -204,7 +265,9 @@ def test_cli_fine_tunes_locally_and_reports_the_gap(trained: Trained, tmp_path: 
         (("--local", "--base-model", "no/such-model"), "not on this machine"),
     ],
 )
-def test_cli_refuses_bad_input_clearly(data: Path, tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+def test_cli_refuses_bad_input_clearly(
+    data: Path, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
     result = labelwise("finetune", "start", str(data), "--out", str(tmp_path / "out"), *args, check=False)
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -220,6 +283,28 @@ def no_gpu() -> Iterator[None]:
     yield
 
 
-def test_asking_for_a_gpu_where_there_is_none_is_a_clear_error(data: Path, tmp_path: Path, no_gpu: None) -> None:
+def test_asking_for_a_gpu_where_there_is_none_is_a_clear_error(
+    data: Path, tmp_path: Path, no_gpu: None
+) -> None:
     with pytest.raises(LabelwiseError, match="no CUDA GPU"):
         finetune_local(data, name="ft-gpu", out=tmp_path, recipe=TINY, label_col="stars", device="cuda")
+
+
+def test_served_by_a_real_bentoml_process(trained: Trained, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.service.conftest import labelwise_serve
+
+    tag = str(trained.result.artifact.tag)
+    with labelwise_serve(tag, tmp_path) as server:
+        answer = httpx.post(
+            f"{server.url}/classify", json={"text": "Wonderful food, lovely staff."}, timeout=60
+        )
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["label"] in {"1", "2", "3", "4", "5"} and body["artifact_tag"] == tag
+        assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        bad = httpx.post(f"{server.url}/classify", json={"txt": "no text field"}, timeout=30)
+        assert bad.status_code == 400 and "text" in bad.text
+        metadata = httpx.post(f"{server.url}/metadata", json={}, timeout=30).json()
+        assert metadata["technique"] == "local_fine_tuned"
