@@ -372,6 +372,14 @@ def finetune_start(
     learning_rate: Annotated[
         float | None, typer.Option("--learning-rate", min=0, help="--local: the encoder's (default 5e-5).")
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="--local: end_to_end (default), or few_labels for 8-64 examples a label "
+            "(contrastive pairs, then a logistic-regression head).",
+        ),
+    ] = None,
     loss: Annotated[
         str | None,
         typer.Option("--loss", help="--local: cross_entropy (default) or ordinal (ordered labels)."),
@@ -445,7 +453,7 @@ def finetune_start(
     if local:
         recipe = {"base_model": base_model, "epochs": epochs, "max_tokens": max_tokens,
                   "batch_size": batch_size,
-                  "learning_rate": learning_rate, "loss": loss}  # fmt: skip
+                  "learning_rate": learning_rate, "loss": loss, "mode": mode}  # fmt: skip
         _start_local(
             data, name=name, recipe=recipe, out=out, test_share=test_share, text_col=text_col,
             label_col=label_col, sample=sample, seed=seed, labelled_rows=labelled_rows, device=device,

@@ -26,6 +26,7 @@ from labelwise.training import (
     LocalFineTuneResult,
     LocalRecipe,
     TrainProgress,
+    contrastive_pairs,
     finetune_local,
     split_for_training,
 )
@@ -308,3 +309,26 @@ def test_served_by_a_real_bentoml_process(trained: Trained, tmp_path: Path) -> N
         assert bad.status_code == 400 and "text" in bad.text
         metadata = httpx.post(f"{server.url}/metadata", json={}, timeout=30).json()
         assert metadata["technique"] == "local_fine_tuned"
+
+
+def test_few_labels_mode_trains_the_body_on_pairs_then_fits_the_head(data: Path, tmp_path: Path) -> None:
+    splits = split_for_training(
+        data, text_col="text", label_col="stars", test_share=0.2, seed=0, labelled_rows=40
+    )
+    pairs = contrastive_pairs(splits.train, 4, seed=0)
+    by_text = dict(zip(splits.train.texts, splits.train.labels, strict=True))
+    same = [by_text[a] == by_text[b] for a, b in zip(pairs["sentence1"], pairs["sentence2"], strict=True)]
+    assert same == [bool(x) for x in pairs["label"]] and 0.4 < np.mean(same) <= 0.5
+    assert pairs == contrastive_pairs(splits.train, 4, seed=0)  # seeded
+    recipe = TINY.model_copy(update={"mode": "few_labels", "pairs_per_text": 4})
+    result = finetune_local(
+        data, name="ft-few", out=tmp_path, recipe=recipe, label_col="stars", device="cpu", labelled_rows=40
+    )
+    technique = result.artifact.spec.technique
+    assert technique.normalize and technique.provenance.mode == "few_labels"  # type: ignore[union-attr]
+    with Classifier.load(str(result.artifact.tag)) as classifier:
+        again = classifier.classify(result.test.texts[:8])
+    assert [p.label for p in again] == [p.label for p in result.predictions[:8]]
+    assert result.gap.validation_as_served.metrics["accuracy"]["value"] == pytest.approx(
+        result.report.validation_metrics["accuracy"]
+    )
