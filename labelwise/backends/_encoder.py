@@ -110,7 +110,7 @@ def token_arrays(tokenizer: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
 
 
 class EncoderPredictor:
@@ -138,7 +138,7 @@ class EncoderPredictor:
 
         with torch.inference_mode():
             tensors = {name: torch.from_numpy(array) for name, array in feed.items()}
-            return self._model(**tensors).double().numpy()
+            return np.asarray(self._model(**tensors).double().numpy())
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 8) -> np.ndarray:
         rows: list[np.ndarray] = [np.empty(0)] * len(texts)

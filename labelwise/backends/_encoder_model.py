@@ -65,7 +65,7 @@ def classifier_from_files(files: Mapping[str, bytes], form: EncoderFormat) -> En
     config_values = json.loads(files[ENCODER_CONFIG])
     config = AutoConfig.for_model(config_values.pop("model_type"), **config_values)
     config._attn_implementation = "eager"  # exports as the MatMul/Softmax pattern ONNX fuses
-    body = AutoModel.from_config(config)
+    body = AutoModel.from_config(config)  # type: ignore[no-untyped-call]
     model = EncoderClassifier(body, form.n_labels, normalize=form.normalize)
     state = safetensors.torch.load(files[ENCODER_WEIGHTS])
     model.load_state_dict(state, strict=True)

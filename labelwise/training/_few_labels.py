@@ -63,7 +63,7 @@ def _pooled(
 def _progress_callback(on_progress: Callable[[TrainProgress], None] | None, started: float) -> Any:
     from transformers import TrainerCallback
 
-    class Progress(TrainerCallback):  # type: ignore[misc]
+    class Progress(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if on_progress is not None and state.max_steps:
                 per_step = (time.perf_counter() - started) / max(1, state.global_step)

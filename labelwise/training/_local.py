@@ -163,7 +163,7 @@ def _int8_check(artifact: ClassifierArtifact, test: LabelledData, served: list[P
         floats = exact.classify(test.texts)
     labels = spec.task.labels
     gaps = [
-        abs(a.probabilities[x] - b.probabilities[x])
+        abs((a.probabilities or {}).get(x, 0.0) - (b.probabilities or {}).get(x, 0.0))
         for a, b in zip(served, floats, strict=True)
         for x in labels
     ]

@@ -321,7 +321,7 @@ def train_encoder(
         inputs, target = train.batch(rows, device)
         loss = _loss(model(**inputs), target, ordinal=ordinal)
         optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
