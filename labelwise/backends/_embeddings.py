@@ -96,7 +96,7 @@ class SentenceTransformersBackend(EmbeddingBackend):
 
     @classmethod
     def extras_for(cls, spec: BackendSpec) -> tuple[str, ...]:
-        return ("onnx",) if spec.runtime == "onnx_int8" else cls.extras
+        return (*cls.extras, "onnx") if spec.runtime == "onnx_int8" else cls.extras
 
     def _model(self) -> Any:
         """The loaded model: anything with ``encode(texts, batch_size=...)``."""

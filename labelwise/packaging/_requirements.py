@@ -33,13 +33,22 @@ def serving_requirements(spec: ClassifierSpec) -> list[str]:
         raise LabelwiseError(
             "labelwise is not installed (pip install -e .): its requirements are unknown"
         ) from None
+    requirements = [Requirement(line) for line in declared]
+
+    def wanted(requirement: Requirement) -> bool:
+        marker = requirement.marker
+        return marker is None or any(marker.evaluate({"extra": extra}) for extra in extras)
+
+    # An extra made of other extras ("labelwise[encoder]") brings theirs: to a fixed point.
+    while True:
+        nested = {e for r in requirements if r.name == "labelwise" and wanted(r) for e in r.extras}
+        if nested <= extras:
+            break
+        extras |= nested
     packages = []
-    for line in declared:
-        requirement = Requirement(line)
-        if requirement.name == "labelwise":  # an extra made of other extras
-            continue
-        marker, requirement.marker = requirement.marker, None
-        if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+    for requirement in requirements:
+        if requirement.name != "labelwise" and wanted(requirement):
+            requirement.marker = None
             packages.append(str(requirement))
     return packages
 

@@ -591,6 +591,11 @@ class EncoderTechnique(Technique):
     def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
         return True
 
+    @classmethod
+    def serving_extras(cls, spec: ClassifierSpec) -> list[str]:
+        # The weights travel in the artifact: no base model package, no sentence-transformers.
+        return ["encoder", "onnx"] if spec.backend.runtime == "onnx_int8" else ["encoder"]
+
     @functools.cached_property
     def predictor(self) -> Any:
         spec = self.spec

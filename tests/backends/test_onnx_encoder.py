@@ -48,4 +48,4 @@ def test_runtime_is_refused_where_it_does_not_apply_and_deploys_its_extra() -> N
             "backend": {**MINILM, "runtime": "onnx_int8"},
         }
     )
-    assert technique_for(spec).serving_extras(spec) == ["onnx"]
+    assert technique_for(spec).serving_extras(spec) == ["embeddings", "onnx"]

