@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=
 export BENTOML_DO_NOT_TRACK := True
 
 .DEFAULT_GOAL := help
-.PHONY: help install example serve serve-gemma demo bentofile test test-slow lint check
+.PHONY: help install example serve finetuned serve-finetuned serve-gemma demo bentofile test test-slow lint check
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,17 @@ example: install ## Train the example embedding classifier, once (later runs reu
 
 serve: example ## Train the example embedding classifier (once) and serve it at http://127.0.0.1:3000, offline
 	$(BIN)/labelwise serve $(EXAMPLE):latest --port 3000
+
+# The same task fine-tuned here: all-MiniLM-L6-v2 end to end on 3,200 rows (800 for validation,
+# 1,000 held out), about 15 minutes on two cores; more accurate, slower to make (README).
+FINETUNED := yelp-finetuned
+
+finetuned: install ## Fine-tune the example encoder here, once (about 15 minutes on two cores)
+	@$(BIN)/labelwise models show $(FINETUNED) >/dev/null 2>&1 || $(BIN)/labelwise finetune start \
+		data/yelp-sample.csv --local --name $(FINETUNED) --label-col stars --out build/finetune-$(FINETUNED)
+
+serve-finetuned: finetuned ## Fine-tune the example encoder (once) and serve it at http://127.0.0.1:3000, offline
+	$(BIN)/labelwise serve $(FINETUNED):latest --port 3000
 
 serve-gemma: install ## Package the few-shot prompt and serve it on the embedded Gemma model (near chance)
 	$(BIN)/labelwise package examples/yelp-few-shot.yaml
