@@ -9,6 +9,9 @@ rows (the same labelled budget; they need no validation split). Every classifier
 the same 1,000 rows: accuracy, weighted F1 and MAE with paired 95% intervals (bootstrap; McNemar
 for accuracy) against each baseline.
 
+The few-labels mode (contrastive pairs, then a logistic-regression head) against the default
+end-to-end recipe at small budgets (``--few-labels-sizes``), on the same test rows.
+
 Throughput: the same number of training steps (batch 16, the recipe's tokens) in labelwise's
 loop (its steps' own time) and in a plain PyTorch + transformers loop (bench/_torch_loop.py).
 
@@ -71,8 +74,8 @@ def _size(size: int, recipe: LocalRecipe, work: Path) -> dict[str, object]:
     started = time.perf_counter()
     result = finetune_local(
         SAMPLE,
-        name=f"bench-ft-{size}",
-        out=work / f"ft-{size}",
+        name=f"bench-ft-{size}-{recipe.mode.replace('_', '-')}",
+        out=work / f"ft-{size}-{recipe.mode}",
         recipe=recipe,
         label_col="stars",
         seed=SEED,
@@ -92,6 +95,7 @@ def _size(size: int, recipe: LocalRecipe, work: Path) -> dict[str, object]:
     labels = splits.labels
     row: dict[str, object] = {
         "size": size,
+        "mode": recipe.mode,
         "train_rows": report.train_rows,
         "validation_rows": report.validation_rows,
         "test_rows": report.test_rows,
@@ -158,6 +162,13 @@ def _throughput(recipe: LocalRecipe, steps: int, work: Path) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[500, 2000, 4000])
+    parser.add_argument(
+        "--few-labels-sizes",
+        type=int,
+        nargs="*",
+        default=[80, 320, 500],
+        help="Sizes where both modes are measured (half of a small budget goes to validation).",
+    )
     parser.add_argument("--steps", type=int, default=30, help="Training steps timed against the plain loop.")
     parser.add_argument("--out", type=Path, default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
@@ -168,8 +179,12 @@ def main() -> None:
         figures["throughput"] = _throughput(recipe, args.steps, work)
         print(json.dumps(figures["throughput"]), flush=True)
     figures["sizes"] = []
-    for size in args.sizes:
-        row = _size(size, recipe, work)
+    # The few-labels mode: one pass over 10 pairs a text (SetFit trains one pass over its pairs).
+    few = recipe.model_copy(update={"mode": "few_labels", "epochs": 1, "pairs_per_text": 10})
+    runs = [(size, recipe) for size in args.sizes]
+    runs += [(size, mode) for size in args.few_labels_sizes for mode in (recipe, few)]
+    for size, chosen in runs:
+        row = _size(size, chosen, work)
         figures["sizes"].append(row)  # type: ignore[attr-defined]
         print(json.dumps(row), flush=True)
         if args.out:

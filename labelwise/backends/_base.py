@@ -108,6 +108,9 @@ class Backend(ABC):  # noqa: B024 (the protocols below each add their one abstra
     """Prompts are counted with OpenAI's tokenizer (tiktoken); others are estimated."""
     serves_through_deployments: ClassVar[bool] = False
     """The provider calls a model only through a deployment made for it (Azure OpenAI)."""
+    runs_weights_here: ClassVar[bool] = False
+    """The backend runs model weights in this process (torch, ONNX Runtime): an encoder fine-tuned
+    here, its weights in the artifact, runs through it."""
     refuses: ClassVar[tuple[type[Backend], ...]] = ()
     """Protocols a subclass inherits but its provider does not serve (llama.cpp's embeddings)."""
 

@@ -91,6 +91,7 @@ class SentenceTransformersBackend(EmbeddingBackend):
     backend_id = "sentence_transformers"
     extras = ("embeddings",)
     own_fields = ("runtime", "max_tokens")
+    runs_weights_here = True
     # One model call at a time per process: torch already uses every core for one batch.
     _lock = threading.Lock()
 

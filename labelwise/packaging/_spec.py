@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ..backends import (
+    BACKENDS,
     Backend,
     BackendSpec,
     CompletionBackend,
@@ -418,10 +419,11 @@ class LocalFineTuned(_TechniqueSpec):
         return dict(self.provenance.validation_metrics)
 
     def check(self, spec: ClassifierSpec) -> None:
-        if spec.backend.provider != "sentence_transformers":
+        if not backend_class(spec.backend.provider).runs_weights_here:
+            able = ", ".join(name for name, cls in BACKENDS.items() if cls.runs_weights_here)
             raise ValueError(
-                "technique local_fine_tuned runs its weights in this process: backend.provider must be "
-                f"sentence_transformers, not {spec.backend.provider}"
+                f"technique local_fine_tuned runs its weights in this process: backend.provider must be "
+                f"one that does ({able}), not {spec.backend.provider}"
             )
         if not spec.backend.model or not spec.backend.max_tokens:
             raise ValueError(

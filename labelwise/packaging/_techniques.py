@@ -64,6 +64,7 @@ __all__ = [
     "EmbeddingTechnique",
     "EncoderTechnique",
     "FewShotTechnique",
+    "ModelTechnique",
     "PromptTechnique",
     "RunOptions",
     "Technique",
@@ -503,8 +504,8 @@ class FewShotTechnique(PromptTechnique):
             await self.embedder.aclose()
 
 
-class EmbeddingTechnique(Technique):
-    """Embeddings of the text and a scikit-learn head reading them."""
+class ModelTechnique(Technique):
+    """A model read here gives each text's probabilities (``probabilities``), many texts at once."""
 
     batches_across_requests = True
 
@@ -513,16 +514,57 @@ class EmbeddingTechnique(Technique):
         return set(model_files.get(TRAINING_TEXTS, b"").decode().split())
 
     @classmethod
+    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
+        return True
+
+    @abstractmethod
+    async def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
+        """An (n, classes) array of probabilities for non-empty texts, and the classes' labels."""
+
+    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
+        # In chunks, so that long jobs save results as they come; a failed chunk fails its rows.
+        spec = self.spec
+        limit = spec.technique.max_text_chars
+        for start in range(0, len(texts), _EMBEDDING_CHUNK):
+            chunk = texts[start : start + _EMBEDDING_CHUNK]
+            started = time.perf_counter()
+            predictions = [Prediction.of_empty_text(self.tag) for _ in chunk]
+            filled = [i for i, t in enumerate(chunk) if t.strip()]
+            try:
+                proba, classes = (
+                    await self.probabilities([chunk[i][:limit] for i in filled])
+                    if filled
+                    else (np.zeros(0), [])
+                )
+            except BackendError as exc:
+                for offset in range(len(chunk)):
+                    yield start + offset, exc
+                continue
+            latency = time.perf_counter() - started
+            for row, i in zip(proba, filled, strict=True):
+                by_class = dict(zip(classes, map(float, row), strict=True))
+                probabilities = {label: by_class.get(label, 0.0) for label in spec.task.labels}
+                predictions[i] = Prediction(
+                    label=max(probabilities, key=probabilities.__getitem__),
+                    probabilities=probabilities,
+                    latency_s=latency,
+                    artifact_tag=self.tag,
+                    model=spec.model_name,
+                )
+            for offset, prediction in enumerate(predictions):
+                yield start + offset, prediction
+
+
+class EmbeddingTechnique(ModelTechnique):
+    """Embeddings of the text and a scikit-learn head reading them."""
+
+    @classmethod
     def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
         if HEAD_FILE not in given:
             raise ArtifactError(
                 "technique embedding needs its fitted head: `labelwise train-embedding` fits and packages it"
             )
         return dict(given)
-
-    @classmethod
-    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
-        return True
 
     @classmethod
     def input_embedder(cls, spec: ClassifierSpec) -> BackendSpec:
@@ -556,10 +598,6 @@ class EmbeddingTechnique(Technique):
     def texts_embedded(self) -> int:
         return self.embedder.embedded
 
-    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
-        async for result in _in_chunks(self, texts):
-            yield result
-
     async def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
         """Embed the texts in one go and read the head's probabilities, and the head's classes."""
         vectors = await self.embedder.aembed(texts)
@@ -568,14 +606,8 @@ class EmbeddingTechnique(Technique):
         return proba, [str(c) for c in self.head.classes_]
 
 
-class EncoderTechnique(Technique):
+class EncoderTechnique(ModelTechnique):
     """An encoder fine-tuned here: its weights, pooling and linear head, from the artifact's files."""
-
-    batches_across_requests = True
-
-    @classmethod
-    def seen_text_keys(cls, spec: ClassifierSpec, model_files: Mapping[str, bytes]) -> set[str]:
-        return set(model_files.get(TRAINING_TEXTS, b"").decode().split())
 
     @classmethod
     def model_files_for(cls, spec: ClassifierSpec, given: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -586,10 +618,6 @@ class EncoderTechnique(Technique):
                 "`labelwise finetune start DATA --local` trains and packages them"
             )
         return dict(given)
-
-    @classmethod
-    def gives_probabilities(cls, spec: ClassifierSpec) -> bool:
-        return True
 
     @classmethod
     def serving_extras(cls, spec: ClassifierSpec) -> list[str]:
@@ -609,50 +637,9 @@ class EncoderTechnique(Technique):
     async def prepare(self) -> None:
         await asyncio.to_thread(lambda: self.predictor)  # load (or export to ONNX) before traffic
 
-    async def each(self, texts: list[str]) -> AsyncIterator[Result]:
-        async for result in _in_chunks(self, texts):
-            yield result
-
     async def probabilities(self, texts: list[str]) -> tuple[np.ndarray, list[str]]:
         proba = await asyncio.to_thread(self.predictor.predict_proba, texts)
         return proba, list(self.spec.task.labels)
-
-
-async def _in_chunks(
-    technique: EmbeddingTechnique | EncoderTechnique, texts: list[str]
-) -> AsyncIterator[Result]:
-    """Predictions of a technique that reads probabilities off a model, in chunks (so that long
-    jobs save results as they come); a failed chunk fails its rows. Empty texts get no label."""
-    spec = technique.spec
-    limit = spec.technique.max_text_chars
-    for start in range(0, len(texts), _EMBEDDING_CHUNK):
-        chunk = texts[start : start + _EMBEDDING_CHUNK]
-        started = time.perf_counter()
-        predictions = [Prediction.of_empty_text(technique.tag) for _ in chunk]
-        filled = [i for i, t in enumerate(chunk) if t.strip()]
-        try:
-            proba, classes = (
-                await technique.probabilities([chunk[i][:limit] for i in filled])
-                if filled
-                else (np.zeros((0, 0)), [])
-            )
-        except BackendError as exc:
-            for offset in range(len(chunk)):
-                yield start + offset, exc
-            continue
-        latency = time.perf_counter() - started
-        for row, i in zip(proba, filled, strict=True):
-            by_class = dict(zip(classes, map(float, row), strict=True))
-            probabilities = {label: by_class.get(label, 0.0) for label in spec.task.labels}
-            predictions[i] = Prediction(
-                label=max(probabilities, key=probabilities.__getitem__),
-                probabilities=probabilities,
-                latency_s=latency,
-                artifact_tag=technique.tag,
-                model=spec.model_name,
-            )
-        for offset, prediction in enumerate(predictions):
-            yield start + offset, prediction
 
 
 TECHNIQUES: dict[str, type[Technique]] = {

@@ -152,14 +152,14 @@ def _lines_outside_the_techniques_module(pattern: str) -> list[str]:
 
 
 def test_no_module_branches_on_technique_types_outside_the_strategies() -> None:
-    pattern = r"isinstance\([^)]*\b(ZeroShot|FewShot|FineTuned|Embedding)\b\s*[,)]"
+    pattern = r"isinstance\([^)]*\b(ZeroShot|FewShot|FineTuned|Embedding|LocalFineTuned)\b\s*[,)]"
     assert _lines_outside_the_techniques_module(pattern) == []
 
 
 def test_no_module_branches_on_a_technique_kind_or_a_provider_name() -> None:
     """Kinds map to behaviour in the techniques module only; providers say what they need themselves."""
     providers = "local|openai|azure_openai|openai_compatible|sentence_transformers"
-    kinds = "zero_shot|few_shot|fine_tuned|embedding"
+    kinds = "zero_shot|few_shot|fine_tuned|embedding|local_fine_tuned"
     pattern = (
         rf"""(provider\s*(==|!=|in)\s*[\("']+({providers})\b)|(kind\s*(==|!=|in)\s*[\("']+({kinds})\b)"""
     )
