@@ -645,13 +645,18 @@ def finetune_sweep(
     if as_json:
         print_json({"leaderboard": records, "packaged": packaged, "files": [str(p) for p in paths]})
         return
-    short = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "lr x"}
+    short = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "lr x",
+             "learning_rate": "lr", "max_tokens": "tokens"}  # fmt: skip
+    job = {} if sweep.local else {"job_id": "job"}  # trials trained here run no provider job
+    loss = "valid loss" if sweep.local else "valid loss (reported)"
     columns = {"rank": "rank", **{name: short.get(name, name) for name in sweep.space}, "status": "status",
-               "job_id": "job", "steps": "steps", "reported_valid_loss": "valid loss (reported)",
+               **job, "steps": "steps", "reported_valid_loss": loss,
                f"measured_{sweep.metric}": f"{sweep.metric} (measured)"}  # fmt: skip
     table = Table(*columns.values())
     for record in records:
-        cells = [record.get(key) for key in columns]
+        # Settings keep their significant digits (a learning rate of 2e-05 is not 0.000).
+        cells = [f"{v:.3g}" if key in sweep.space and isinstance(v, float) else v for key, v in
+                 ((key, record.get(key)) for key in columns)]  # fmt: skip
         table.add_row(*("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
     console.print(table)
     if packaged:

@@ -351,6 +351,7 @@ def train_encoder(
             state["bad"] += 1
         state["stopped_early"] = state["bad"] >= recipe.patience and step < total
         state["step"] = step
+        state["total_steps"] = total  # a reader can tell a finished run from a stopped one
         state["seconds"] += time.perf_counter() - clock
         clock, steps_timed = time.perf_counter(), 0
         checkpoint.save(state, model, optimizer, schedule, best=improved)

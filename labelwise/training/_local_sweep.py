@@ -8,6 +8,7 @@ trial's kept weights on the same held-out rows, ranked by the sweep's metric, no
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,6 @@ def _local_trial(config: dict[str, Any], context: _LocalContext) -> None:
         checkpoints=folder,
         on_evaluation=report,
     )
-    (folder / "finished").touch()
 
 
 def run_local_sweep(
@@ -154,7 +154,10 @@ def _row(result: Any, trials_dir: Path) -> TrialRow:
         curve = [
             dict(zip(columns, map(float, values), strict=True)) for values in frame[list(columns)].values
         ]
-    finished = (trials_dir / trial_id / "finished").exists()
+    # Trained to its end (or stopped by its own patience), or stopped by the scheduler.
+    state_file = trials_dir / trial_id / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    finished = state.get("stopped_early") or state.get("step", 0) >= state.get("total_steps", 1)
     return TrialRow(
         trial_id=trial_id,
         config=dict(result.config),
