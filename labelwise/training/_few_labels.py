@@ -159,7 +159,8 @@ def train_few_labels(
         model.head.bias.copy_(torch.from_numpy(bias))
     model = model.cpu().eval()
     vectors = _pooled(model, tokenizer, splits.validation.texts, "cpu")
-    logits = torch.from_numpy(vectors) @ model.head.weight.T + model.head.bias
+    with torch.no_grad():
+        logits = model.head(torch.from_numpy(vectors))
     truth = np.asarray([index[label] for label in splits.validation.labels])
     valid_loss = float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(truth)))
     predicted = logits.argmax(dim=1).numpy()
