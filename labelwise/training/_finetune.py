@@ -214,33 +214,24 @@ def gap_report(
     """
     spec = classifier.artifact_.spec
     if spec.technique.prompt_template is None:
-        return _table_gap(classifier, validation_file, reported=reported, test=test)
-    rows = _read_chat_file(validation_file)
-    unknown = sorted({label for _, _, label in rows} - set(spec.task.labels))
-    if unknown:
-        raise LabelwiseError(f"{validation_file}: labels {unknown[:5]} are not labels of {classifier.tag_}")
-    scorer = prompt_scorer(spec)
-    regex = scorer.text_pattern()
-    matches = [regex.match(prompt) for _, prompt, _ in rows]
-    truth = [label for _, _, label in rows]
-    # Texts the artifact would have been given; unmatched prompts are sent whole as the text.
-    texts = [m.group("text") if m else prompt for m, (_, prompt, _) in zip(matches, rows, strict=True)]
-    as_trained = classifier.classify_prompts([(system, prompt) for system, prompt, _ in rows])
-    as_served = classifier.classify(texts)
-    test_predictions = classifier.classify(test.texts) if test is not None else None
-
+        validation = load_labelled(
+            validation_file, text_col="text", label_col="label", label_set=spec.task.labels
+        )
+        truth, as_served, mismatched = validation.labels, classifier.classify(validation.texts), 0
+        as_trained = as_served
+    else:
+        truth, as_trained, as_served, mismatched = _replay_chat_file(classifier, validation_file)
     measured_served = _measure(truth, as_served, spec)
-    measured_trained = _measure(truth, as_trained, spec)
-    measured_test = _measure(test.labels, test_predictions, spec) if test and test_predictions else None
+    measured_trained = measured_served if as_trained is as_served else _measure(truth, as_trained, spec)
+    measured_test = _measure(test.labels, classifier.classify(test.texts), spec) if test is not None else None
     findings = _findings(
         spec,
         reported=reported,
         served=measured_served,
         trained=measured_trained,
         test=measured_test,
-        mismatched=sum(m is None for m in matches)
-        + sum((system or None) != (scorer.system or None) for system, _, _ in rows),
-        rows=len(rows),
+        mismatched=mismatched,
+        rows=len(truth),
         validation_labels=truth,
         test_labels=test.labels if test else None,
     )
@@ -254,28 +245,26 @@ def gap_report(
     )
 
 
-def _table_gap(
-    classifier: Classifier, validation_file: Path, *, reported: dict[str, float], test: LabelledData | None
-) -> GapReport:
+def _replay_chat_file(
+    classifier: Classifier, validation_file: Path
+) -> tuple[list[str], list[Prediction], list[Prediction], int]:
+    """The chat file's labels, its prompts classified as written and its texts as the artifact
+    renders them, and how many prompts differ from what the artifact sends."""
     spec = classifier.artifact_.spec
-    validation = load_labelled(
-        validation_file, text_col="text", label_col="label", label_set=spec.task.labels
+    rows = _read_chat_file(validation_file)
+    unknown = sorted({label for _, _, label in rows} - set(spec.task.labels))
+    if unknown:
+        raise LabelwiseError(f"{validation_file}: labels {unknown[:5]} are not labels of {classifier.tag_}")
+    scorer = prompt_scorer(spec)
+    regex = scorer.text_pattern()
+    matches = [regex.match(prompt) for _, prompt, _ in rows]
+    # Texts the artifact would have been given; unmatched prompts are sent whole as the text.
+    texts = [m.group("text") if m else prompt for m, (_, prompt, _) in zip(matches, rows, strict=True)]
+    as_trained = classifier.classify_prompts([(system, prompt) for system, prompt, _ in rows])
+    mismatched = sum(m is None for m in matches) + sum(
+        (system or None) != (scorer.system or None) for system, _, _ in rows
     )
-    served = _measure(validation.labels, classifier.classify(validation.texts), spec)
-    measured_test = _measure(test.labels, classifier.classify(test.texts), spec) if test is not None else None
-    findings = _findings(
-        spec, reported=reported, served=served, trained=served, test=measured_test, mismatched=0,
-        rows=len(validation.texts), validation_labels=validation.labels,
-        test_labels=test.labels if test else None,
-    )  # fmt: skip
-    return GapReport(
-        artifact_tag=str(classifier.tag_),
-        reported=reported,
-        validation_as_served=served,
-        validation_as_trained=served,
-        test=measured_test,
-        findings=findings,
-    )
+    return [label for _, _, label in rows], as_trained, classifier.classify(texts), mismatched
 
 
 def _value(measured: MeasuredMetrics | None, metric: str) -> float | None:
