@@ -45,6 +45,17 @@ async def _load(url: str, texts: list[str], concurrency: int) -> tuple[list[floa
     return latencies, len(texts) / elapsed, errors
 
 
+def served_home() -> Path:
+    """A throwaway model store and labelwise home for the servers this process starts."""
+    import os
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
+    os.environ.update(BENTOML_HOME=str(home / "bentoml"), LABELWISE_HOME=str(home / "labelwise"))
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server makes its own
+    return home
+
+
 def measure(name: str, url: str, texts: list[str], *, concurrency: int) -> dict[str, float]:
     """POST each text to ``url``/classify, ``concurrency`` at a time; print and return the figures."""
     latencies, rps, errors = asyncio.run(_load(url, texts, concurrency))

@@ -15,14 +15,12 @@ embedding cache), after a warm-up on other texts.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _load import free_port, measure, stop_all, wait_ready
+from _load import free_port, measure, served_home, stop_all, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = str(REPO / "bench" / "_peers.py")
@@ -35,9 +33,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--train", type=int, default=300, help="rows the head is fitted on")
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
-    os.environ.update(BENTOML_HOME=str(home / "bentoml"), LABELWISE_HOME=str(home / "labelwise"))
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    home = served_home()
     import pandas as pd
 
     from labelwise.backends import BackendSpec

@@ -13,13 +13,11 @@ same load (fixed concurrency) of reviews it has never seen, after a warm-up on o
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from _load import free_port, measure, stop_all, wait_ready
+from _load import free_port, measure, served_home, stop_all, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 YELP = REPO / "data" / "yelp-sample.csv"
@@ -30,9 +28,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=480)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="labelwise-bench-"))
-    os.environ.update(BENTOML_HOME=str(home / "bentoml"), LABELWISE_HOME=str(home / "labelwise"))
-    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    home = served_home()
     import pandas as pd
 
     from labelwise.backends import BackendSpec
