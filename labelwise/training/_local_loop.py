@@ -254,6 +254,11 @@ class _Checkpoint:
         schedule.load_state_dict(saved["schedule"])
         torch.set_rng_state(saved["rng"])
 
+    def finished(self) -> None:
+        """Drop the last weights and the optimizer: a finished run reads only its best weights."""
+        (self.folder / _WEIGHTS).unlink(missing_ok=True)
+        (self.folder / _OPTIMIZER).unlink(missing_ok=True)
+
     def best_weights(self) -> bytes:
         return (self.folder / _BEST).read_bytes()
 
@@ -306,13 +311,13 @@ def train_encoder(
         "seconds": 0.0,
         "stopped_early": False,
     }
-    if state["step"]:
-        checkpoint.restore(model, optimizer, schedule)
     step, losses = int(state["step"]), []
     clock, steps_timed = time.perf_counter(), 0
     done = state["stopped_early"] or step >= total or not keep_training
     if not state["step"] and not keep_training:
         raise LabelwiseError(f"{checkpoints} holds no checkpoint to read")
+    if step and not done:
+        checkpoint.restore(model, optimizer, schedule)
     while not done:
         step_started = time.perf_counter()
         epoch, within = divmod(step, per_epoch)
@@ -370,6 +375,8 @@ def train_encoder(
         if on_evaluation is not None:
             on_evaluation(point)
         done = state["stopped_early"] or step >= total
+    if state["stopped_early"] or step >= total:
+        checkpoint.finished()  # what a resume needs no more: a quarter of the space is left
     best = checkpoint.best_weights()
     model.load_state_dict(safetensors.torch.load(best))
     _, predicted = evaluate_split(model, validation, device, ordinal=ordinal)
