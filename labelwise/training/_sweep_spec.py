@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ..core import StrictModel
 from ..evaluation import METRICS, ORDINAL_METRICS, PROBABILITY_METRICS, DataRef
@@ -84,6 +84,18 @@ class LocalTrials(StrictModel):
     recipe: dict[str, Any] = Field(
         default_factory=dict, description="Fixed recipe settings (finetune start --local's) for every trial."
     )
+
+    @field_validator("recipe")
+    @classmethod
+    def _a_recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ._local_recipe import LocalRecipe
+
+        try:
+            LocalRecipe.model_validate(value)  # a typo fails the sweep file, not every trial
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"recipe: {problems}") from None
+        return value
 
 
 class SweepSpec(StrictModel):

