@@ -362,3 +362,20 @@ def test_a_local_sweep_file_is_checked_before_any_trial(sweep: dict[str, object]
     document = {"name": "s", "data": {"path": "d.csv"}, "space": {"learning_rate": {"grid": [1e-5]}}, **sweep}
     with pytest.raises(ValidationError, match=message):
         SweepSpec.model_validate(document)
+
+
+@pytest.mark.slow
+def test_ray_actors_load_the_fine_tune_once_and_score_as_the_local_engine(
+    trained: Trained, tmp_path: Path
+) -> None:
+    tag = str(trained.result.artifact.tag)
+    path = tmp_path / "in.parquet"
+    pd.DataFrame({"text": trained.result.test.texts[:20]}).to_parquet(path)
+    report = json.loads(
+        labelwise("batch", "score", tag, str(path), "--out", str(tmp_path / "ray"), "--rows-per-part", "5",
+                  "--engine", "ray", "--actors", "2", "--no-cache", "--json").stdout
+    )  # fmt: skip
+    # Four parts on two actors: each actor loaded the weights once.
+    assert report["rows"] == 20 and report["actors"] == 2 and report["models_loaded"] == 2
+    scored = pd.read_parquet(tmp_path / "ray")
+    assert scored["label"].astype(str).tolist() == [p.label for p in trained.result.predictions[:20]]
