@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="Training steps timed against the plain loop.")
     parser.add_argument("--out", type=Path, default=None, help="Write the figures as JSON here.")
     args = parser.parse_args()
-    recipe = LocalRecipe()
+    recipe = LocalRecipe(mode="end_to_end")
     work = Path(tempfile.mkdtemp(prefix="labelwise-ft-bench-"))
     figures: dict[str, object] = {"recipe": recipe.model_dump(mode="json"), "cpus": os.cpu_count()}
     if args.steps:
@@ -180,7 +180,7 @@ def main() -> None:
         print(json.dumps(figures["throughput"]), flush=True)
     figures["sizes"] = []
     # The few-labels mode: one pass over 10 pairs a text (SetFit trains one pass over its pairs).
-    few = recipe.model_copy(update={"mode": "few_labels", "epochs": 1, "pairs_per_text": 10})
+    few = LocalRecipe(mode="few_labels")  # its own defaults: one pass over 10 pairs a text
     runs = [(size, recipe) for size in args.sizes]
     runs += [(size, mode) for size in args.few_labels_sizes for mode in (recipe, few)]
     for size, chosen in runs:

@@ -41,7 +41,7 @@ def main() -> None:
     frozen = train_embedding(
         train, name="bench-frozen", embedder=minilm, label_col="stars", families=("logistic_regression",)
     ).artifact
-    brief = LocalRecipe(epochs=0.5, evaluations_per_epoch=1)
+    brief = LocalRecipe(mode="end_to_end", epochs=0.5, evaluations_per_epoch=1)
     tags = {"frozen embeddings (peer)": str(frozen.tag)}
     for runtime in ("torch", "onnx_int8"):
         result = finetune_local(

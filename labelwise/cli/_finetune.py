@@ -376,8 +376,8 @@ def finetune_start(
         str | None,
         typer.Option(
             "--mode",
-            help="--local: end_to_end (default), or few_labels for 8-64 examples a label "
-            "(contrastive pairs, then a logistic-regression head).",
+            help="--local: auto (default: few_labels up to 100 training rows a label, end_to_end above), "
+            "end_to_end, or few_labels (contrastive pairs, then a logistic-regression head).",
         ),
     ] = None,
     loss: Annotated[

@@ -209,6 +209,7 @@ def finetune_local(
         sample=sample,
         labelled_rows=labelled_rows,
     )
+    recipe = recipe.for_data(len(splits.train.texts), len(splits.labels))
     out.mkdir(parents=True, exist_ok=True)
     if restart:
         shutil.rmtree(out / "checkpoint", ignore_errors=True)

@@ -36,7 +36,8 @@ class _LocalContext:
 
 
 def _recipe(context: _LocalContext, config: dict[str, Any]) -> LocalRecipe:
-    return LocalRecipe.model_validate({**context.recipe, **config})
+    # Trials train end to end: the few-labels mode reports no loss until its head is fitted.
+    return LocalRecipe.model_validate({**context.recipe, **config, "mode": "end_to_end"})
 
 
 def _local_trial(config: dict[str, Any], context: _LocalContext) -> None:

@@ -90,6 +90,8 @@ class LocalTrials(StrictModel):
     def _a_recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
         from ._local_recipe import LocalRecipe
 
+        if value.get("mode", "end_to_end") != "end_to_end":
+            raise ValueError("recipe: mode: sweep trials train end to end (they report a loss as they go)")
         try:
             LocalRecipe.model_validate(value)  # a typo fails the sweep file, not every trial
         except ValidationError as exc:

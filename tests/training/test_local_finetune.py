@@ -34,7 +34,7 @@ from tests.conftest import yelp_sample
 from tests.test_cli import labelwise
 
 # Small enough to train in seconds on two cores: 32 tokens, 6 steps, 2 evaluations.
-TINY = LocalRecipe(max_tokens=32, epochs=1, batch_size=16, evaluations_per_epoch=2)
+TINY = LocalRecipe(mode="end_to_end", max_tokens=32, epochs=1, batch_size=16, evaluations_per_epoch=2)
 
 
 @dataclass(frozen=True)
@@ -222,6 +222,8 @@ def test_cli_fine_tunes_locally_and_reports_the_gap(trained: Trained, tmp_path: 
         "start",
         str(trained.data),
         "--local",
+        "--mode",
+        "end_to_end",
         "--label-col",
         "stars",
         "--name",
@@ -320,7 +322,10 @@ def test_few_labels_mode_trains_the_body_on_pairs_then_fits_the_head(data: Path,
     same = [by_text[a] == by_text[b] for a, b in zip(pairs["sentence1"], pairs["sentence2"], strict=True)]
     assert same == [bool(x) for x in pairs["label"]] and 0.4 < np.mean(same) <= 0.5
     assert pairs == contrastive_pairs(splits.train, 4, seed=0)  # seeded
-    recipe = TINY.model_copy(update={"mode": "few_labels", "pairs_per_text": 4})
+    recipe = LocalRecipe(mode="few_labels", max_tokens=32, batch_size=16, pairs_per_text=4)
+    assert recipe.for_data(20, 5).epochs == 1  # the mode's own default, as measured
+    assert LocalRecipe().for_data(500, 5).mode == "few_labels"  # auto: 100 rows a label or fewer
+    assert LocalRecipe().for_data(501, 5).mode == "end_to_end"
     result = finetune_local(
         data, name="ft-few", out=tmp_path, recipe=recipe, label_col="stars", device="cpu", labelled_rows=40
     )
