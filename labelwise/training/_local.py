@@ -216,8 +216,8 @@ def finetune_local(
     _write_rows(splits.validation, out / VALIDATION_FILE)
     _write_rows(splits.test, out / TEST_FILE)
     say(
-        f"fine-tuning {recipe.base_model} on {len(splits.train.texts)} rows ({len(splits.validation.texts)} "
-        f"for validation, {len(splits.test.texts)} held out) on {device}"
+        f"fine-tuning {recipe.base_model} ({recipe.mode.replace('_', ' ')}) on {len(splits.train.texts)} "
+        f"rows ({len(splits.validation.texts)} for validation, {len(splits.test.texts)} held out) on {device}"
     )
     train = train_few_labels if recipe.mode == "few_labels" else train_encoder
     trained = train(
