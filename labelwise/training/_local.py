@@ -111,11 +111,14 @@ def encoder_artifact(
 ) -> ClassifierArtifact:
     """The kept weights with their provenance, as an artifact not yet stored; the texts they saw
     (training and validation) travel with them, so ``eval`` can tell when it is measured on them."""
+    mode = recipe.mode
+    if mode == "auto":
+        raise ValueError("the recipe's mode is decided for its data first (LocalRecipe.for_data)")
     _, base_sha256 = base_model_files(recipe.base_model)
     provenance = LocalTrainingProvenance(
         base_model=recipe.base_model,
         base_model_sha256=base_sha256,
-        mode=recipe.mode,
+        mode=mode,
         data=splits.data,
         hyperparameters=recipe.model_dump(mode="json", exclude={"base_model", "mode"}),
         seed=seed,
