@@ -173,16 +173,16 @@ def encoder_predictor(files: Mapping[str, bytes], form: EncoderFormat, runtime: 
             if len(_loaded) >= 4:
                 _loaded.pop(next(iter(_loaded)))
             _loaded[key] = EncoderPredictor(files, form, runtime)
-            _counted.append(key)
+            _loads[0] += 1
         return _loaded[key]
 
 
-_counted: list[tuple[str, str]] = []
+_loads = [0]  # loads so far in this process (a list: a module-level int cannot be rebound in place)
 
 
 def encoders_loaded() -> int:
     """How many encoder classifiers this process has loaded."""
-    return len(_counted)
+    return _loads[0]
 
 
 def _quantized_file(files: Mapping[str, bytes], form: EncoderFormat) -> Any:

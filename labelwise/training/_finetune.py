@@ -206,8 +206,10 @@ def gap_report(
     *,
     reported: dict[str, float],
     test: LabelledData | None = None,
+    test_predictions: Sequence[Prediction] | None = None,
 ) -> GapReport:
-    """Replay the validation file (as trained and as the artifact serves it) and a test set.
+    """Replay the validation file (as trained and as the artifact serves it) and a test set
+    (``test_predictions``: the classifier's predictions of it, where they are already made).
 
     A provider's model reads a chat fine-tuning file; a model fine-tuned here (no prompt) reads the
     validation rows as a table (``text``, ``label``), which it saw as it was trained.
@@ -223,7 +225,10 @@ def gap_report(
         truth, as_trained, as_served, mismatched = _replay_chat_file(classifier, validation_file)
     measured_served = _measure(truth, as_served, spec)
     measured_trained = measured_served if as_trained is as_served else _measure(truth, as_trained, spec)
-    measured_test = _measure(test.labels, classifier.classify(test.texts), spec) if test is not None else None
+    measured_test = None
+    if test is not None:
+        predicted = test_predictions if test_predictions is not None else classifier.classify(test.texts)
+        measured_test = _measure(test.labels, predicted, spec)
     findings = _findings(
         spec,
         reported=reported,

@@ -234,7 +234,11 @@ def finetune_local(
         card, predictions = evaluate(classifier, splits.test, random_state=seed, predictions=held_out)
         check = _int8_check(artifact, splits.test, held_out) if runtime == "onnx_int8" else None
         gap = gap_report(
-            classifier, out / VALIDATION_FILE, reported=trained.validation_metrics, test=splits.test
+            classifier,
+            out / VALIDATION_FILE,
+            reported=trained.validation_metrics,
+            test=splits.test,
+            test_predictions=held_out,
         )
     # The run's timing describes it without changing the model: an attachment, outside the version.
     timing = json.dumps(trained.timing(), indent=2).encode()

@@ -350,8 +350,9 @@ def train_encoder(
         losses = []
         improved = state["best_loss"] is None or valid_loss < state["best_loss"]
         state["curve"].append(point)
-        if improved:
-            state.update(best_loss=valid_loss, best_step=step, bad=0)
+        if improved:  # its metrics kept now: the end needs no second pass over validation
+            metrics = metrics_of(validation.labels, predicted, len(splits.labels))
+            state.update(best_loss=valid_loss, best_step=step, bad=0, best_metrics=metrics)
         else:
             state["bad"] += 1
         state["stopped_early"] = state["bad"] >= recipe.patience and step < total
@@ -377,11 +378,8 @@ def train_encoder(
         done = state["stopped_early"] or step >= total
     if state["stopped_early"] or step >= total:
         checkpoint.finished()  # what a resume needs no more: a quarter of the space is left
-    best = checkpoint.best_weights()
-    model.load_state_dict(safetensors.torch.load(best))
-    _, predicted = evaluate_split(model, validation, device, ordinal=ordinal)
     return TrainedEncoder(
-        weights=best,
+        weights=checkpoint.best_weights(),
         config=config_file(model),
         tokenizer=tokenizer_json,
         curve=state["curve"],
@@ -392,7 +390,7 @@ def train_encoder(
         seconds=float(state["seconds"]) or time.perf_counter() - started,
         examples_trained=int(state["step"]) * recipe.batch_size,
         train_seconds=float(state.get("train_seconds", 0.0)),
-        validation_metrics=metrics_of(validation.labels, predicted, len(splits.labels)),
+        validation_metrics=dict(state["best_metrics"]),
     )
 
 

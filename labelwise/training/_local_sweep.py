@@ -19,7 +19,7 @@ from ..packaging import Classifier
 from ._local import encoder_artifact
 from ._local_loop import train_encoder
 from ._local_recipe import LocalRecipe, LocalSplits, split_for_training
-from ._sweep import SweepBoard, SweepOutcome, TrialRow, ray_session
+from ._sweep import SweepBoard, SweepOutcome, TrialRow, ray_session, trial_curve
 from ._sweep_spec import SweepSpec, max_epochs, scheduler, search_algorithm
 
 __all__ = ["run_local_sweep"]
@@ -145,16 +145,10 @@ def run_local_sweep(
 
 
 def _row(result: Any, trials_dir: Path) -> TrialRow:
-    frame = result.metrics_dataframe
     trial_id = (
         Path(result.path).name if not result.metrics.get("trial_id") else str(result.metrics["trial_id"])
     )
-    curve = []
-    if frame is not None and "valid_loss" in frame:
-        columns = ("step", "examples_seen", "valid_loss", "train_loss")
-        curve = [
-            dict(zip(columns, map(float, values), strict=True)) for values in frame[list(columns)].values
-        ]
+    curve = trial_curve(result)
     # Trained to its end (or stopped by its own patience), or stopped by the scheduler.
     state_file = trials_dir / trial_id / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
@@ -166,6 +160,6 @@ def _row(result: Any, trials_dir: Path) -> TrialRow:
         status="failed" if result.error else "succeeded" if finished else "stopped early",
         steps=int(curve[-1]["step"]) if curve else 0,
         valid_loss=curve[-1]["valid_loss"] if curve else None,
-        reported_accuracy=float(frame["valid_accuracy"].iloc[-1]) if curve else None,
+        reported_accuracy=float(result.metrics["valid_accuracy"]) if curve else None,  # the last report
         curve=curve,
     )

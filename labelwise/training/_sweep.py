@@ -39,7 +39,7 @@ from ._jobs import (
 from ._start import PreparedData, prepare
 from ._sweep_spec import HYPERPARAMETERS, SweepSpec, max_epochs, scheduler, search_algorithm
 
-__all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "ray_session", "run_sweep"]
+__all__ = ["SweepBoard", "SweepOutcome", "TrialRow", "ray_session", "run_sweep", "trial_curve"]
 
 
 @dataclass(frozen=True)
@@ -311,13 +311,7 @@ def _row(result: Any, ender: _JobEnder) -> TrialRow:
     where its job finished; the model is then there, and measured)."""
     trial_id = str(result.metrics.get("trial_id") or Path(result.path).name)
     job_status = ender.end(trial_id)
-    frame = result.metrics_dataframe
-    curve = []
-    if frame is not None and "valid_loss" in frame:
-        columns = ("step", "examples_seen", "valid_loss", "train_loss")
-        curve = [
-            dict(zip(columns, map(float, values), strict=True)) for values in frame[list(columns)].values
-        ]
+    curve = trial_curve(result)
     return TrialRow(
         trial_id=trial_id,
         config=dict(result.config),
@@ -328,6 +322,15 @@ def _row(result: Any, ender: _JobEnder) -> TrialRow:
         reported_accuracy=None,
         curve=curve,
     )
+
+
+def trial_curve(result: Any) -> list[dict[str, float]]:
+    """A Tune result's reports: step, examples seen, validation and training loss."""
+    frame = result.metrics_dataframe
+    if frame is None or "valid_loss" not in frame:
+        return []
+    columns = ("step", "examples_seen", "valid_loss", "train_loss")
+    return [dict(zip(columns, map(float, values), strict=True)) for values in frame[list(columns)].values]
 
 
 def _measure(
